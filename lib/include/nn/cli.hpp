@@ -1,0 +1,69 @@
+#pragma once
+// The command line every chapter executable shares (COURSE.md section 4):
+// --data DIR, --plots DIR, --seed N, --help, plus the chapter's own options.
+//
+//   nn::cli::Parser cli("ch01-idx-loading", "Loads MNIST from its IDX files.");
+//   nn::cli::Common common;
+//   cli.add_common(common);
+//   int rows = 5;
+//   cli.option("--rows", "N", "rows in the digit grid", &rows);
+//   if (!cli.parse(argc, argv)) return 0;   // --help was printed
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nn::cli {
+
+struct Common {
+  std::filesystem::path data;    // --data, else $MNIST_DIR, else <repo>/data/mnist
+  std::filesystem::path plots;   // --plots, else <build>/plots
+  std::optional<std::uint64_t> seed;  // --seed; empty when not given
+
+  // The seed to use: --seed if given, else a fresh random one (print it so a
+  // run can be repeated).
+  std::uint64_t seed_or_random() const;
+};
+
+std::filesystem::path default_data_dir();
+std::filesystem::path default_plots_dir();
+
+class Parser {
+ public:
+  Parser(std::string program, std::string about);
+
+  void flag(std::string name, std::string help, bool* target);
+  void option(std::string name, std::string metavar, std::string help, std::string* target);
+  void option(std::string name, std::string metavar, std::string help, std::filesystem::path* target);
+  void option(std::string name, std::string metavar, std::string help, int* target);
+  void option(std::string name, std::string metavar, std::string help, std::int64_t* target);
+  void option(std::string name, std::string metavar, std::string help, double* target);
+  void option(std::string name, std::string metavar, std::string help,
+              std::optional<std::uint64_t>* target);
+  // --data, --plots and (unless with_seed is false) --seed.
+  void add_common(Common& common, bool with_seed = true);
+
+  // Parses argv. Returns false after printing the usage for --help; throws
+  // nn::Error for an unknown option, a missing value or a malformed number.
+  bool parse(int argc, char** argv);
+  std::string usage() const;
+  const std::string& program() const { return program_; }
+
+ private:
+  struct Option {
+    std::string name, metavar, help, default_text;
+    std::function<void(const std::string&)> set;  // null for flags
+    bool* flag = nullptr;
+  };
+  void add(Option o);
+  std::string program_, about_;
+  std::vector<Option> options_;
+};
+
+// Runs a chapter's body, turning an nn::Error (or any other exception) into
+// one line on stderr, "<program>: error: <message>", and exit status 1.
+int run(const std::string& program, const std::function<int()>& body);
+
+}  // namespace nn::cli

@@ -1,0 +1,51 @@
+#pragma once
+// PNG plots drawn by gnuplot, through gnuplot-iostream's pipe.
+//
+//   nn::plot::Png png(plots / "digits.png", 800, 800);
+//   png.gp() << "plot '-' matrix with image\n";
+//   nn::plot::send_matrix(png.gp(), pixels, 28, 28);
+//   png.finish();   // waits for gnuplot, then moves the file into place
+//
+// gnuplot draws into "<file>.tmp"; finish() renames it to <file> only when
+// gnuplot exited cleanly, so a failed or interrupted plot never leaves a
+// half-written PNG.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <ostream>
+#include <string>
+
+namespace nn::plot {
+
+// True when a `gnuplot` program is on the PATH.
+bool gnuplot_available();
+
+class Png {
+ public:
+  Png(std::filesystem::path file, int width, int height);
+  ~Png();
+  Png(const Png&) = delete;
+  Png& operator=(const Png&) = delete;
+
+  // The command stream to gnuplot (a std::ostream): write commands and inline data.
+  std::ostream& gp();
+  // Closes gnuplot and moves the PNG into place; throws nn::Error if gnuplot failed.
+  void finish();
+  const std::filesystem::path& file() const { return file_; }
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::filesystem::path file_, tmp_, log_;
+};
+
+// Inline data for `plot '-' matrix with image`: rows lines of cols values,
+// then the `e` line that ends inline data.
+void send_matrix(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols);
+void send_matrix(std::ostream& gp, const float* data, std::size_t rows, std::size_t cols);
+
+// gnuplot's string literal for `text`, quoted and escaped.
+std::string quote(const std::string& text);
+
+}  // namespace nn::plot

@@ -1,0 +1,156 @@
+#include "nn/cli.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <new>
+#include <random>
+
+#include "nn/error.hpp"
+
+namespace nn::cli {
+
+namespace fs = std::filesystem;
+
+fs::path default_data_dir() {
+  if (const char* env = std::getenv("MNIST_DIR"); env && *env) return env;
+  return NN_DEFAULT_DATA_DIR;
+}
+
+fs::path default_plots_dir() { return NN_DEFAULT_PLOTS_DIR; }
+
+std::uint64_t Common::seed_or_random() const {
+  if (seed) return *seed;
+  return (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
+}
+
+Parser::Parser(std::string program, std::string about)
+    : program_(std::move(program)), about_(std::move(about)) {
+  add({.name = "--help", .metavar = "", .help = "print this help and exit", .default_text = "", .set = nullptr, .flag = nullptr});
+}
+
+void Parser::add(Option o) { options_.push_back(std::move(o)); }
+
+void Parser::flag(std::string name, std::string help, bool* target) {
+  add({.name = std::move(name), .metavar = "", .help = std::move(help), .default_text = "",
+       .set = nullptr, .flag = target});
+}
+
+namespace {
+
+template <typename T>
+T parse_number(const std::string& option, const std::string& text, const char* kind) {
+  T value{};
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ec != std::errc() || ptr != end || text.empty())
+    throw Error(fmt::format("option {}: '{}' is not {}", option, text, kind));
+  return value;
+}
+
+}  // namespace
+
+void Parser::option(std::string name, std::string metavar, std::string help, std::string* target) {
+  add({name, std::move(metavar), std::move(help), *target, [target](const std::string& v) { *target = v; }});
+}
+
+void Parser::option(std::string name, std::string metavar, std::string help, fs::path* target) {
+  add({name, std::move(metavar), std::move(help), target->string(),
+       [target](const std::string& v) { *target = v; }});
+}
+
+void Parser::option(std::string name, std::string metavar, std::string help, int* target) {
+  add({name, std::move(metavar), std::move(help), std::to_string(*target),
+       [target, name](const std::string& v) { *target = parse_number<int>(name, v, "an integer"); }});
+}
+
+void Parser::option(std::string name, std::string metavar, std::string help, std::int64_t* target) {
+  add({name, std::move(metavar), std::move(help), std::to_string(*target),
+       [target, name](const std::string& v) { *target = parse_number<std::int64_t>(name, v, "an integer"); }});
+}
+
+void Parser::option(std::string name, std::string metavar, std::string help, double* target) {
+  add({name, std::move(metavar), std::move(help), fmt::format("{}", *target),
+       [target, name](const std::string& v) { *target = parse_number<double>(name, v, "a number"); }});
+}
+
+void Parser::option(std::string name, std::string metavar, std::string help,
+                    std::optional<std::uint64_t>* target) {
+  add({name, std::move(metavar), std::move(help), *target ? std::to_string(**target) : "random",
+       [target, name](const std::string& v) {
+         *target = parse_number<std::uint64_t>(name, v, "a non-negative integer");
+       }});
+}
+
+void Parser::add_common(Common& common, bool with_seed) {
+  common.data = default_data_dir();
+  common.plots = default_plots_dir();
+  option("--data", "DIR", "dataset folder: MNIST or Fashion-MNIST IDX files, raw or .gz "
+                          "(else $MNIST_DIR)", &common.data);
+  option("--plots", "DIR", "folder for the PNG plots this run draws", &common.plots);
+  if (with_seed) option("--seed", "N", "seed for every random choice, to repeat a run", &common.seed);
+}
+
+std::string Parser::usage() const {
+  std::string out = fmt::format("usage: {} [options]\n\n{}\n\noptions:\n", program_, about_);
+  for (const Option& o : options_) {
+    std::string left = o.metavar.empty() ? o.name : o.name + " " + o.metavar;
+    out += fmt::format("  {:<18} {}", left, o.help);
+    if (!o.default_text.empty()) out += fmt::format(" (default: {})", o.default_text);
+    out += "\n";
+  }
+  return out;
+}
+
+bool Parser::parse(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    std::string value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); arg.starts_with("--") && eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    if (arg == "--help" || arg == "-h") {
+      std::cout << usage();
+      return false;
+    }
+    const Option* found = nullptr;
+    for (const Option& o : options_)
+      if (o.name == arg) found = &o;
+    if (found == nullptr) {
+      if (arg.starts_with("-"))
+        throw Error(fmt::format("unknown option '{}' (see --help)", arg));
+      throw Error(fmt::format("unexpected argument '{}' (see --help)", arg));
+    }
+    if (found->flag != nullptr) {
+      if (has_value) throw Error(fmt::format("option {} takes no value", arg));
+      *found->flag = true;
+      continue;
+    }
+    if (!has_value) {
+      if (i + 1 >= argc) throw Error(fmt::format("option {} needs a value: {} {}", arg, arg, found->metavar));
+      value = argv[++i];
+    }
+    found->set(value);
+  }
+  return true;
+}
+
+int run(const std::string& program, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    std::cerr << program << ": error: " << e.what() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << program << ": error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << program << ": internal error: " << e.what() << "\n";
+  }
+  return 1;
+}
+
+}  // namespace nn::cli

@@ -1,0 +1,253 @@
+// Chapter 01: the IDX reader, on files the tests write and on the real MNIST.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <fstream>
+#include <numeric>
+
+#include "nn/error.hpp"
+#include "nn/idx.hpp"
+#include "nn/io.hpp"
+#include "nn/mnist.hpp"
+#include "nn/shape.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using Bytes = std::vector<std::uint8_t>;
+using testing_nn::TempDir;
+
+// The header of an unsigned-byte IDX file with these dims.
+Bytes header(std::vector<std::uint32_t> dims, std::uint8_t type = 0x08) {
+  Bytes b{0, 0, type, static_cast<std::uint8_t>(dims.size())};
+  for (auto d : dims)
+    for (int s = 24; s >= 0; s -= 8) b.push_back(static_cast<std::uint8_t>(d >> s));
+  return b;
+}
+
+Bytes with_payload(Bytes b, std::size_t n, std::uint8_t value = 7) {
+  b.insert(b.end(), n, value);
+  return b;
+}
+
+// The message decode_idx throws for `bytes`, or "" if it does not throw.
+std::string error_of(const Bytes& bytes) {
+  try {
+    nn::decode_idx(bytes, "f.idx");
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Idx, DecodesAHandMadeRank3File) {
+  auto a = nn::decode_idx(with_payload(header({2, 3, 4}), 24), "f");
+  EXPECT_EQ(a.shape, (std::vector<std::size_t>{2, 3, 4}));
+  EXPECT_EQ(a.data.size(), 24u);
+  EXPECT_EQ(a.data[23], 7);
+}
+
+TEST(Idx, DimsAreBigEndian) {
+  // 0x00000102 = 258, not 0x02010000 as a little-endian read would give.
+  auto a = nn::decode_idx(with_payload(header({258}), 258), "f");
+  EXPECT_EQ(a.shape, (std::vector<std::size_t>{258}));
+}
+
+TEST(Idx, RoundTripRawAndGzip) {
+  TempDir dir;
+  nn::IdxArray a{{3, 5, 2}, Bytes(30)};
+  std::iota(a.data.begin(), a.data.end(), 200);  // wraps past 255 on purpose
+  for (auto c : {nn::Compression::none, nn::Compression::gzip}) {
+    auto file = dir / (c == nn::Compression::gzip ? "a.idx.gz" : "a.idx");
+    nn::write_idx(file, a, c);
+    auto b = nn::read_idx(file);
+    EXPECT_EQ(b.shape, a.shape);
+    EXPECT_EQ(b.data, a.data);
+    EXPECT_FALSE(std::filesystem::exists(file.string() + ".tmp"));
+  }
+  EXPECT_EQ(nn::read_file(dir / "a.idx").size(), 4u + 12u + 30u);
+  EXPECT_EQ(nn::read_file(dir / "a.idx.gz")[0], 0x1f);
+}
+
+TEST(Idx, MissingFile) {
+  TempDir dir;
+  try {
+    nn::read_idx(dir / "nope");
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("nope: no such file"));
+  }
+}
+
+TEST(Idx, EmptyAndShorterThanTheHeader) {
+  EXPECT_THAT(error_of({}), HasSubstr("f.idx: empty file"));
+  EXPECT_THAT(error_of({0, 0, 8}), HasSubstr("ends after 3 bytes, inside the 4-byte magic"));
+  EXPECT_THAT(error_of({0, 0, 8, 3, 0, 0, 0, 2, 0, 0}),
+              HasSubstr("ends inside the header: rank 3 needs 16 header bytes, found 10"));
+}
+
+TEST(Idx, WrongMagicTypeCodeOrRank) {
+  EXPECT_THAT(error_of({'P', '5', 8, 1, 0, 0, 0, 0}), HasSubstr("bad magic number 0x50350801"));
+  EXPECT_THAT(error_of(with_payload(header({1}, 0x0D), 4)),
+              HasSubstr("unsupported IDX type code 0x0D (float32)"));
+  EXPECT_THAT(error_of(header({}, 0x08)), HasSubstr("rank 0"));
+}
+
+TEST(Idx, AbsurdDims) {
+  // 2^32-1 cubed overflows 64 bits.
+  EXPECT_THAT(error_of(header({0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF})), HasSubstr("overflow"));
+  // Dims that fit but promise 4 GB from a 12-byte file: refused before allocating.
+  EXPECT_THAT(error_of(header({65536, 65536})),
+              HasSubstr("payload is 0 bytes, but the dims (65536, 65536) say 4294967296"));
+  // The same in gzip: more than deflate's 1032:1 ratio allows.
+  EXPECT_THAT(error_of(nn::gzip_compress(header({65536, 65536}))),
+              HasSubstr("more than a"));
+}
+
+TEST(Idx, PayloadShorterOrLongerThanTheDims) {
+  EXPECT_THAT(error_of(with_payload(header({10}), 9)),
+              HasSubstr("payload is 9 bytes, but the dims (10,) say 10"));
+  EXPECT_THAT(error_of(with_payload(header({10}), 11)),
+              HasSubstr("payload is 11 bytes, but the dims (10,) say 10"));
+  EXPECT_THAT(error_of(nn::gzip_compress(with_payload(header({2, 5}), 9))),
+              HasSubstr("payload is 9 bytes, but the dims (2, 5) say 10"));
+  EXPECT_THAT(error_of(nn::gzip_compress(with_payload(header({2, 5}), 12))),
+              HasSubstr("payload is 12 bytes, but the dims (2, 5) say 10"));
+}
+
+TEST(Idx, EmptyDimensionIsAValidEmptyArray) {
+  auto a = nn::decode_idx(header({0, 28, 28}), "f");
+  EXPECT_EQ(a.shape, (std::vector<std::size_t>{0, 28, 28}));
+  EXPECT_TRUE(a.data.empty());
+}
+
+TEST(Idx, TruncatedGzipAtEveryLength) {
+  Bytes gz = nn::gzip_compress(with_payload(header({100}), 100, 42));
+  ASSERT_EQ(error_of(gz), "");
+  // Every proper prefix longer than the 2-byte gzip magic must fail cleanly.
+  for (std::size_t n = 2; n < gz.size(); ++n) {
+    Bytes cut(gz.begin(), gz.begin() + static_cast<long>(n));
+    EXPECT_THAT(error_of(cut), HasSubstr("f.idx: ")) << "prefix of " << n << " bytes";
+  }
+  Bytes cut(gz.begin(), gz.end() - 3);
+  EXPECT_THAT(error_of(cut), HasSubstr("truncated gzip stream"));
+}
+
+TEST(Idx, CorruptGzip) {
+  Bytes gz = nn::gzip_compress(with_payload(header({1000}), 1000, 42));
+  Bytes bad = gz;
+  bad[bad.size() - 6] ^= 0xFF;  // inside the CRC-32 trailer
+  EXPECT_THAT(error_of(bad), HasSubstr("corrupt gzip data"));
+  Bytes garbage{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF};
+  EXPECT_THAT(error_of(garbage), HasSubstr("corrupt gzip data"));
+  Bytes trailing = gz;
+  trailing.push_back(0);
+  EXPECT_THAT(error_of(trailing), HasSubstr("1 unexpected bytes after the end of the gzip stream"));
+}
+
+// A dataset folder holding four small files: 3 train and 2 test digits of 2x2.
+struct TinyDataset {
+  TempDir dir;
+  nn::IdxArray x_train{{3, 2, 2}, Bytes(12, 1)}, y_train{{3}, {1, 2, 3}};
+  nn::IdxArray x_test{{2, 2, 2}, Bytes(8, 9)}, y_test{{2}, {9, 0}};
+  void write(nn::Compression c = nn::Compression::none) {
+    std::string ext = c == nn::Compression::gzip ? ".gz" : "";
+    nn::write_idx(dir / ("train-images-idx3-ubyte" + ext), x_train, c);
+    nn::write_idx(dir / ("train-labels-idx1-ubyte" + ext), y_train, c);
+    nn::write_idx(dir / ("t10k-images-idx3-ubyte" + ext), x_test, c);
+    nn::write_idx(dir / ("t10k-labels-idx1-ubyte" + ext), y_test, c);
+  }
+};
+
+std::string load_error(const std::filesystem::path& dir) {
+  try {
+    nn::load_mnist(dir);
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Mnist, LoadsRawOrGzipFolders) {
+  for (auto c : {nn::Compression::none, nn::Compression::gzip}) {
+    TinyDataset t;
+    t.write(c);
+    auto m = nn::load_mnist(t.dir.path());
+    EXPECT_EQ(m.x_train.shape, (std::vector<std::size_t>{3, 2, 2}));
+    EXPECT_EQ(m.y_test.data, (Bytes{9, 0}));
+  }
+}
+
+TEST(Mnist, MissingFolderOrFile) {
+  TempDir dir;
+  EXPECT_THAT(load_error(dir / "absent"), HasSubstr("dataset folder not found"));
+  EXPECT_THAT(load_error(dir.path()),
+              HasSubstr("train-images-idx3-ubyte: no such file (nor train-images-idx3-ubyte.gz)"));
+}
+
+TEST(Mnist, ImagesAndLabelsWithDifferentCounts) {
+  TinyDataset t;
+  t.y_train = {{2}, {1, 2}};
+  t.write();
+  EXPECT_THAT(load_error(t.dir.path()),
+              HasSubstr("train-images-idx3-ubyte has 3 images but"));
+  EXPECT_THAT(load_error(t.dir.path()), HasSubstr("train-labels-idx1-ubyte has 2 labels"));
+}
+
+TEST(Mnist, LabelOutsideZeroToNine) {
+  TinyDataset t;
+  t.y_test = {{2}, {9, 10}};
+  t.write();
+  EXPECT_THAT(load_error(t.dir.path()),
+              HasSubstr("t10k-labels-idx1-ubyte: label 10 at index 1 is outside 0..9"));
+}
+
+TEST(Mnist, WrongRank) {
+  TinyDataset t;
+  t.x_train = {{3, 4}, Bytes(12)};
+  t.write();
+  EXPECT_THAT(load_error(t.dir.path()), HasSubstr("images have shape (3, 4); expected (N, height, width)"));
+}
+
+TEST(RealMnist, ShapesAsKerasPrintsThem) {
+  const auto& m = testing_nn::real_mnist();
+  EXPECT_EQ(nn::format_shape(m.x_train.shape), "(60000, 28, 28)");
+  EXPECT_EQ(nn::format_shape(m.y_train.shape), "(60000,)");
+  EXPECT_EQ(nn::format_shape(m.x_test.shape), "(10000, 28, 28)");
+  EXPECT_EQ(nn::format_shape(m.y_test.shape), "(10000,)");
+}
+
+TEST(RealMnist, FirstLabels) {
+  const auto& m = testing_nn::real_mnist();
+  EXPECT_EQ(Bytes(m.y_train.data.begin(), m.y_train.data.begin() + 10),
+            (Bytes{5, 0, 4, 1, 9, 2, 1, 3, 1, 4}));
+  EXPECT_EQ(Bytes(m.y_test.data.begin(), m.y_test.data.begin() + 10),
+            (Bytes{7, 2, 1, 0, 4, 1, 4, 9, 5, 9}));
+}
+
+TEST(RealMnist, CountOfEachLabel) {
+  const auto& m = testing_nn::real_mnist();
+  std::array<int, 10> train{}, test{};
+  for (auto y : m.y_train.data) ++train[y];
+  for (auto y : m.y_test.data) ++test[y];
+  EXPECT_EQ(train, (std::array<int, 10>{5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949}));
+  EXPECT_EQ(test, (std::array<int, 10>{980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}));
+}
+
+TEST(RealMnist, TheSameDataThroughGzip) {
+  TempDir dir;
+  const auto& m = testing_nn::real_mnist();
+  nn::write_idx(dir / "t10k-images-idx3-ubyte.gz", m.x_test, nn::Compression::gzip);
+  auto back = nn::read_idx(dir / "t10k-images-idx3-ubyte.gz");
+  EXPECT_EQ(back.shape, m.x_test.shape);
+  EXPECT_TRUE(back.data == m.x_test.data);
+}
+
+TEST(Shape, FormatAsKeras) {
+  EXPECT_EQ(nn::format_shape(std::vector<std::size_t>{5}), "(5,)");
+  EXPECT_EQ(nn::format_shape(std::vector<std::size_t>{1, 28, 28, 1}), "(1, 28, 28, 1)");
+}
+
+}  // namespace
