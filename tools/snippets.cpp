@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 
@@ -26,7 +25,15 @@ std::string trim(const std::string& s) {
   return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
-const std::regex kQuote(R"(^<!-- snippet: (\S+) (\S+) -->\s*$)");
+// "<!-- snippet: PATH NAME -->" gives PATH and NAME.
+bool parse_quote(const std::string& line, std::string& path, std::string& name) {
+  const std::string open = "<!-- snippet: ", close = "-->";
+  std::string t = trim(line);
+  if (!t.starts_with(open) || !t.ends_with(close)) return false;
+  std::istringstream words(t.substr(open.size(), t.size() - open.size() - close.size()));
+  std::string extra;
+  return static_cast<bool>(words >> path >> name) && !(words >> extra);
+}
 
 // A quote found in Markdown: the comment line, and the fenced block's body lines [begin, end).
 struct Quote {
@@ -37,9 +44,9 @@ struct Quote {
 std::vector<Quote> find_quotes(const fs::path& markdown, const std::vector<std::string>& lines) {
   std::vector<Quote> quotes;
   for (std::size_t i = 0; i < lines.size(); ++i) {
-    std::smatch m;
-    if (!std::regex_match(lines[i], m, kQuote)) continue;
-    Quote q{i, 0, 0, m[1], m[2]};
+    std::string path, name;
+    if (!parse_quote(lines[i], path, name)) continue;
+    Quote q{i, 0, 0, path, name};
     if (i + 1 >= lines.size() || !lines[i + 1].starts_with("```"))
       throw std::runtime_error(markdown.string() + ":" + std::to_string(i + 1) +
                                ": a snippet comment must be followed by a ``` fence");

@@ -35,7 +35,7 @@ class RawStream final : public ByteStream {
   explicit RawStream(std::span<const std::uint8_t> bytes) : bytes_(bytes) {}
   std::size_t read(std::uint8_t* dst, std::size_t n) override {
     n = std::min(n, bytes_.size() - pos_);
-    std::memcpy(dst, bytes_.data() + pos_, n);
+    if (n > 0) std::memcpy(dst, bytes_.data() + pos_, n);  // memcpy with a null span is undefined
     pos_ += n;
     return n;
   }

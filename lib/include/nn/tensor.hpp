@@ -1,0 +1,102 @@
+#pragma once
+// The Tensor every chapter from 02 on uses: float32, contiguous, row-major,
+// 64-byte aligned, rank 1 to 4, NHWC (channels last) as in Keras.
+//
+//   nn::Tensor x({60000, 28, 28, 1});      // zero-filled
+//   x(0, 5, 7, 0) = 1.0f;                  // element access, checked rank
+//   nn::Tensor flat = x.reshape({60000, -1});   // a view: same buffer, new shape
+//   nn::Tensor copy = x;                   // copying a Tensor copies its elements
+//
+// Keep it small and readable: this is a course, not Eigen.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+
+namespace nn {
+
+// A shape of rank 1 to 4, e.g. Shape{32, 26, 26, 32}.
+class Shape {
+ public:
+  static constexpr std::size_t kMaxRank = 4;
+  Shape() = default;
+  Shape(std::initializer_list<std::size_t> dims);
+  explicit Shape(std::span<const std::size_t> dims);
+
+  std::size_t rank() const { return rank_; }
+  std::size_t operator[](std::size_t i) const { return dims_[i]; }
+  std::size_t size() const;  // the number of elements
+  std::span<const std::size_t> dims() const { return {dims_.data(), rank_}; }
+  bool operator==(const Shape& other) const;
+  std::string str() const;  // "(60000, 28, 28, 1)", as Keras prints it
+
+ private:
+  std::array<std::size_t, kMaxRank> dims_{};
+  std::size_t rank_ = 0;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  explicit Tensor(Shape shape, float fill = 0.0f);
+  Tensor(Shape shape, std::span<const float> values);  // values.size() == shape.size()
+
+  Tensor(const Tensor& other);             // deep copy
+  Tensor& operator=(const Tensor& other);  // deep copy
+  Tensor(Tensor&&) noexcept = default;
+  Tensor& operator=(Tensor&&) noexcept = default;
+
+  const Shape& shape() const { return shape_; }
+  std::size_t rank() const { return shape_.rank(); }
+  std::size_t size() const { return shape_.size(); }
+  std::size_t dim(std::size_t i) const { return shape_[i]; }
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  std::span<float> span() { return {data_, size()}; }
+  std::span<const float> span() const { return {data_, size()}; }
+
+  // Flat element access.
+  float& operator[](std::size_t i) { return data_[i]; }
+  float operator[](std::size_t i) const { return data_[i]; }
+
+  // Element access by index; the number of indices must equal the rank.
+  float& operator()(std::size_t i) { return data_[offset(i)]; }
+  float& operator()(std::size_t i, std::size_t j) { return data_[offset(i, j)]; }
+  float& operator()(std::size_t i, std::size_t j, std::size_t k) { return data_[offset(i, j, k)]; }
+  float& operator()(std::size_t i, std::size_t j, std::size_t k, std::size_t l) {
+    return data_[offset(i, j, k, l)];
+  }
+  float operator()(std::size_t i) const { return data_[offset(i)]; }
+  float operator()(std::size_t i, std::size_t j) const { return data_[offset(i, j)]; }
+  float operator()(std::size_t i, std::size_t j, std::size_t k) const { return data_[offset(i, j, k)]; }
+  float operator()(std::size_t i, std::size_t j, std::size_t k, std::size_t l) const {
+    return data_[offset(i, j, k, l)];
+  }
+
+  // A view of the same elements with another shape: no copy, the same buffer.
+  // One dimension may be -1: it is inferred from the others. Throws nn::Error
+  // naming both shapes when the element counts differ.
+  Tensor reshape(std::initializer_list<std::int64_t> dims) const;
+  Tensor reshape(const Shape& shape) const;
+
+  // True when both tensors look at the same buffer (one is a view of the other).
+  bool shares_buffer_with(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
+
+  void fill(float value);
+
+ private:
+  std::size_t offset(std::size_t i) const;
+  std::size_t offset(std::size_t i, std::size_t j) const;
+  std::size_t offset(std::size_t i, std::size_t j, std::size_t k) const;
+  std::size_t offset(std::size_t i, std::size_t j, std::size_t k, std::size_t l) const;
+
+  Shape shape_;
+  std::shared_ptr<float[]> storage_;  // shared only between a tensor and its views
+  float* data_ = nullptr;
+};
+
+}  // namespace nn

@@ -1,0 +1,134 @@
+#include "nn/tensor.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "nn/error.hpp"
+#include "nn/shape.hpp"
+
+namespace nn {
+
+Shape::Shape(std::initializer_list<std::size_t> dims) : Shape(std::span(dims.begin(), dims.size())) {}
+
+Shape::Shape(std::span<const std::size_t> dims) {
+  if (dims.empty() || dims.size() > kMaxRank)
+    throw Error(fmt::format("a tensor has rank 1 to {}, not {}", kMaxRank, dims.size()));
+  rank_ = dims.size();
+  std::copy(dims.begin(), dims.end(), dims_.begin());
+  shape_size(this->dims());  // throws if the product overflows
+}
+
+std::size_t Shape::size() const {
+  std::size_t n = rank_ == 0 ? 0 : 1;
+  for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
+  return n;
+}
+
+bool Shape::operator==(const Shape& other) const {
+  return rank_ == other.rank_ && std::equal(dims_.begin(), dims_.begin() + rank_, other.dims_.begin());
+}
+
+std::string Shape::str() const { return format_shape(dims()); }
+
+namespace {
+
+constexpr std::size_t kAlignment = 64;  // a cache line, and an AVX-512 register
+
+std::shared_ptr<float[]> allocate(std::size_t n) {
+  std::size_t bytes = (std::max<std::size_t>(n, 1) * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return std::shared_ptr<float[]>(static_cast<float*>(p), [](float* q) { std::free(q); });
+}
+
+}  // namespace
+
+Tensor::Tensor(Shape shape, float fill_value) : shape_(shape), storage_(allocate(shape.size())) {
+  data_ = storage_.get();
+  fill(fill_value);
+}
+
+Tensor::Tensor(Shape shape, std::span<const float> values) : Tensor(shape) {
+  if (values.size() != shape.size())
+    throw Error(fmt::format("{} values for a tensor of shape {} ({} elements)", values.size(),
+                            shape.str(), shape.size()));
+  std::copy(values.begin(), values.end(), data_);
+}
+
+Tensor::Tensor(const Tensor& other) : shape_(other.shape_) {
+  if (other.data_ == nullptr) return;
+  storage_ = allocate(size());
+  data_ = storage_.get();
+  std::memcpy(data_, other.data_, size() * sizeof(float));
+}
+
+Tensor& Tensor::operator=(const Tensor& other) {
+  if (this != &other) *this = Tensor(other);
+  return *this;
+}
+
+void Tensor::fill(float value) { std::fill(data_, data_ + size(), value); }
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  if (shape.size() != size())
+    throw Error(fmt::format("cannot reshape {} ({} elements) to {} ({} elements)", shape_.str(), size(),
+                            shape.str(), shape.size()));
+  Tensor view;
+  view.shape_ = shape;
+  view.storage_ = storage_;
+  view.data_ = data_;
+  return view;
+}
+
+Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
+  std::array<std::size_t, Shape::kMaxRank> out{};
+  if (dims.size() == 0 || dims.size() > Shape::kMaxRank)
+    throw Error(fmt::format("cannot reshape {} to rank {}: a tensor has rank 1 to {}", shape_.str(),
+                            dims.size(), Shape::kMaxRank));
+  std::size_t known = 1, k = 0;
+  int inferred = -1;
+  std::string wanted;
+  for (std::int64_t d : dims) {
+    wanted += (wanted.empty() ? "" : ", ") + std::to_string(d);
+    if (d == -1) {
+      if (inferred >= 0) throw Error(fmt::format("cannot reshape to ({}): only one dimension may be -1", wanted));
+      inferred = static_cast<int>(k);
+    } else if (d < 0) {
+      throw Error(fmt::format("cannot reshape to a negative dimension {}", d));
+    } else {
+      out[k] = static_cast<std::size_t>(d);
+      known *= out[k];
+    }
+    ++k;
+  }
+  if (inferred >= 0) {
+    if (known == 0 || size() % known != 0)
+      throw Error(fmt::format("cannot reshape {} ({} elements) to ({}): {} is not a multiple of {}",
+                              shape_.str(), size(), wanted, size(), known));
+    out[inferred] = size() / known;
+  }
+  return reshape(Shape(std::span(out.data(), dims.size())));
+}
+
+std::size_t Tensor::offset(std::size_t i) const {
+  if (rank() != 1) throw Error(fmt::format("1 index for a tensor of shape {}", shape_.str()));
+  return i;
+}
+std::size_t Tensor::offset(std::size_t i, std::size_t j) const {
+  if (rank() != 2) throw Error(fmt::format("2 indices for a tensor of shape {}", shape_.str()));
+  return i * shape_[1] + j;
+}
+std::size_t Tensor::offset(std::size_t i, std::size_t j, std::size_t k) const {
+  if (rank() != 3) throw Error(fmt::format("3 indices for a tensor of shape {}", shape_.str()));
+  return (i * shape_[1] + j) * shape_[2] + k;
+}
+std::size_t Tensor::offset(std::size_t i, std::size_t j, std::size_t k, std::size_t l) const {
+  if (rank() != 4) throw Error(fmt::format("4 indices for a tensor of shape {}", shape_.str()));
+  return ((i * shape_[1] + j) * shape_[2] + k) * shape_[3] + l;
+}
+
+}  // namespace nn

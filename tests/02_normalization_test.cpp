@@ -1,0 +1,158 @@
+// Chapter 02: the Tensor (shapes, reshape, views) and normalization.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "nn/error.hpp"
+#include "nn/normalize.hpp"
+#include "nn/tensor.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Tensor, ShapeSizeAndKerasPrinting) {
+  nn::Tensor x({60000, 28, 28, 1});
+  EXPECT_EQ(x.rank(), 4u);
+  EXPECT_EQ(x.size(), 47040000u);
+  EXPECT_EQ(x.shape().str(), "(60000, 28, 28, 1)");
+  EXPECT_EQ(nn::Tensor({5}).shape().str(), "(5,)");
+}
+
+TEST(Tensor, ZeroFilledAlignedAndContiguous) {
+  nn::Tensor x({3, 5, 7});
+  EXPECT_EQ(reinterpret_cast<std::uintptr_t>(x.data()) % 64, 0u);
+  for (float v : x.span()) EXPECT_EQ(v, 0.0f);
+}
+
+TEST(Tensor, ElementAccessIsRowMajorNHWC) {
+  nn::Tensor x({2, 3, 4, 5});
+  x(1, 2, 3, 4) = 7.0f;
+  EXPECT_EQ(x[x.size() - 1], 7.0f);
+  x(0, 1, 0, 2) = 3.0f;  // ((0*3 + 1)*4 + 0)*5 + 2 = 22
+  EXPECT_EQ(x[22], 3.0f);
+  EXPECT_THAT(error_of([&] { x(0, 0) = 1; }), HasSubstr("2 indices for a tensor of shape (2, 3, 4, 5)"));
+}
+
+TEST(Tensor, RankOneToFour) {
+  EXPECT_THAT(error_of([] { nn::Tensor({1, 2, 3, 4, 5}); }), HasSubstr("rank 1 to 4, not 5"));
+}
+
+TEST(Tensor, ReshapeIsAViewOfTheSameBuffer) {
+  nn::Tensor x({60000, 28, 28});
+  x[100] = 0.5f;
+  nn::Tensor v = x.reshape({60000, 28, 28, 1});
+  EXPECT_EQ(v.shape().str(), "(60000, 28, 28, 1)");
+  EXPECT_EQ(v.data(), x.data());
+  EXPECT_TRUE(v.shares_buffer_with(x));
+  v[101] = 0.25f;  // writes through the view are seen by the original
+  EXPECT_EQ(x[101], 0.25f);
+}
+
+TEST(Tensor, ReshapeInfersMinusOne) {
+  nn::Tensor x({60000, 28, 28});
+  EXPECT_EQ(x.reshape({-1, 28, 28, 1}).shape().str(), "(60000, 28, 28, 1)");
+  EXPECT_EQ(x.reshape({60000, -1}).shape().str(), "(60000, 784)");
+  EXPECT_THAT(error_of([&] { x.reshape({-1, -1}); }), HasSubstr("only one dimension may be -1"));
+  EXPECT_THAT(error_of([&] { x.reshape({-1, 11}); }),
+              HasSubstr("cannot reshape (60000, 28, 28) (47040000 elements) to (-1, 11)"));
+}
+
+TEST(Tensor, ReshapeToADifferentCountNamesBothShapes) {
+  nn::Tensor x({60000, 28, 28});
+  EXPECT_THAT(error_of([&] { x.reshape({60000, 28, 27, 1}); }),
+              HasSubstr("cannot reshape (60000, 28, 28) (47040000 elements) to (60000, 28, 27, 1) (45360000 elements)"));
+}
+
+TEST(Tensor, CopyIsDeep) {
+  nn::Tensor a({4}, 1.0f);
+  nn::Tensor b = a;
+  b[0] = 2.0f;
+  EXPECT_EQ(a[0], 1.0f);
+  EXPECT_FALSE(b.shares_buffer_with(a));
+}
+
+TEST(Normalize, ExactValues) {
+  std::vector<std::uint8_t> in{0, 1, 51, 127, 128, 204, 255};
+  std::vector<float> out(in.size());
+  nn::normalize_naive(in, out);
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(out[2], 0.2f);  // 51/255 = 0.2 exactly in decimal, and rounds to the float 0.2f
+  EXPECT_EQ(out[5], 0.8f);
+  EXPECT_EQ(out[6], 1.0f);
+  EXPECT_FLOAT_EQ(out[3], 127.0f / 255.0f);
+}
+
+TEST(Normalize, BothVariantsAgreeBitForBitWithNumPysRounding) {
+  // Every byte value, at every position of a 16-wide vector and in the tail.
+  std::vector<std::uint8_t> in(256 * 3 + 7);
+  for (std::size_t i = 0; i < in.size(); ++i) in[i] = static_cast<std::uint8_t>(i * 7);
+  std::vector<float> naive(in.size()), fast(in.size()), streaming(in.size() + 1);
+  nn::normalize_naive(in, naive);
+  nn::normalize_vectorized(in, fast);
+  // Starting one float past an aligned address exercises the scalar head too.
+  nn::normalize_streaming(in, std::span(streaming).subspan(1));
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    // NumPy computes x / 255.0 in float64; Keras then casts it to float32.
+    const float numpy = static_cast<float>(in[i] / 255.0);
+    ASSERT_EQ(naive[i], numpy) << "pixel " << +in[i];
+    ASSERT_EQ(fast[i], numpy) << "pixel " << +in[i];
+    ASSERT_EQ(streaming[i + 1], numpy) << "pixel " << +in[i];
+  }
+}
+
+TEST(Normalize, SizeMismatchIsAnError) {
+  std::vector<std::uint8_t> in(10);
+  std::vector<float> out(9);
+  EXPECT_THAT(error_of([&] { nn::normalize_vectorized(in, out); }), HasSubstr("10 pixels in but room for 9"));
+}
+
+TEST(Normalize, StatsAndHistogram) {
+  std::vector<float> v{0.0f, 0.5f, 1.0f, 1.0f};
+  auto s = nn::pixel_stats(v);
+  EXPECT_DOUBLE_EQ(s.mean, 0.625);
+  EXPECT_DOUBLE_EQ(s.stddev, std::sqrt((0.625 * 0.625 + 0.125 * 0.125 + 2 * 0.375 * 0.375) / 4));
+  EXPECT_EQ(nn::histogram(v, 2, 0.0f, 1.0f), (std::vector<std::size_t>{1, 3}));
+}
+
+TEST(RealMnist, MeanPixelOfTheTrainingSet) {
+  const auto& m = testing_nn::real_mnist();
+  auto raw = nn::pixel_stats(m.x_train.data);
+  EXPECT_NEAR(raw.mean, 33.3184, 1e-3);
+  EXPECT_NEAR(raw.stddev, 78.5675, 1e-3);
+  nn::Tensor x = nn::images_to_tensor(m.x_train);
+  EXPECT_EQ(x.shape().str(), "(60000, 28, 28, 1)");
+  auto s = nn::pixel_stats(x.span());
+  EXPECT_NEAR(s.mean, 0.1307, 1e-4);
+  EXPECT_NEAR(s.stddev, 0.3081, 1e-4);
+  EXPECT_EQ(s.min, 0.0);
+  EXPECT_EQ(s.max, 1.0);
+}
+
+TEST(RealMnist, ClassMeansAreOrderedByLabel) {
+  const auto& m = testing_nn::real_mnist();
+  nn::Tensor x = nn::images_to_tensor(m.x_test);
+  nn::Tensor means = nn::mean_image_per_class(x, m.y_test.data);
+  EXPECT_EQ(means.shape().str(), "(10, 28, 28, 1)");
+  // A "1" is a thin stroke: its mean image has the least ink of all digits.
+  auto ink = [&](std::size_t c) {
+    return std::accumulate(means.data() + c * 784, means.data() + (c + 1) * 784, 0.0);
+  };
+  for (std::size_t c = 0; c < 10; ++c)
+    if (c != 1) {
+      EXPECT_LT(ink(1), ink(c)) << "class " << c;
+    }
+}
+
+}  // namespace
