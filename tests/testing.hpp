@@ -1,9 +1,13 @@
 #pragma once
 // What the tests share: a temporary folder per test, and the real MNIST data.
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <span>
 #include <string>
 
 #include "nn/mnist.hpp"
+#include "nn/tensor.hpp"
 
 namespace testing_nn {
 
@@ -25,6 +29,18 @@ std::filesystem::path mnist_dir();
 // The real MNIST, loaded once per test program. Throws nn::Error (and so fails
 // the test, naming the folder) when the data is missing: run scripts/setup.sh.
 const nn::Mnist& real_mnist();
+
+// Element-wise comparison with numpy's rule: |actual - expected| <= atol + rtol * |expected|
+// (NaN never passes). Use it as EXPECT_TRUE(all_close(y, y_naive, 1e-5, 1e-4)) << "which case".
+// A failure says how many elements are off, lists the first few (index,
+// actual, expected, difference) and the largest difference.
+::testing::AssertionResult all_close(std::span<const float> actual, std::span<const float> expected, double atol,
+                                     double rtol);
+::testing::AssertionResult all_close(std::span<const double> actual, std::span<const double> expected,
+                                     double atol, double rtol);
+// The same for tensors; the shapes must be equal too.
+::testing::AssertionResult all_close(const nn::Tensor& actual, const nn::Tensor& expected, double atol,
+                                     double rtol);
 
 // The repository's root folder.
 std::filesystem::path source_dir();

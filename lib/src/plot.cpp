@@ -104,6 +104,15 @@ void Png::finish() {
   if (ec) throw Error(fmt::format("{}: cannot rename into place: {}", file_.string(), ec.message()));
 }
 
+std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c) {
+  if (t.rank() != 4 || n >= t.dim(0) || c >= t.dim(3))
+    throw Error(fmt::format("channel_image: no image {} channel {} in a tensor of shape {}", n, c, t.shape().str()));
+  const std::size_t h = t.dim(1), w = t.dim(2), channels = t.dim(3);
+  std::vector<float> out(h * w);  // out: (H, W)
+  for (std::size_t i = 0; i < h * w; ++i) out[i] = t[(n * h * w + i) * channels + c];
+  return out;
+}
+
 namespace {
 template <typename T>
 void send_matrix_impl(std::ostream& gp, const T* data, std::size_t rows, std::size_t cols) {

@@ -131,4 +131,15 @@ std::size_t Tensor::offset(std::size_t i, std::size_t j, std::size_t k, std::siz
   return ((i * shape_[1] + j) * shape_[2] + k) * shape_[3] + l;
 }
 
+Tensor slice_batch(const Tensor& x, std::size_t first, std::size_t count) {
+  if (x.rank() == 0 || first > x.dim(0) || count > x.dim(0) - first)
+    throw Error(fmt::format("cannot take items {}..{} of a batch of shape {}", first, first + count,
+                            x.shape().str()));
+  std::array<std::size_t, Shape::kMaxRank> dims{};
+  std::copy(x.shape().dims().begin(), x.shape().dims().end(), dims.begin());
+  dims[0] = count;
+  const std::size_t item = count == 0 ? 0 : x.size() / x.dim(0);
+  return Tensor(Shape(std::span(dims.data(), x.rank())), std::span(x.data() + first * item, count * item));
+}
+
 }  // namespace nn

@@ -15,6 +15,9 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <vector>
+
+#include "nn/tensor.hpp"
 
 namespace nn::plot {
 
@@ -44,6 +47,9 @@ class Png {
 // then the `e` line that ends inline data.
 void send_matrix(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols);
 void send_matrix(std::ostream& gp, const float* data, std::size_t rows, std::size_t cols);
+
+// Channel c of image n of an NHWC tensor, as a row-major (H, W) array to plot.
+std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c);
 
 // gnuplot's string literal for `text`, quoted and escaped.
 std::string quote(const std::string& text);

@@ -99,4 +99,8 @@ class Tensor {
   float* data_ = nullptr;
 };
 
+// A copy of `count` items of the batch axis starting at `first`:
+// x (N, ...) -> (count, ...). Throws nn::Error when the range leaves x.
+Tensor slice_batch(const Tensor& x, std::size_t first, std::size_t count);
+
 }  // namespace nn

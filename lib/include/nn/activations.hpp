@@ -1,0 +1,20 @@
+#pragma once
+// Activations, each its own small layer as in Keras (activation="relu" on a
+// Conv2D or Dense is the layer followed by this function). Chapter 04 also
+// fuses ReLU into the convolution, where it costs nothing.
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+enum class Activation { linear, relu };
+
+// y = max(x, 0), elementwise.
+Tensor relu(const Tensor& x);
+void relu_inplace(Tensor& x);
+
+// dx = dy where the ReLU was active, 0 elsewhere. `y` may be the ReLU's input
+// or its output: both are > 0 at exactly the same places. At 0 the gradient
+// is taken as 0, as TensorFlow does.
+Tensor relu_backward(const Tensor& y, const Tensor& dy);
+
+}  // namespace nn

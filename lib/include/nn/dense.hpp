@@ -1,0 +1,71 @@
+#pragma once
+// Dense(100, activation="relu") and Dense(10): a fully connected layer.
+//
+//   y = x W + b        x: (N, in)   W: (in, out), as Keras stores it   b: (out,)   y: (N, out)
+//
+// Backward, for dy = d loss / d y of shape (N, out):
+//   dW = x^T dy        (in, out)
+//   db = sum_n dy      (out,)
+//   dx = dy W^T        (N, in)
+//
+// All three products go through chapter 04's GEMM (nn::gemm); the naive
+// variant uses its reference (nn::gemm_naive) instead. There is no second
+// matrix multiply in the course.
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string_view>
+
+#include "nn/activations.hpp"
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+enum class DenseVariant { naive, fast };
+
+std::span<const DenseVariant> dense_variants();
+std::string_view dense_variant_name(DenseVariant v);
+DenseVariant dense_variant(std::string_view name);  // throws nn::Error listing the names
+
+// y = x W + b into a preallocated y (N, out).
+void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor& y, DenseVariant variant);
+
+struct DenseGradients {
+  Tensor dkernel;  // (in, out)
+  Tensor dbias;    // (out,)
+  Tensor dx;       // (N, in); empty when the input gradient was skipped
+};
+
+DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
+                              bool input_gradient = true);
+
+struct DenseOptions {
+  std::size_t units = 100;       // out
+  std::size_t input_dim = 5408;  // in (Keras infers it from the layer before)
+  Activation activation = Activation::linear;
+  std::uint64_t seed = 0;        // for glorot_uniform
+  DenseVariant variant = DenseVariant::fast;
+};
+
+class Dense {
+ public:
+  explicit Dense(const DenseOptions& options);
+
+  Tensor kernel;  // (in, out), glorot_uniform
+  Tensor bias;    // (out,), zeros
+
+  const DenseOptions& options() const { return options_; }
+  void set_variant(DenseVariant v) { options_.variant = v; }
+  std::size_t param_count() const { return kernel.size() + bias.size(); }  // 540,900 and 1,010
+  Shape output_shape(const Shape& x) const;
+
+  // y = activation(x W + b)
+  Tensor forward(const Tensor& x) const;
+  // `y` is forward's output (for the ReLU's mask); dy = d loss / d y.
+  DenseGradients backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient = true) const;
+
+ private:
+  DenseOptions options_;
+};
+
+}  // namespace nn

@@ -1,0 +1,66 @@
+#pragma once
+// MaxPooling2D((2, 2)): the largest value of each pool x pool window, per
+// channel, with stride = pool (the windows do not overlap).
+//
+//   x: (N, H, W, C)  ->  y: (N, H / pool, W / pool, C)     (26 -> 13)
+//
+// An odd size floors, as Keras's padding="valid" does: a 27-wide input gives
+// 13 columns and its last column is never read.
+//
+// The backward pass routes each output gradient to the input that was the
+// maximum of its window; every other input of the window gets 0. Tie rule:
+// when several inputs share the maximum, the FIRST of them in row-major window
+// order (top-left, top-right, bottom-left, bottom-right for 2x2) gets the whole
+// gradient, as TensorFlow and PyTorch do.
+//
+// Variants, in the order the chapter meets them:
+//   naive       loops straight from the definition, channel in the middle;
+//   vectorized  channels innermost: each window row is a contiguous run of C
+//               floats, so the max (and, backward, the "first maximum" mask)
+//               is computed for 16 channels per instruction.
+#include <cstddef>
+#include <span>
+#include <string_view>
+
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+enum class MaxPoolVariant { naive, vectorized };
+
+std::span<const MaxPoolVariant> max_pool_variants();
+std::string_view max_pool_variant_name(MaxPoolVariant v);
+MaxPoolVariant max_pool_variant(std::string_view name);  // throws nn::Error listing the names
+
+// The output shape for x and pool; throws nn::Error when the pool is 0 or
+// larger than the input.
+Shape max_pool2d_output_shape(const Shape& x, std::size_t pool);
+
+Tensor max_pool2d_forward(const Tensor& x, std::size_t pool, MaxPoolVariant variant = MaxPoolVariant::vectorized);
+void max_pool2d_forward(const Tensor& x, std::size_t pool, Tensor& y, MaxPoolVariant variant);
+
+// dx (the shape of x) from x and dy (the shape of y).
+Tensor max_pool2d_backward(const Tensor& x, const Tensor& dy, std::size_t pool,
+                           MaxPoolVariant variant = MaxPoolVariant::vectorized);
+void max_pool2d_backward(const Tensor& x, const Tensor& dy, std::size_t pool, Tensor& dx, MaxPoolVariant variant);
+
+struct MaxPooling2DOptions {
+  std::size_t pool = 2;
+  MaxPoolVariant variant = MaxPoolVariant::vectorized;
+};
+
+class MaxPooling2D {
+ public:
+  explicit MaxPooling2D(const MaxPooling2DOptions& options = {}) : options_(options) {}
+  Shape output_shape(const Shape& x) const { return max_pool2d_output_shape(x, options_.pool); }
+  Tensor forward(const Tensor& x) const { return max_pool2d_forward(x, options_.pool, options_.variant); }
+  Tensor backward(const Tensor& x, const Tensor& dy) const {
+    return max_pool2d_backward(x, dy, options_.pool, options_.variant);
+  }
+  const MaxPooling2DOptions& options() const { return options_; }
+
+ private:
+  MaxPooling2DOptions options_;
+};
+
+}  // namespace nn

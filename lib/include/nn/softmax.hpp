@@ -1,0 +1,53 @@
+#pragma once
+// Dense(10, activation="softmax") and loss="categorical_crossentropy".
+//
+//   softmax(z)_k = exp(z_k - max z) / sum_j exp(z_j - max z)     (N, K) -> (N, K)
+//   loss = mean over the batch of  -sum_k y_k log(clip(p_k, 1e-7, 1 - 1e-7))
+//
+// Subtracting the row's maximum changes nothing mathematically (it cancels in
+// the ratio) and keeps exp() from overflowing: the largest term becomes
+// exp(0) = 1.
+#include <cstddef>
+#include <span>
+
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+constexpr float kEpsilon = 1e-7f;  // Keras's backend epsilon, the clip of p
+
+// The row-wise kernels, for float (the layers) and double (the gradient checks).
+template <typename T>
+void softmax_rows(const T* z, T* p, std::size_t n, std::size_t k);     // z, p: (n, k)
+template <typename T>
+double crossentropy_rows(const T* p, const T* y, std::size_t n, std::size_t k);
+extern template void softmax_rows<float>(const float*, float*, std::size_t, std::size_t);
+extern template void softmax_rows<double>(const double*, double*, std::size_t, std::size_t);
+extern template double crossentropy_rows<float>(const float*, const float*, std::size_t, std::size_t);
+extern template double crossentropy_rows<double>(const double*, const double*, std::size_t, std::size_t);
+
+Tensor softmax(const Tensor& logits);                // (N, K) -> (N, K), rows sum to 1
+void softmax(const Tensor& logits, Tensor& p);       // into a preallocated p
+
+// The batch mean of -sum(y * log(clip(p))), as Keras computes it.
+double categorical_crossentropy(const Tensor& p, const Tensor& y);
+
+// d loss / d p, Keras's way: -y / (clip(p) * N) where p is inside the clip
+// range, and 0 where the clip is active (clip has no slope there).
+Tensor categorical_crossentropy_backward(const Tensor& p, const Tensor& y);
+
+// d loss / d z through the softmax, given d loss / d p:
+//   dz_k = p_k * (dp_k - sum_j dp_j p_j)
+Tensor softmax_backward(const Tensor& p, const Tensor& dp);
+
+// The two above fused: d loss / d z = (p - y) / N. Exact when no p is clipped,
+// which is the case everywhere the loss is not saturated.
+Tensor softmax_crossentropy_backward(const Tensor& p, const Tensor& y);
+void softmax_crossentropy_backward(const Tensor& p, const Tensor& y, Tensor& dz);
+
+// The fraction of rows whose argmax of p equals the argmax of y.
+double accuracy(const Tensor& p, const Tensor& y);
+// The number of such rows.
+std::size_t correct_count(const Tensor& p, const Tensor& y);
+
+}  // namespace nn

@@ -1,0 +1,107 @@
+#include "nn/dense.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+
+#include "nn/error.hpp"
+#include "nn/gemm.hpp"
+#include "nn/init.hpp"
+
+namespace nn {
+
+namespace {
+constexpr std::array kVariants{DenseVariant::naive, DenseVariant::fast};
+
+void run_gemm(const GemmArgs& args, DenseVariant variant) {
+  if (variant == DenseVariant::naive) gemm_naive(args);
+  else gemm(args);
+}
+
+void check_shapes(const Tensor& x, const Tensor& kernel, const Tensor& bias) {
+  if (kernel.rank() != 2 || bias.rank() != 1 || bias.dim(0) != kernel.dim(1))
+    throw Error(fmt::format("Dense: kernel {} and bias {} do not fit together", kernel.shape().str(),
+                            bias.shape().str()));
+  if (x.rank() != 2 || x.dim(1) != kernel.dim(0))
+    throw Error(fmt::format("Dense: input {} does not match a kernel of shape {} (expected (N, {}))",
+                            x.shape().str(), kernel.shape().str(), kernel.dim(0)));
+}
+}  // namespace
+
+std::span<const DenseVariant> dense_variants() { return kVariants; }
+
+std::string_view dense_variant_name(DenseVariant v) { return v == DenseVariant::naive ? "naive" : "fast"; }
+
+DenseVariant dense_variant(std::string_view name) {
+  for (auto v : kVariants)
+    if (dense_variant_name(v) == name) return v;
+  throw Error(fmt::format("unknown Dense variant '{}' (naive, fast)", name));
+}
+
+void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor& y, DenseVariant variant) {
+  check_shapes(x, kernel, bias);
+  const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
+  if (!(y.shape() == Shape{n, out}))
+    throw Error(fmt::format("Dense: output is {}, expected ({}, {})", y.shape().str(), n, out));
+  // [snippet dense-forward]
+  for (std::size_t i = 0; i < n; ++i)  // y starts as the bias in every row: y = b
+    std::copy(bias.data(), bias.data() + out, y.data() + i * out);
+  // y += x W  with  x: (n, in), W: (in, out), y: (n, out)
+  run_gemm({.m = n, .n = out, .k = in, .a = x.data(), .b = kernel.data(), .c = y.data(), .beta = 1.0f,
+            .threaded = true},
+           variant);
+  // [end snippet dense-forward]
+}
+
+DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
+                              bool input_gradient) {
+  const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
+  if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
+    throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
+                            kernel.shape().str(), dy.shape().str()));
+  DenseGradients g{Tensor({in, out}), Tensor({out}), Tensor()};
+  // [snippet dense-backward]
+  // dW = x^T dy:  (in, n) x (n, out)
+  run_gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(),
+            .c = g.dkernel.data(), .threaded = true},
+           variant);
+  // db = the sum of dy over the batch
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < out; ++j) g.dbias[j] += dy[i * out + j];
+  // dx = dy W^T:  (n, out) x (out, in)
+  if (input_gradient) {
+    g.dx = Tensor({n, in});
+    run_gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true,
+              .c = g.dx.data(), .threaded = true},
+             variant);
+  }
+  // [end snippet dense-backward]
+  return g;
+}
+
+Dense::Dense(const DenseOptions& options)
+    : kernel({options.input_dim, options.units}), bias({options.units}), options_(options) {
+  if (options.units == 0 || options.input_dim == 0) throw Error("Dense: units and input_dim must be at least 1");
+  glorot_uniform(kernel, options.input_dim, options.units, options.seed);
+}
+
+Shape Dense::output_shape(const Shape& x) const {
+  if (x.rank() != 2 || x[1] != options_.input_dim)
+    throw Error(fmt::format("Dense: input {} does not match input_dim {}", x.str(), options_.input_dim));
+  return {x[0], options_.units};
+}
+
+Tensor Dense::forward(const Tensor& x) const {
+  Tensor y(output_shape(x.shape()));
+  dense_forward(x, kernel, bias, y, options_.variant);
+  if (options_.activation == Activation::relu) relu_inplace(y);
+  return y;
+}
+
+DenseGradients Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {
+  if (options_.activation == Activation::relu)  // through the ReLU first
+    return dense_backward(x, kernel, relu_backward(y, dy), options_.variant, input_gradient);
+  return dense_backward(x, kernel, dy, options_.variant, input_gradient);
+}
+
+}  // namespace nn

@@ -1,0 +1,197 @@
+#include "nn/gemm.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "nn/parallel.hpp"
+#include "nn/simd.hpp"
+
+namespace nn {
+
+namespace {
+
+// Fills in the packed leading dimensions.
+GemmArgs with_defaults(GemmArgs g) {
+  if (g.lda == 0) g.lda = g.transpose_a ? g.m : g.k;
+  if (g.ldb == 0) g.ldb = g.transpose_b ? g.k : g.n;
+  if (g.ldc == 0) g.ldc = g.n;
+  return g;
+}
+
+// op(A)(i, p) and op(B)(p, j).
+inline float at_a(const GemmArgs& g, std::size_t i, std::size_t p) {
+  return g.transpose_a ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
+}
+inline float at_b(const GemmArgs& g, std::size_t p, std::size_t j) {
+  return g.transpose_b ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j];
+}
+
+}  // namespace
+
+// [snippet gemm-naive]
+void gemm_naive(const GemmArgs& args) {
+  const GemmArgs g = with_defaults(args);
+  for (std::size_t i = 0; i < g.m; ++i)       // C: (m, n)
+    for (std::size_t j = 0; j < g.n; ++j) {
+      float sum = 0.0f;
+      for (std::size_t p = 0; p < g.k; ++p) sum += at_a(g, i, p) * at_b(g, p, j);
+      float& c = g.c[i * g.ldc + j];
+      c = g.alpha * sum + (g.beta == 0.0f ? 0.0f : g.beta * c);
+    }
+}
+// [end snippet gemm-naive]
+
+namespace {
+
+// The blocking of Goto's algorithm (as in BLIS): C is cut into MC x NC
+// blocks, the sum over k into KC slices. A KC x NC slice of B is packed into
+// NR-column panels (it stays in L3), an MC x KC block of A into MR-row panels
+// (it stays in L2), and the micro-kernel multiplies one A panel by one B
+// panel into an MR x NR tile of C held in registers (the B panel stays in L1).
+#if NN_HAVE_SIMD
+using simd::Vec;
+constexpr std::size_t kV = simd::kVecWidth;
+constexpr std::size_t NR = 2 * kV;                // 32 columns with AVX-512
+constexpr std::size_t MR = kV == 16 ? 8 : 6;      // 8 x 2 = 16 accumulator registers
+#else
+constexpr std::size_t NR = 8;
+constexpr std::size_t MR = 4;
+#endif
+constexpr std::size_t KC = 256;
+constexpr std::size_t MC = MR * 16;
+constexpr std::size_t NC = NR * 32;
+
+// A 64-byte aligned scratch buffer, one per thread, grown on demand.
+float* scratch(std::vector<float>& storage, std::size_t n) {
+  if (storage.size() < n + 16) storage.resize(n + 16);
+  auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
+  return storage.data() + ((64 - addr % 64) % 64) / sizeof(float);
+}
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row panels: panel r holds, for each p,
+// the MR values op(A)(i0 + r*MR + 0..MR-1, p) side by side. Rows past mc are 0.
+void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
+  for (std::size_t r = 0; r < mc; r += MR) {
+    const std::size_t rows = std::min(MR, mc - r);
+    for (std::size_t p = 0; p < kc; ++p) {
+      for (std::size_t i = 0; i < rows; ++i) out[p * MR + i] = at_a(g, i0 + r + i, p0 + p);
+      for (std::size_t i = rows; i < MR; ++i) out[p * MR + i] = 0.0f;
+    }
+    out += MR * kc;
+  }
+}
+
+// Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column panels: panel s holds, for each
+// p, the NR values op(B)(p, j0 + s*NR + 0..NR-1). Columns past nc are 0.
+void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* out) {
+  for (std::size_t s = 0; s < nc; s += NR) {
+    const std::size_t cols = std::min(NR, nc - s);
+    for (std::size_t p = 0; p < kc; ++p) {
+      float* o = out + p * NR;
+      if (!g.transpose_b) {
+        const float* row = g.b + (p0 + p) * g.ldb + j0 + s;
+        std::copy(row, row + cols, o);
+      } else {
+        for (std::size_t j = 0; j < cols; ++j) o[j] = g.b[(j0 + s + j) * g.ldb + p0 + p];
+      }
+      std::fill(o + cols, o + NR, 0.0f);
+    }
+    out += NR * kc;
+  }
+}
+
+// Writes an MR x NR tile (row-major, `tile`) into C: only the first mr rows and
+// nr columns, C = alpha * tile + beta * C.
+void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, float beta, float* c,
+                std::size_t ldc) {
+  for (std::size_t i = 0; i < mr; ++i)
+    for (std::size_t j = 0; j < nr; ++j) {
+      float& dst = c[i * ldc + j];
+      dst = alpha * tile[i * NR + j] + (beta == 0.0f ? 0.0f : beta * dst);
+    }
+}
+
+// [snippet gemm-micro-kernel]
+// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, the panels packed
+// as above: a (kc, MR), b (kc, NR). The MR x NR sums live in registers.
+void micro_kernel(std::size_t kc, const float* a, const float* b, float alpha, float beta, float* c,
+                  std::size_t ldc, std::size_t mr, std::size_t nr) {
+#if NN_HAVE_SIMD
+  Vec acc[MR][2] = {};                       // MR rows x (2 vectors = NR columns)
+  for (std::size_t p = 0; p < kc; ++p) {
+    const Vec b0 = simd::load(b + p * NR), b1 = simd::load(b + p * NR + kV);
+    for (std::size_t i = 0; i < MR; ++i) {   // unrolled by the compiler
+      const float ai = a[p * MR + i];        // broadcast one value of A ...
+      acc[i][0] += ai * b0;                  // ... times a row of B: 2 FMAs
+      acc[i][1] += ai * b1;
+    }
+  }
+  if (mr == MR && nr == NR) {                // a full tile: vector stores
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t v = 0; v < 2; ++v) {
+        float* dst = c + i * ldc + v * kV;
+        Vec out = alpha * acc[i][v];
+        if (beta != 0.0f) out += beta * simd::load(dst);
+        simd::store(dst, out);
+      }
+    return;
+  }
+  alignas(64) float tile[MR * NR];           // an edge tile: through memory
+  for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
+#else
+  float tile[MR * NR] = {};                  // the portable scalar path
+  for (std::size_t p = 0; p < kc; ++p)
+    for (std::size_t i = 0; i < MR; ++i)
+      for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[p * MR + i] * b[p * NR + j];
+#endif
+  store_tile(tile, mr, nr, alpha, beta, c, ldc);
+}
+// [end snippet gemm-micro-kernel]
+
+}  // namespace
+
+void gemm(const GemmArgs& args) {
+  const GemmArgs g = with_defaults(args);
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {  // C = beta * C
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) {
+        float& c = g.c[i * g.ldc + j];
+        c = g.beta == 0.0f ? 0.0f : g.beta * c;
+      }
+    return;
+  }
+  thread_local std::vector<float> b_storage;
+  const std::size_t m_blocks = (g.m + MC - 1) / MC;
+  for (std::size_t jc = 0; jc < g.n; jc += NC) {
+    const std::size_t nc = std::min(NC, g.n - jc);
+    const std::size_t nc_padded = (nc + NR - 1) / NR * NR;
+    for (std::size_t pc = 0; pc < g.k; pc += KC) {
+      const std::size_t kc = std::min(KC, g.k - pc);
+      const float beta = pc == 0 ? g.beta : 1.0f;  // later k slices add to C
+      float* bp = scratch(b_storage, kc * nc_padded);
+      pack_b(g, pc, kc, jc, nc, bp);
+      // The MC-row blocks of C are independent: each thread takes a range.
+      auto blocks = [&](std::size_t lo, std::size_t hi) {
+        thread_local std::vector<float> a_storage;
+        float* ap = scratch(a_storage, MC * kc);
+        for (std::size_t blk = lo; blk < hi; ++blk) {
+          const std::size_t ic = blk * MC, mc = std::min(MC, g.m - ic);
+          pack_a(g, ic, mc, pc, kc, ap);
+          for (std::size_t jr = 0; jr < nc; jr += NR)
+            for (std::size_t ir = 0; ir < mc; ir += MR)
+              micro_kernel(kc, ap + ir * kc, bp + jr * kc, g.alpha, beta, g.c + (ic + ir) * g.ldc + jc + jr,
+                           g.ldc, std::min(MR, mc - ir), std::min(NR, nc - jr));
+        }
+      };
+      if (g.threaded)
+        parallel_for(0, m_blocks, blocks);
+      else
+        blocks(0, m_blocks);
+    }
+  }
+}
+
+}  // namespace nn

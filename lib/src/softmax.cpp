@@ -1,0 +1,125 @@
+#include "nn/softmax.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "nn/error.hpp"
+
+namespace nn {
+
+namespace {
+void check_pair(const char* what, const Tensor& a, const Tensor& b) {
+  if (a.rank() != 2 || !(a.shape() == b.shape()))
+    throw Error(fmt::format("{}: expected two (N, K) tensors of the same shape, got {} and {}", what,
+                            a.shape().str(), b.shape().str()));
+}
+// The index of the first largest entry of row[0..k).
+std::size_t row_argmax(const float* row, std::size_t k) {
+  return static_cast<std::size_t>(std::max_element(row, row + k) - row);
+}
+}  // namespace
+
+template <typename T>
+void softmax_rows(const T* z_all, T* p_all, std::size_t n, std::size_t k) {
+  // [snippet softmax]
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* z = z_all + i * k;  // z: (K,)
+    T* out = p_all + i * k;      // out: (K,)
+    const T max = *std::max_element(z, z + k);
+    T sum = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      out[j] = std::exp(z[j] - max);  // <= exp(0) = 1: never overflows
+      sum += out[j];                  // >= 1: the max term alone is 1, so never 0
+    }
+    for (std::size_t j = 0; j < k; ++j) out[j] /= sum;
+  }
+  // [end snippet softmax]
+}
+
+template <typename T>
+double crossentropy_rows(const T* p_all, const T* y_all, std::size_t n, std::size_t k) {
+  // [snippet crossentropy]
+  double total = 0.0;
+  for (std::size_t i = 0; i < n * k; ++i) {
+    const T p = std::clamp(p_all[i], T(kEpsilon), T(1) - T(kEpsilon));  // log(0) would be -inf
+    total -= static_cast<double>(y_all[i]) * std::log(static_cast<double>(p));
+  }
+  return n == 0 ? 0.0 : total / static_cast<double>(n);  // the mean over the batch
+  // [end snippet crossentropy]
+}
+
+template void softmax_rows<float>(const float*, float*, std::size_t, std::size_t);
+template void softmax_rows<double>(const double*, double*, std::size_t, std::size_t);
+template double crossentropy_rows<float>(const float*, const float*, std::size_t, std::size_t);
+template double crossentropy_rows<double>(const double*, const double*, std::size_t, std::size_t);
+
+void softmax(const Tensor& logits, Tensor& p) {
+  check_pair("softmax", logits, p);
+  softmax_rows(logits.data(), p.data(), logits.dim(0), logits.dim(1));
+}
+
+Tensor softmax(const Tensor& logits) {
+  Tensor p(logits.shape());
+  softmax(logits, p);
+  return p;
+}
+
+double categorical_crossentropy(const Tensor& p, const Tensor& y) {
+  check_pair("categorical_crossentropy", p, y);
+  return crossentropy_rows(p.data(), y.data(), p.dim(0), p.dim(1));
+}
+
+Tensor categorical_crossentropy_backward(const Tensor& p, const Tensor& y) {
+  check_pair("categorical_crossentropy_backward", p, y);
+  Tensor dp(p.shape());
+  const float inv_n = 1.0f / static_cast<float>(p.dim(0));
+  for (std::size_t i = 0; i < p.size(); ++i) {
+    const bool clipped = p[i] < kEpsilon || p[i] > 1.0f - kEpsilon;
+    dp[i] = clipped ? 0.0f : -y[i] / p[i] * inv_n;
+  }
+  return dp;
+}
+
+Tensor softmax_backward(const Tensor& p, const Tensor& dp) {
+  check_pair("softmax_backward", p, dp);
+  const std::size_t n = p.dim(0), k = p.dim(1);
+  Tensor dz(p.shape());
+  for (std::size_t i = 0; i < n; ++i) {
+    double dot = 0.0;  // sum_j dp_j p_j
+    for (std::size_t j = 0; j < k; ++j) dot += static_cast<double>(dp(i, j)) * p(i, j);
+    for (std::size_t j = 0; j < k; ++j) dz(i, j) = p(i, j) * static_cast<float>(dp(i, j) - dot);
+  }
+  return dz;
+}
+
+void softmax_crossentropy_backward(const Tensor& p, const Tensor& y, Tensor& dz) {
+  check_pair("softmax_crossentropy_backward", p, y);
+  check_pair("softmax_crossentropy_backward", p, dz);
+  // [snippet fused-gradient]
+  const float inv_n = 1.0f / static_cast<float>(p.dim(0));
+  for (std::size_t i = 0; i < p.size(); ++i) dz[i] = (p[i] - y[i]) * inv_n;  // (p - y) / N
+  // [end snippet fused-gradient]
+}
+
+Tensor softmax_crossentropy_backward(const Tensor& p, const Tensor& y) {
+  Tensor dz(p.shape());
+  softmax_crossentropy_backward(p, y, dz);
+  return dz;
+}
+
+std::size_t correct_count(const Tensor& p, const Tensor& y) {
+  check_pair("accuracy", p, y);
+  const std::size_t n = p.dim(0), k = p.dim(1);
+  std::size_t correct = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    correct += row_argmax(p.data() + i * k, k) == row_argmax(y.data() + i * k, k);
+  return correct;
+}
+
+double accuracy(const Tensor& p, const Tensor& y) {
+  return p.dim(0) == 0 ? 0.0 : static_cast<double>(correct_count(p, y)) / static_cast<double>(p.dim(0));
+}
+
+}  // namespace nn

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Chapter 04's chart: GFLOP/s of every Conv2D variant, forward and backward,
+# at batch 1, 32 and 256, from the benchmark's JSON output.
+#
+#   scripts/plot-bench-04.sh                    # runs build/bin/04_convolution_bench first, keeping
+#                                               # its JSON in build/04_convolution_bench.json
+#   scripts/plot-bench-04.sh results.json       # draws an existing JSON file
+#   BUILD=build-ch04 scripts/plot-bench-04.sh   # another build folder
+#
+# Writes docs/figures/04-conv2d-gflops.png (or $OUT). Needs gnuplot and awk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+out=${OUT:-docs/figures/04-conv2d-gflops.png}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+json=${1:-}
+if [ -z "$json" ]; then
+  json=$build/04_convolution_bench.json   # kept, for the numbers
+  "$build/bin/04_convolution_bench" \
+    --benchmark_out="$json" --benchmark_out_format=json
+fi
+
+# The JSON has one key per line: pick "name" and "GFLOP/s" of each run, and
+# write one table per direction: variant, GFLOP/s at batch 1, 32, 256.
+for dir in forward backward; do
+  awk -v dir="$dir" '
+    /"name":/ { name = $0; sub(/.*"name": "/, "", name); sub(/".*/, "", name) }
+    /"GFLOP\/s":/ {
+      v = $0; sub(/.*: /, "", v); sub(/,.*/, "", v)
+      split(name, part, "/")
+      if (part[1] == "conv2d_" dir) {
+        if (!(part[2] in seen)) { seen[part[2]] = 1; order[++n] = part[2] }
+        g[part[2], part[3]] = v
+      }
+      if (part[1] == "peak_fma" && part[2] == "all_threads") print v > "'"$tmp"'/peak"
+    }
+    END { for (i = 1; i <= n; ++i) print order[i], g[order[i], 1], g[order[i], 32], g[order[i], 256] }
+  ' "$json" > "$tmp/$dir.dat"
+done
+[ -s "$tmp/forward.dat" ] || { echo "plot-bench-04: no conv2d_ results in $json" >&2; exit 1; }
+peak=$(cat "$tmp/peak" 2>/dev/null || echo "")
+
+mkdir -p "$(dirname "$out")"
+gnuplot <<GP
+set terminal pngcairo size 1200,520 font ",11"
+set output "$out.tmp"
+set multiplot layout 1,2 title "Conv2D(32, (3,3)) on (N, 28, 28, 1): GFLOP/s per variant (higher is better, log scale)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set logscale y
+set yrange [0.5:$( [ -n "$peak" ] && echo "$peak * 2" || echo "*")]
+set grid ytics
+set ylabel "GFLOP/s"
+set key below horizontal
+$( [ -n "$peak" ] && echo "set arrow from graph 0, first $peak to graph 1, first $peak nohead dt 2 lw 2 lc rgb 'black'
+set label 'peak of all cores ($(printf %.0f "$peak") GFLOP/s)' at graph 0.98, first $peak right offset 0,0.7" )
+set title "forward"
+plot "$tmp/forward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
+set title "backward (dkernel + dx)"
+plot "$tmp/backward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
+unset multiplot
+GP
+mv "$out.tmp" "$out"
+echo "wrote $out"

@@ -1,0 +1,403 @@
+// Chapter 04: Conv2D forward and backward, every variant against the naive
+// loops; the GEMM against its naive loops; gradients against central
+// differences in double precision; shapes and errors; the thread pool.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "nn/activations.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/error.hpp"
+#include "nn/gemm.hpp"
+#include "nn/init.hpp"
+#include "nn/parallel.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using nn::Conv2DVariant;
+using nn::Shape;
+using nn::Tensor;
+using testing_nn::all_close;
+
+Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Tensor t(shape);
+  for (float& v : t.span()) v = u(rng);
+  return t;
+}
+
+std::vector<float> random_vector(std::size_t n, std::uint64_t seed) {
+  Tensor t = random_tensor(Shape{n}, seed);
+  return {t.span().begin(), t.span().end()};
+}
+
+// ------------------------------------------------------------------ GEMM
+
+struct GemmCase {
+  std::size_t m, n, k;
+};
+
+TEST(Gemm, MatchesNaiveOnOddSizesAndEveryTranspose) {
+  const GemmCase cases[] = {{1, 1, 1}, {7, 13, 5}, {8, 32, 9}, {33, 65, 17}, {129, 70, 300}, {5, 3, 600}};
+  for (const auto& c : cases)
+    for (bool ta : {false, true})
+      for (bool tb : {false, true})
+        for (bool threaded : {false, true})
+          for (auto [alpha, beta] : {std::pair{1.0f, 0.0f}, std::pair{0.5f, 1.0f}, std::pair{-2.0f, 0.25f}}) {
+            auto a = random_vector(c.m * c.k, 1), b = random_vector(c.k * c.n, 2), c0 = random_vector(c.m * c.n, 3);
+            auto c_fast = c0, c_naive = c0;
+            nn::GemmArgs g{.m = c.m, .n = c.n, .k = c.k, .a = a.data(), .transpose_a = ta, .b = b.data(),
+                           .transpose_b = tb, .alpha = alpha, .beta = beta, .threaded = threaded};
+            g.c = c_naive.data();
+            nn::gemm_naive(g);
+            g.c = c_fast.data();
+            nn::gemm(g);
+            EXPECT_TRUE(all_close(std::span<const float>(c_fast), c_naive, 1e-5 * c.k, 1e-5))
+                << "m=" << c.m << " n=" << c.n << " k=" << c.k << " transpose_a=" << ta << " transpose_b=" << tb
+                << " threaded=" << threaded << " alpha=" << alpha << " beta=" << beta;
+          }
+}
+
+TEST(Gemm, LeadingDimensionsSelectASubmatrix) {
+  // A is the left 10x7 block of a 10x12 array, B the top 7x9 of 7x11, C the left 10x9 of 10x16.
+  auto a = random_vector(10 * 12, 4), b = random_vector(7 * 11, 5);
+  std::vector<float> c_fast(10 * 16, 42.0f), c_naive(10 * 16, 42.0f);
+  nn::GemmArgs g{.m = 10, .n = 9, .k = 7, .a = a.data(), .lda = 12, .b = b.data(), .ldb = 11, .ldc = 16};
+  g.c = c_naive.data();
+  nn::gemm_naive(g);
+  g.c = c_fast.data();
+  nn::gemm(g);
+  EXPECT_TRUE(all_close(std::span<const float>(c_fast), c_naive, 1e-5, 1e-5));
+  for (std::size_t i = 0; i < 10; ++i)
+    for (std::size_t j = 9; j < 16; ++j) EXPECT_EQ(c_fast[i * 16 + j], 42.0f) << "wrote outside C";
+}
+
+TEST(Gemm, BetaZeroIgnoresNaNInC) {
+  auto a = random_vector(9 * 4, 6), b = random_vector(4 * 33, 7);
+  std::vector<float> c(9 * 33, std::nanf(""));
+  nn::gemm({.m = 9, .n = 33, .k = 4, .a = a.data(), .b = b.data(), .c = c.data()});
+  for (float v : c) ASSERT_FALSE(std::isnan(v));
+}
+
+// ------------------------------------------------------------------ names and shapes
+
+TEST(Conv2D, VariantsHaveNamesInCourseOrder) {
+  EXPECT_EQ(nn::conv2d_variant_names(), "naive, reordered, im2col, threaded, direct3x3");
+  for (Conv2DVariant v : nn::conv2d_variants()) EXPECT_EQ(nn::conv2d_variant(nn::conv2d_variant_name(v)), v);
+  try {
+    nn::conv2d_variant("winograd");
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_STREQ(e.what(), "unknown convolution variant 'winograd'; the variants are: naive, reordered, "
+                           "im2col, threaded, direct3x3");
+  }
+}
+
+TEST(Conv2D, OutputShapeIsInputMinusKernelPlusOne) {
+  nn::Conv2D conv({.filters = 32, .kernel = 3});
+  EXPECT_EQ(conv.output_shape({60000, 28, 28, 1}), (Shape{60000, 26, 26, 32}));
+  EXPECT_EQ(conv.param_count(), 320u);  // 3*3*1*32 + 32, as model.summary() says
+  nn::Conv2D wide({.filters = 4, .kernel = {2, 5}, .input_channels = 3});
+  EXPECT_EQ(wide.output_shape({2, 7, 9, 3}), (Shape{2, 6, 5, 4}));
+  EXPECT_EQ(wide.output_shape({1, 2, 5, 3}), (Shape{1, 1, 1, 4}));  // kernel as large as the image
+  EXPECT_EQ(nn::conv2d_dims({32, 28, 28, 1}, {3, 3, 1, 32}).forward_flops(), 2.0 * 32 * 26 * 26 * 9 * 32);
+}
+
+void expect_error(const std::function<void()>& f, const std::string& part) {
+  try {
+    f();
+    FAIL() << "no error; expected one mentioning: " << part;
+  } catch (const nn::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+TEST(Conv2D, ImpossibleShapesAreErrors) {
+  const Tensor k3({3, 3, 1, 8}), b8({8});
+  expect_error([&] { nn::conv2d_forward(Tensor({1, 2, 5, 1}), k3, b8, Conv2DVariant::naive); },
+               "Conv2D: input (1, 2, 5, 1) and kernel (3, 3, 1, 8): a 3x3 kernel does not fit in a 2x5 image");
+  expect_error([&] { nn::conv2d_forward(Tensor({1, 8, 8, 3}), k3, b8, Conv2DVariant::im2col); },
+               "the input has 3 channels but the kernel expects 1");
+  expect_error([&] { nn::conv2d_forward(Tensor({8, 8, 1}), k3, b8, Conv2DVariant::naive); },
+               "the input must be (N, H, W, C_in)");
+  expect_error([&] { nn::conv2d_forward(Tensor({0, 8, 8, 1}), k3, b8, Conv2DVariant::naive); }, "a dimension is 0");
+  expect_error([&] { nn::conv2d_forward(Tensor({1, 8, 8, 1}), k3, Tensor({7}), Conv2DVariant::naive); },
+               "bias is (7,) but the kernel (3, 3, 1, 8) has 8 filters");
+  expect_error([&] { nn::conv2d_backward(Tensor({1, 8, 8, 1}), k3, Tensor({1, 6, 6, 7}), Conv2DVariant::naive); },
+               "dy is (1, 6, 6, 7) but the output is (1, 6, 6, 8)");
+  Tensor y({1, 5, 5, 8});
+  expect_error([&] { nn::conv2d_forward(Tensor({1, 8, 8, 1}), k3, b8, y, Conv2DVariant::naive); },
+               "the output buffer is (1, 5, 5, 8), the output is (1, 6, 6, 8)");
+  expect_error([] { nn::Conv2D({.filters = 0}); }, "must all be positive");
+}
+
+// ------------------------------------------------------------------ a hand-computed example
+
+// [snippet vertical-edge-test]
+TEST(Conv2D, VerticalEdgeByHand) {
+  // A 4x5 image, dark on the left and bright on the right:
+  //   0 0 0 1 1
+  //   0 0 0 1 1       kernel (the same for each of its 3 rows): -1 0 1
+  //   0 0 0 1 1
+  //   0 0 0 1 1
+  // Each output is 3 * (x[ow + 2] - x[ow]): 0, 3, 3 on every row, plus the bias.
+  Tensor x({1, 4, 5, 1});
+  for (std::size_t h = 0; h < 4; ++h) x(0, h, 3, 0) = x(0, h, 4, 0) = 1.0f;
+  Tensor kernel({3, 3, 1, 1});
+  for (std::size_t i = 0; i < 3; ++i) kernel(i, 0, 0, 0) = -1.0f, kernel(i, 2, 0, 0) = 1.0f;
+  Tensor bias(Shape{1}, 0.5f);
+  const Tensor expected(Shape{1, 2, 3, 1}, std::vector<float>{0.5f, 3.5f, 3.5f, 0.5f, 3.5f, 3.5f});
+  for (Conv2DVariant v : nn::conv2d_variants())
+    EXPECT_TRUE(all_close(nn::conv2d_forward(x, kernel, bias, v), expected, 0, 0)) << nn::conv2d_variant_name(v);
+  // The opposite edge detector sees -3 where the brightness rises: ReLU clips it to 0.
+  for (float& k : kernel.span()) k = -k;
+  const Tensor clipped(Shape{1, 2, 3, 1}, std::vector<float>{0.5f, 0.0f, 0.0f, 0.5f, 0.0f, 0.0f});
+  for (Conv2DVariant v : nn::conv2d_variants())
+    EXPECT_TRUE(all_close(nn::conv2d_forward(x, kernel, bias, v, nn::Activation::relu), clipped, 0, 0))
+        << nn::conv2d_variant_name(v);
+}
+// [end snippet vertical-edge-test]
+
+// ------------------------------------------------------------------ every variant against naive
+
+struct ConvCase {
+  std::size_t n, h, w, c_in, kh, kw, c_out;
+};
+
+std::string describe(const ConvCase& c) {
+  return "x (" + std::to_string(c.n) + ", " + std::to_string(c.h) + ", " + std::to_string(c.w) + ", " +
+         std::to_string(c.c_in) + "), kernel (" + std::to_string(c.kh) + ", " + std::to_string(c.kw) + ", " +
+         std::to_string(c.c_in) + ", " + std::to_string(c.c_out) + ")";
+}
+
+const ConvCase kCases[] = {
+    {1, 28, 28, 1, 3, 3, 32},  // the model's first layer
+    {3, 28, 28, 1, 3, 3, 16},  // direct3x3 with one vector of channels (AVX-512)
+    {2, 8, 11, 1, 3, 3, 48},   // direct3x3, three vectors, non-square image
+    {3, 10, 13, 1, 3, 3, 33},  // C_out not a multiple of the vector: direct3x3 falls back
+    {2, 9, 7, 3, 3, 3, 5},     // C_in > 1, non-square
+    {5, 6, 11, 2, 1, 1, 4},    // 1x1 kernel
+    {4, 12, 10, 3, 5, 5, 7},   // 5x5 kernel
+    {2, 7, 9, 2, 2, 4, 6},     // non-square kernel
+    {1, 5, 5, 4, 5, 5, 3},     // kernel as large as the image: one output pixel
+};
+
+TEST(Conv2D, EveryVariantMatchesNaiveForward) {
+  std::uint64_t seed = 10;
+  for (const auto& c : kCases) {
+    const Tensor x = random_tensor({c.n, c.h, c.w, c.c_in}, ++seed);
+    const Tensor kernel = random_tensor({c.kh, c.kw, c.c_in, c.c_out}, ++seed);
+    const Tensor bias = random_tensor({c.c_out}, ++seed);
+    for (auto act : {nn::Activation::linear, nn::Activation::relu}) {
+      const Tensor expected = nn::conv2d_forward(x, kernel, bias, Conv2DVariant::naive, act);
+      for (Conv2DVariant v : nn::conv2d_variants())
+        EXPECT_TRUE(all_close(nn::conv2d_forward(x, kernel, bias, v, act), expected, 1e-5, 1e-5))
+            << nn::conv2d_variant_name(v) << " on " << describe(c) << (act == nn::Activation::relu ? ", relu" : "");
+    }
+  }
+}
+
+TEST(Conv2D, EveryVariantMatchesNaiveBackward) {
+  std::uint64_t seed = 100;
+  for (const auto& c : kCases) {
+    const Tensor x = random_tensor({c.n, c.h, c.w, c.c_in}, ++seed);
+    const Tensor kernel = random_tensor({c.kh, c.kw, c.c_in, c.c_out}, ++seed);
+    const Tensor dy = random_tensor({c.n, c.h - c.kh + 1, c.w - c.kw + 1, c.c_out}, ++seed);
+    const auto expected = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::naive);
+    // dkernel sums N*OH*OW products: a tolerance that grows with the number of terms.
+    const double atol = 1e-6 * static_cast<double>(c.n * c.h * c.w);
+    for (Conv2DVariant v : nn::conv2d_variants())
+      for (bool input_gradient : {true, false}) {
+        const auto g = nn::conv2d_backward(x, kernel, dy, v, input_gradient);
+        const std::string what = std::string(nn::conv2d_variant_name(v)) + " on " + describe(c) +
+                                 (input_gradient ? "" : ", without dx");
+        EXPECT_TRUE(all_close(g.dkernel, expected.dkernel, atol, 1e-5)) << "dkernel, " << what;
+        EXPECT_TRUE(all_close(g.dbias, expected.dbias, atol, 1e-5)) << "dbias, " << what;
+        if (input_gradient)
+          EXPECT_TRUE(all_close(g.dx, expected.dx, 1e-5 * c.c_out, 1e-5)) << "dx, " << what;
+        else
+          EXPECT_EQ(g.dx.size(), 0u) << what;
+      }
+  }
+}
+
+TEST(Conv2D, ThreadedVariantsAgreeForAnyThreadCount) {
+  const ConvCase c{5, 12, 12, 1, 3, 3, 32};
+  const Tensor x = random_tensor({c.n, c.h, c.w, c.c_in}, 7), kernel = random_tensor({3, 3, 1, 32}, 8);
+  const Tensor bias = random_tensor({32}, 9), dy = random_tensor({5, 10, 10, 32}, 10);
+  const Tensor y = nn::conv2d_forward(x, kernel, bias, Conv2DVariant::naive);
+  const auto g = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::naive);
+  for (std::size_t threads : {1, 2, 3, 7}) {
+    nn::set_thread_count(threads);
+    for (Conv2DVariant v : {Conv2DVariant::threaded, Conv2DVariant::direct3x3}) {
+      const std::string what = std::string(nn::conv2d_variant_name(v)) + " with " + std::to_string(threads) + " threads";
+      EXPECT_TRUE(all_close(nn::conv2d_forward(x, kernel, bias, v), y, 1e-5, 1e-5)) << what;
+      const auto gv = nn::conv2d_backward(x, kernel, dy, v);
+      EXPECT_TRUE(all_close(gv.dkernel, g.dkernel, 1e-3, 1e-5)) << what;
+      EXPECT_TRUE(all_close(gv.dbias, g.dbias, 1e-3, 1e-5)) << what;
+      EXPECT_TRUE(all_close(gv.dx, g.dx, 1e-4, 1e-5)) << what;
+    }
+  }
+  nn::set_thread_count(0);
+}
+
+// ------------------------------------------------------------------ gradients by central differences
+
+// [snippet gradient-check]
+// L = sum(y * w) for a fixed random w, so dL/dy = w. The naive convolution
+// runs in double; each parameter is nudged by +-eps and the slope of L
+// compared with the analytic gradient.
+TEST(Conv2D, GradientsMatchCentralDifferencesInDouble) {
+  const nn::Conv2DDims d{.n = 2, .h = 5, .w = 6, .c_in = 2, .kh = 3, .kw = 2, .c_out = 3};
+  auto random = [](std::size_t n, std::uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    std::vector<double> v(n);
+    for (double& e : v) e = u(rng);
+    return v;
+  };
+  std::vector<double> x = random(d.x_shape().size(), 1), kernel = random(d.kernel_shape().size(), 2),
+                      bias = random(d.c_out, 3), w = random(d.y_shape().size(), 4);
+  auto loss = [&] {
+    std::vector<double> y(d.y_shape().size());
+    nn::conv2d_forward_naive(d, x.data(), kernel.data(), bias.data(), y.data());
+    double l = 0.0;
+    for (std::size_t i = 0; i < y.size(); ++i) l += y[i] * w[i];
+    return l;
+  };
+  std::vector<double> dkernel(kernel.size()), dbias(bias.size()), dx(x.size());
+  nn::conv2d_backward_naive(d, x.data(), kernel.data(), w.data(), dkernel.data(), dbias.data(), dx.data());
+
+  auto numeric = [&](std::vector<double>& param) {
+    const double eps = 1e-6;
+    std::vector<double> grad(param.size());
+    for (std::size_t i = 0; i < param.size(); ++i) {
+      const double keep = param[i];
+      param[i] = keep + eps;
+      const double up = loss();
+      param[i] = keep - eps;
+      const double down = loss();
+      param[i] = keep;
+      grad[i] = (up - down) / (2 * eps);
+    }
+    return grad;
+  };
+  EXPECT_TRUE(all_close(std::span<const double>(dkernel), numeric(kernel), 1e-8, 1e-7)) << "dkernel";
+  EXPECT_TRUE(all_close(std::span<const double>(dbias), numeric(bias), 1e-8, 1e-7)) << "dbias";
+  EXPECT_TRUE(all_close(std::span<const double>(dx), numeric(x), 1e-8, 1e-7)) << "dx";
+}
+// [end snippet gradient-check]
+
+// The fast float variants against the double-precision analytic gradient
+// (the naive one, checked above): closes the loop float fast -> double exact.
+TEST(Conv2D, FloatGradientsMatchDoubleReference) {
+  const nn::Conv2DDims d{.n = 3, .h = 12, .w = 10, .c_in = 1, .kh = 3, .kw = 3, .c_out = 16};
+  const Tensor x = random_tensor(d.x_shape(), 21), kernel = random_tensor(d.kernel_shape(), 22);
+  const Tensor dy = random_tensor(d.y_shape(), 23);
+  auto as_double = [](const Tensor& t) { return std::vector<double>(t.span().begin(), t.span().end()); };
+  auto xd = as_double(x), kd = as_double(kernel), dyd = as_double(dy);
+  std::vector<double> dk(kd.size()), db(d.c_out), dx(xd.size());
+  nn::conv2d_backward_naive(d, xd.data(), kd.data(), dyd.data(), dk.data(), db.data(), dx.data());
+  for (Conv2DVariant v : nn::conv2d_variants()) {
+    const auto g = nn::conv2d_backward(x, kernel, dy, v);
+    auto close = [&](const Tensor& t, const std::vector<double>& ref) {
+      return all_close(std::span<const double>(as_double(t)), ref, 1e-4, 1e-5);
+    };
+    EXPECT_TRUE(close(g.dkernel, dk)) << "dkernel, " << nn::conv2d_variant_name(v);
+    EXPECT_TRUE(close(g.dbias, db)) << "dbias, " << nn::conv2d_variant_name(v);
+    EXPECT_TRUE(close(g.dx, dx)) << "dx, " << nn::conv2d_variant_name(v);
+  }
+}
+
+// ------------------------------------------------------------------ the layer, ReLU, initialisation
+
+TEST(Conv2D, LayerBackwardGoesThroughTheReLU) {
+  nn::Conv2D conv({.filters = 16, .kernel = 3, .activation = nn::Activation::relu, .seed = 5});
+  for (float& b : conv.bias.span()) b = 0.05f;
+  const Tensor x = random_tensor({2, 9, 8, 1}, 31);
+  const Tensor y = conv.forward(x);
+  for (float v : y.span()) ASSERT_GE(v, 0.0f);
+  const Tensor dy = random_tensor(y.shape(), 32);
+  // Through the ReLU by hand: zero the gradient where the output was clipped.
+  Tensor masked = dy;
+  for (std::size_t i = 0; i < y.size(); ++i)
+    if (y[i] <= 0.0f) masked[i] = 0.0f;
+  const auto expected = nn::conv2d_backward(x, conv.kernel, masked, Conv2DVariant::naive);
+  for (Conv2DVariant v : nn::conv2d_variants()) {
+    conv.set_variant(v);
+    const auto g = conv.backward(x, y, dy, /*input_gradient=*/false);
+    EXPECT_TRUE(all_close(g.dkernel, expected.dkernel, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
+    EXPECT_TRUE(all_close(g.dbias, expected.dbias, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
+    EXPECT_EQ(g.dx.size(), 0u);
+  }
+}
+
+TEST(ReLU, ForwardAndBackward) {
+  const Tensor x(Shape{5}, std::vector<float>{-2.0f, -0.0f, 0.0f, 0.5f, 3.0f});
+  const Tensor y = nn::relu(x);
+  EXPECT_TRUE(all_close(y, Tensor(Shape{5}, std::vector<float>{0, 0, 0, 0.5f, 3}), 0, 0));
+  const Tensor dy(Shape{5}, std::vector<float>{1, 2, 3, 4, 5});
+  EXPECT_TRUE(all_close(nn::relu_backward(x, dy), Tensor(Shape{5}, std::vector<float>{0, 0, 0, 4, 5}), 0, 0));
+  EXPECT_TRUE(all_close(nn::relu_backward(y, dy), nn::relu_backward(x, dy), 0, 0));  // input or output: same mask
+  expect_error([&] { nn::relu_backward(x, Tensor({4})); }, "relu_backward: y is (5,) but dy is (4,)");
+}
+
+TEST(Init, GlorotUniformIsBoundedSeededAndCentred) {
+  nn::Conv2D a({.filters = 32, .kernel = 3, .seed = 1}), b({.filters = 32, .kernel = 3, .seed = 1}),
+      c({.filters = 32, .kernel = 3, .seed = 2});
+  const float limit = std::sqrt(6.0f / (9 * 1 + 9 * 32));  // fan_in = 3*3*1, fan_out = 3*3*32
+  EXPECT_FLOAT_EQ(nn::glorot_limit(9, 288), limit);
+  EXPECT_TRUE(all_close(a.kernel, b.kernel, 0, 0)) << "the same seed gives the same weights";
+  EXPECT_FALSE(all_close(a.kernel, c.kernel, 0, 0)) << "another seed gives other weights";
+  for (float v : a.bias.span()) EXPECT_EQ(v, 0.0f);
+  Tensor big({100000});
+  nn::glorot_uniform(big, 9, 288, 3);
+  double sum = 0, sum2 = 0;
+  for (float v : big.span()) {
+    ASSERT_LT(std::abs(v), limit);
+    sum += v, sum2 += double(v) * v;
+  }
+  const double mean = sum / big.size(), var = sum2 / big.size() - mean * mean;
+  EXPECT_NEAR(mean, 0.0, 0.01 * limit);
+  EXPECT_NEAR(var, limit * limit / 3.0, 0.02 * limit * limit / 3.0);  // the variance of U(-l, l)
+}
+
+// ------------------------------------------------------------------ the thread pool
+
+TEST(Parallel, CoversTheRangeOnceForAnyThreadCount) {
+  for (std::size_t threads : {1, 2, 3, 8}) {
+    nn::set_thread_count(threads);
+    EXPECT_EQ(nn::thread_count(), threads);
+    for (std::size_t n : {0, 1, 2, 5, 100}) {
+      std::vector<std::atomic<int>> hits(n + 3);
+      nn::parallel_for(3, 3 + n, [&](std::size_t lo, std::size_t hi) {
+        for (std::size_t i = lo; i < hi; ++i) ++hits[i];
+        // A nested parallel_for runs on this thread.
+        nn::parallel_for(0, 4, [](std::size_t, std::size_t) {});
+      });
+      for (std::size_t i = 0; i < n + 3; ++i) EXPECT_EQ(hits[i], i < 3 ? 0 : 1) << i;
+    }
+  }
+  nn::set_thread_count(0);
+}
+
+TEST(Parallel, RethrowsAnExceptionFromAChunk) {
+  nn::set_thread_count(3);
+  EXPECT_THROW(nn::parallel_for(0, 9,
+                                [](std::size_t lo, std::size_t) {
+                                  if (lo > 0) throw std::runtime_error("boom");
+                                }),
+               std::runtime_error);
+  int calls = 0;  // still usable afterwards
+  nn::parallel_for(0, 1, [&](std::size_t, std::size_t) { ++calls; });
+  EXPECT_EQ(calls, 1);
+  nn::set_thread_count(0);
+}
+
+}  // namespace

@@ -1,0 +1,138 @@
+// Chapter 05: MaxPooling2D forward and backward.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "nn/error.hpp"
+#include "nn/pooling.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using testing_nn::all_close;
+
+nn::Tensor random_tensor(nn::Shape shape, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  nn::Tensor t(shape);
+  for (float& v : t.span()) v = u(rng);
+  return t;
+}
+
+std::string error_of(auto&& fn) {
+  try {
+    fn();
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(MaxPool, ShapeRuleFloorsOddSizes) {
+  EXPECT_EQ(nn::max_pool2d_output_shape({32, 26, 26, 32}, 2).str(), "(32, 13, 13, 32)");
+  EXPECT_EQ(nn::max_pool2d_output_shape({1, 27, 5, 3}, 2).str(), "(1, 13, 2, 3)");
+  EXPECT_EQ(nn::max_pool2d_output_shape({1, 9, 9, 1}, 3).str(), "(1, 3, 3, 1)");
+}
+
+TEST(MaxPool, ImpossibleShapesAreErrors) {
+  EXPECT_THAT(error_of([] { nn::max_pool2d_output_shape({1, 1, 5, 1}, 2); }),
+              HasSubstr("a 2x2 pool does not fit in the input (1, 1, 5, 1)"));
+  EXPECT_THAT(error_of([] { nn::max_pool2d_output_shape({1, 4, 4, 1}, 0); }), HasSubstr("at least 1"));
+  EXPECT_THAT(error_of([] { nn::max_pool2d_output_shape({4, 4, 1}, 2); }), HasSubstr("expects (N, H, W, C)"));
+  nn::Tensor x({1, 4, 4, 1}), dy({1, 3, 2, 1});
+  EXPECT_THAT(error_of([&] { nn::max_pool2d_backward(x, dy, 2); }), HasSubstr("dy is (1, 3, 2, 1), expected (1, 2, 2, 1)"));
+}
+
+TEST(MaxPool, HandComputedForwardAndBackward) {
+  // One 4x4 channel:          pooled 2x2:
+  //   1 3 | 0 2                  4 5
+  //   4 2 | 5 1                  9 8
+  //   ----+----
+  //   9 0 | 7 8
+  //   1 2 | 6 3
+  nn::Tensor x({1, 4, 4, 1}, std::vector<float>{1, 3, 0, 2, 4, 2, 5, 1, 9, 0, 7, 8, 1, 2, 6, 3});
+  nn::Tensor dy({1, 2, 2, 1}, std::vector<float>{10, 20, 30, 40});
+  for (auto v : nn::max_pool_variants()) {
+    SCOPED_TRACE(std::string(nn::max_pool_variant_name(v)));
+    nn::Tensor y = nn::max_pool2d_forward(x, 2, v);
+    EXPECT_EQ(std::vector<float>(y.span().begin(), y.span().end()), (std::vector<float>{4, 5, 9, 8}));
+    nn::Tensor dx = nn::max_pool2d_backward(x, dy, 2, v);
+    EXPECT_EQ(std::vector<float>(dx.span().begin(), dx.span().end()),
+              (std::vector<float>{0, 0, 0, 0, 10, 0, 20, 0, 30, 0, 0, 40, 0, 0, 0, 0}));
+  }
+}
+
+TEST(MaxPool, TiesGoToTheFirstMaximumInRowMajorOrder) {
+  // Window 1: all four equal -> top-left. Window 2: top-right and bottom-left
+  // tie at 5 -> top-right (it comes first in row-major order).
+  nn::Tensor x({1, 2, 4, 1}, std::vector<float>{7, 7, 1, 5, 7, 7, 5, 2});
+  nn::Tensor dy({1, 1, 2, 1}, std::vector<float>{1, 2});
+  for (auto v : nn::max_pool_variants()) {
+    SCOPED_TRACE(std::string(nn::max_pool_variant_name(v)));
+    nn::Tensor dx = nn::max_pool2d_backward(x, dy, 2, v);
+    EXPECT_EQ(std::vector<float>(dx.span().begin(), dx.span().end()), (std::vector<float>{1, 0, 0, 2, 0, 0, 0, 0}));
+  }
+}
+
+TEST(MaxPool, VectorizedMatchesNaiveOnRandomShapes) {
+  const std::vector<std::pair<nn::Shape, std::size_t>> cases{
+      {{2, 26, 26, 32}, 2}, {{3, 7, 9, 5}, 2}, {{1, 9, 12, 17}, 3}, {{2, 5, 5, 1}, 1}, {{1, 27, 27, 33}, 2}};
+  std::uint64_t seed = 1;
+  for (const auto& [shape, pool] : cases) {
+    SCOPED_TRACE(shape.str() + " pool " + std::to_string(pool));
+    nn::Tensor x = random_tensor(shape, seed++);
+    nn::Tensor y_naive = nn::max_pool2d_forward(x, pool, nn::MaxPoolVariant::naive);
+    nn::Tensor y_fast = nn::max_pool2d_forward(x, pool, nn::MaxPoolVariant::vectorized);
+    // A max picks one of its inputs, so the two must agree exactly (atol = rtol = 0).
+    EXPECT_TRUE(all_close(y_fast, y_naive, 0.0, 0.0));
+    nn::Tensor dy = random_tensor(y_naive.shape(), seed++);
+    // dx arrives full of garbage: both variants must overwrite every element.
+    nn::Tensor dx_naive(shape, 99.0f), dx_fast(shape, 99.0f);
+    nn::max_pool2d_backward(x, dy, pool, dx_naive, nn::MaxPoolVariant::naive);
+    nn::max_pool2d_backward(x, dy, pool, dx_fast, nn::MaxPoolVariant::vectorized);
+    EXPECT_TRUE(all_close(dx_fast, dx_naive, 0.0, 0.0));
+  }
+}
+
+TEST(MaxPool, GradientCheckByCentralDifferences) {
+  // L = sum(r * maxpool(x)). Max pooling is piecewise linear: as long as a
+  // step h does not change which input wins a window, (L(x+h) - L(x-h)) / 2h
+  // is exact, so with inputs at least 2h apart the check is tight. L is
+  // summed in double from outputs that are exactly some input each.
+  const nn::Shape shape{2, 6, 7, 3};
+  nn::Tensor x(shape);
+  std::vector<float> distinct(x.size());
+  for (std::size_t i = 0; i < distinct.size(); ++i) distinct[i] = 0.01f * static_cast<float>(i);
+  std::shuffle(distinct.begin(), distinct.end(), std::mt19937_64(7));
+  std::copy(distinct.begin(), distinct.end(), x.data());
+  nn::Tensor r = random_tensor(nn::max_pool2d_output_shape(shape, 2), 3);
+  auto loss = [&](const nn::Tensor& in) {
+    nn::Tensor y = nn::max_pool2d_forward(in, 2, nn::MaxPoolVariant::naive);
+    double l = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) l += static_cast<double>(r[i]) * y[i];
+    return l;
+  };
+  for (auto v : nn::max_pool_variants()) {
+    nn::Tensor dx = nn::max_pool2d_backward(x, r, 2, v);
+    std::vector<double> numeric(x.size()), analytic(x.size());
+    const float h = 0.004f;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      nn::Tensor xp = x, xm = x;
+      xp[i] += h;
+      xm[i] -= h;
+      numeric[i] = (loss(xp) - loss(xm)) / (static_cast<double>(xp[i]) - xm[i]);
+      analytic[i] = dx[i];
+    }
+    EXPECT_TRUE(all_close(std::span<const double>(analytic), numeric, 1e-4, 1e-3))
+        << nn::max_pool_variant_name(v);
+  }
+}
+
+TEST(MaxPool, VariantNames) {
+  EXPECT_EQ(nn::max_pool_variant("naive"), nn::MaxPoolVariant::naive);
+  EXPECT_THAT(error_of([] { nn::max_pool_variant("fast"); }), HasSubstr("unknown max-pooling variant 'fast'"));
+}
+
+}  // namespace

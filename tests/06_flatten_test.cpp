@@ -1,0 +1,47 @@
+// Chapter 06: Flatten is a view.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "nn/error.hpp"
+#include "nn/flatten.hpp"
+
+namespace {
+
+TEST(Flatten, ModelShapeIs5408) {
+  nn::Flatten flatten;
+  EXPECT_EQ(flatten.output_shape({32, 13, 13, 32}).str(), "(32, 5408)");
+  EXPECT_EQ(flatten.output_shape({0, 13, 13, 32}).str(), "(0, 5408)");
+  EXPECT_EQ(flatten.output_shape({4, 10}).str(), "(4, 10)");
+}
+
+TEST(Flatten, ForwardAndBackwardAreViewsOfTheSameBuffer) {
+  nn::Flatten flatten;
+  nn::Tensor x({2, 13, 13, 32});
+  nn::Tensor y = flatten.forward(x);
+  EXPECT_EQ(y.shape().str(), "(2, 5408)");
+  EXPECT_EQ(y.data(), x.data());  // the same address: nothing was copied
+  nn::Tensor dy({2, 5408});
+  nn::Tensor dx = flatten.backward(x, dy);
+  EXPECT_EQ(dx.shape().str(), "(2, 13, 13, 32)");
+  EXPECT_EQ(dx.data(), dy.data());
+}
+
+TEST(Flatten, KeepsNHWCOrder) {
+  // Element (n, h, w, c) lands at column (h * W + w) * C + c: channels vary
+  // fastest, exactly the order Keras's Flatten uses with channels_last.
+  nn::Tensor x({2, 3, 4, 5});
+  x(1, 2, 1, 3) = 42.0f;
+  nn::Tensor y = nn::Flatten().forward(x);
+  EXPECT_EQ(y(1, (2 * 4 + 1) * 5 + 3), 42.0f);
+}
+
+TEST(Flatten, NeedsABatchAxis) {
+  try {
+    nn::Flatten().output_shape({5});
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("needs a batch axis"));
+  }
+}
+
+}  // namespace

@@ -1,0 +1,130 @@
+// Chapter 08: softmax, categorical cross-entropy, their gradients, accuracy.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "nn/error.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/softmax.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using testing_nn::all_close;
+
+nn::Tensor random_tensor(nn::Shape shape, std::uint64_t seed, float scale = 3.0f) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-scale, scale);
+  nn::Tensor t(shape);
+  for (float& v : t.span()) v = u(rng);
+  return t;
+}
+
+bool all_finite(const nn::Tensor& t) {
+  for (float v : t.span())
+    if (!std::isfinite(v)) return false;
+  return true;
+}
+
+TEST(Softmax, HandComputed) {
+  // softmax(0, ln 2, ln 3) = (1, 2, 3) / 6
+  nn::Tensor z({1, 3}, std::vector<float>{0.0f, std::log(2.0f), std::log(3.0f)});
+  nn::Tensor p = nn::softmax(z);
+  EXPECT_TRUE(all_close(p, nn::Tensor({1, 3}, std::vector<float>{1 / 6.0f, 2 / 6.0f, 3 / 6.0f}), 1e-7, 1e-6));
+}
+
+TEST(Softmax, RowsSumToOneAndShiftDoesNotMatter) {
+  nn::Tensor z = random_tensor({8, 10}, 1);
+  nn::Tensor shifted = z;
+  for (float& v : shifted.span()) v += 100.0f;
+  nn::Tensor p = nn::softmax(z);
+  for (std::size_t i = 0; i < 8; ++i) {
+    double sum = 0;
+    for (std::size_t j = 0; j < 10; ++j) sum += p(i, j);
+    EXPECT_NEAR(sum, 1.0, 1e-6);
+  }
+  EXPECT_TRUE(all_close(nn::softmax(shifted), p, 1e-6, 1e-4));
+}
+
+TEST(Softmax, ExtremeLogitsGiveNoNaNOrInf) {
+  nn::Tensor z({4, 4}, std::vector<float>{
+                           1000, -1000, 0, 0,         // +-1000
+                           5, 5, 5, 5,                // all equal
+                           1e30f, -1e30f, -1e30f, 0,  // one huge, the rest tiny
+                           -1000, -1000, -1000, -1000});
+  nn::Tensor p = nn::softmax(z);
+  EXPECT_TRUE(all_finite(p));
+  EXPECT_FLOAT_EQ(p(0, 0), 1.0f);
+  EXPECT_FLOAT_EQ(p(0, 1), 0.0f);
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_FLOAT_EQ(p(1, j), 0.25f);
+  EXPECT_FLOAT_EQ(p(2, 0), 1.0f);
+  for (std::size_t j = 0; j < 4; ++j) EXPECT_FLOAT_EQ(p(3, j), 0.25f);
+  // The loss of a confident wrong answer is finite: -log(1e-7) = 16.118.
+  nn::Tensor y = nn::one_hot(std::vector<int>{1, 0, 3, 2}, 4);
+  double loss = nn::categorical_crossentropy(p, y);
+  EXPECT_TRUE(std::isfinite(loss));
+  EXPECT_NEAR(loss, (-std::log(1e-7) + std::log(4.0) + -std::log(1e-7) + std::log(4.0)) / 4, 1e-4);
+  EXPECT_TRUE(all_finite(nn::softmax_crossentropy_backward(p, y)));
+  EXPECT_TRUE(all_finite(nn::categorical_crossentropy_backward(p, y)));
+}
+
+TEST(CrossEntropy, HandComputedAndClipped) {
+  nn::Tensor p({2, 3}, std::vector<float>{0.7f, 0.2f, 0.1f, 0.0f, 0.5f, 0.5f});
+  nn::Tensor y = nn::one_hot(std::vector<int>{0, 0}, 3);
+  // Row 1: -log 0.7. Row 2: p = 0 is clipped to 1e-7: -log 1e-7.
+  EXPECT_NEAR(nn::categorical_crossentropy(p, y), (-std::log(0.7) - std::log(1e-7)) / 2, 1e-6);
+}
+
+TEST(CrossEntropy, FusedGradientEqualsTheChainOfBoth) {
+  nn::Tensor z = random_tensor({6, 10}, 2);
+  nn::Tensor y = nn::one_hot(std::vector<int>{3, 1, 4, 1, 5, 9}, 10);
+  nn::Tensor p = nn::softmax(z);
+  nn::Tensor chain = nn::softmax_backward(p, nn::categorical_crossentropy_backward(p, y));
+  nn::Tensor fused = nn::softmax_crossentropy_backward(p, y);
+  EXPECT_TRUE(all_close(fused, chain, 1e-7, 1e-4));
+}
+
+TEST(CrossEntropy, GradientCheckInDouble) {
+  // d loss / d z by central differences of the double-precision kernels,
+  // against the fused (p - y) / N computed in float.
+  const std::size_t n = 4, k = 10;
+  nn::Tensor zf = random_tensor({n, k}, 3);
+  nn::Tensor y = nn::one_hot(std::vector<int>{2, 7, 7, 0}, k);
+  std::vector<double> z(zf.span().begin(), zf.span().end()), yd(y.span().begin(), y.span().end());
+  auto loss = [&](const std::vector<double>& zz) {
+    std::vector<double> p(n * k);
+    nn::softmax_rows(zz.data(), p.data(), n, k);
+    return nn::crossentropy_rows(p.data(), yd.data(), n, k);
+  };
+  std::vector<double> numeric(n * k);
+  const double h = 1e-5;
+  for (std::size_t i = 0; i < n * k; ++i) {
+    auto zp = z, zm = z;
+    zp[i] += h;
+    zm[i] -= h;
+    numeric[i] = (loss(zp) - loss(zm)) / (2 * h);
+  }
+  nn::Tensor dz = nn::softmax_crossentropy_backward(nn::softmax(zf), y);
+  std::vector<double> analytic(dz.span().begin(), dz.span().end());
+  EXPECT_TRUE(all_close(std::span<const double>(analytic), numeric, 1e-6, 1e-4));
+}
+
+TEST(Accuracy, ArgmaxMatch) {
+  nn::Tensor p({3, 3}, std::vector<float>{0.1f, 0.8f, 0.1f, 0.5f, 0.3f, 0.2f, 0.2f, 0.2f, 0.6f});
+  nn::Tensor y = nn::one_hot(std::vector<int>{1, 1, 2}, 3);
+  EXPECT_EQ(nn::correct_count(p, y), 2u);
+  EXPECT_DOUBLE_EQ(nn::accuracy(p, y), 2.0 / 3.0);
+}
+
+TEST(Softmax, ShapeErrors) {
+  try {
+    nn::categorical_crossentropy(nn::Tensor({2, 10}), nn::Tensor({2, 9}));
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("(2, 10) and (2, 9)"));
+  }
+}
+
+}  // namespace
