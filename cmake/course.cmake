@@ -7,6 +7,7 @@
 # Where the executables find things when no option or variable says otherwise.
 set(NN_DEFAULT_DATA_DIR "${CMAKE_SOURCE_DIR}/data/mnist")
 set(NN_DEFAULT_PLOTS_DIR "${CMAKE_BINARY_DIR}/plots")
+set(NN_DEFAULT_WEIGHTS_DIR "${CMAKE_BINARY_DIR}/weights")
 
 function(nn_add_chapter folder)
   set(target "ch${folder}")

@@ -21,6 +21,8 @@ fs::path default_data_dir() {
 
 fs::path default_plots_dir() { return NN_DEFAULT_PLOTS_DIR; }
 
+fs::path default_weights_dir() { return NN_DEFAULT_WEIGHTS_DIR; }
+
 std::uint64_t Common::seed_or_random() const {
   if (seed) return *seed;
   return (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();

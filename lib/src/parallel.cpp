@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,16 @@ bool spin_until(Ready ready) {
 }
 
 std::size_t hardware_threads() { return std::max<std::size_t>(1, std::thread::hardware_concurrency()); }
+
+// The default: $NN_THREADS when it is a positive number, else the hardware threads.
+std::size_t default_threads() {
+  if (const char* env = std::getenv("NN_THREADS"); env && *env) {
+    char* end = nullptr;
+    const unsigned long n = std::strtoul(env, &end, 10);
+    if (*end == '\0' && n > 0 && n <= 1024) return n;
+  }
+  return hardware_threads();
+}
 
 // Workers 1..size-1 wait for a new generation of work; the caller is worker 0.
 class Pool {
@@ -117,7 +128,7 @@ std::unique_ptr<Pool> pool;  // created on first use
 
 Pool& the_pool() {
   std::lock_guard lock(pool_mutex);
-  if (!pool) pool = std::make_unique<Pool>(hardware_threads());
+  if (!pool) pool = std::make_unique<Pool>(default_threads());
   return *pool;
 }
 
@@ -126,7 +137,7 @@ Pool& the_pool() {
 std::size_t thread_count() { return the_pool().size(); }
 
 void set_thread_count(std::size_t n) {
-  if (n == 0) n = hardware_threads();
+  if (n == 0) n = default_threads();
   std::lock_guard lock(pool_mutex);
   if (pool && pool->size() == n) return;
   pool.reset();  // joins the old workers

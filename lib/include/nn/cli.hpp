@@ -29,6 +29,8 @@ struct Common {
 
 std::filesystem::path default_data_dir();
 std::filesystem::path default_plots_dir();
+// Where chapter 10 saves its weights and chapter 11 loads them: <build>/weights.
+std::filesystem::path default_weights_dir();
 
 class Parser {
  public:

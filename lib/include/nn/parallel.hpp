@@ -17,11 +17,12 @@
 
 namespace nn {
 
-// The number of threads parallel_for uses: by default the hardware threads.
+// The number of threads parallel_for uses: by default $NN_THREADS if set,
+// else the hardware threads.
 std::size_t thread_count();
 
 // Sets the number of threads (1 = everything runs on the calling thread;
-// 0 = back to the hardware threads). Not to be called inside a parallel_for.
+// 0 = back to the default). Not to be called inside a parallel_for.
 void set_thread_count(std::size_t n);
 
 // Runs fn(lo, hi) on contiguous chunks covering [begin, end), in parallel.

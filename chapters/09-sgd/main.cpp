@@ -1,0 +1,103 @@
+// Chapter 09: SGD(learning_rate=0.01), and backpropagation through the stack
+//
+// First the update rules on a toy 2-D bowl, plotted as paths over its
+// contours; then one real SGD step on one batch of 32, with the loss before
+// and after.
+#include <fmt/format.h>
+
+#include "nn/cli.hpp"
+#include "nn/error.hpp"
+#include "nn/mnist.hpp"
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/optimizer.hpp"
+#include "nn/plot.hpp"
+
+namespace {
+
+// A long, narrow bowl: f(u, v) = u^2 / 20 + v^2, steep across (v) and
+// shallow along (u). Its gradient is (u / 10, 2 v).
+struct Path {
+  std::string label;
+  std::vector<std::pair<float, float>> points;
+};
+
+Path descend(nn::Optimizer& opt, int steps) {
+  nn::Tensor w({2}, std::vector<float>{-9.0f, 2.5f}), g({2});
+  Path path{opt.describe(), {{w[0], w[1]}}};
+  nn::Tensor* params[] = {&w};
+  const nn::Tensor* grads[] = {&g};
+  for (int i = 0; i < steps; ++i) {
+    g[0] = w[0] / 10.0f;  // df/du
+    g[1] = 2.0f * w[1];   // df/dv
+    opt.step(params, grads);
+    path.points.push_back({w[0], w[1]});
+  }
+  return path;
+}
+
+void plot_paths(const std::vector<Path>& paths, int steps, const std::filesystem::path& file) {
+  nn::plot::Png png(file, 1100, 520);
+  auto& gp = png.gp();
+  gp << fmt::format("set title 'Four optimizers on f(u, v) = u^2/20 + v^2: {} steps from (-9, 2.5) to the minimum at (0, 0)'\n", steps)
+     << "set xrange [-10:2]; set yrange [-3:3]; set xlabel 'u'; set ylabel 'v'; set key below\n"
+     << "set isosamples 120,120; set contour base; unset surface; set cntrparam levels discrete 0.05,0.2,0.5,1,2,3,4,6,8\n"
+     << "set table $contours\nsplot x**2/20 + y**2\nunset table\nunset contour\n"
+     << "plot $contours with lines lc rgb '#bbbbbb' notitle";
+  for (const Path& p : paths)
+    gp << ", '-' with linespoints pt 7 ps 0.5 lw 2 title " << nn::plot::quote(p.label) << " noenhanced";
+  gp << "\n";
+  for (const Path& p : paths) {
+    for (auto [u, v] : p.points) gp << fmt::format("{} {}\n", u, v);
+    gp << "e\n";
+  }
+  png.finish();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nn::cli::Parser cli("ch09-sgd", "Chapter 09: gradient descent, SGD and friends, and one real training step.");
+  nn::cli::Common common;
+  cli.add_common(common);
+  int steps = 30;
+  cli.option("--steps", "N", "optimizer steps on the toy bowl", &steps);
+  return nn::cli::run(cli.program(), [&] {
+    if (!cli.parse(argc, argv)) return 0;
+    if (steps < 1 || steps > 10000) throw nn::Error(fmt::format("--steps {} is outside 1..10000", steps));
+    const std::uint64_t seed = common.seed_or_random();
+
+    // The four rules on the bowl. Learning rates are chosen for the bowl, not Keras's defaults.
+    nn::SGD sgd({.learning_rate = 0.9f});
+    nn::SGD momentum({.learning_rate = 0.1f, .momentum = 0.9f});
+    nn::RMSprop rmsprop({.learning_rate = 0.3f});
+    nn::Adam adam({.learning_rate = 0.5f});
+    std::vector<Path> paths;
+    for (nn::Optimizer* opt : std::initializer_list<nn::Optimizer*>{&sgd, &momentum, &rmsprop, &adam})
+      paths.push_back(descend(*opt, steps));
+    fmt::print("On the bowl f(u, v) = u^2/20 + v^2, from (-9, 2.5), after {} steps:\n", steps);
+    for (const Path& p : paths) {
+      auto [u, v] = p.points.back();
+      fmt::print("  {:<66} at ({:7.4f}, {:7.4f}), f = {:.6f}\n", p.label, u, v, u * u / 20.0 + v * v);
+    }
+
+    // One real step: the Keras model, one batch of 32, SGD(learning_rate=0.01).
+    nn::Mnist m = nn::load_mnist(common.data);
+    nn::Tensor x = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32);
+    nn::Tensor y = nn::one_hot(std::span(m.y_train.data).first(32));
+    // [snippet ch09-step]
+    nn::Sequential model = nn::make_mnist_model(seed);
+    model.compile(nn::make_optimizer("sgd", 0.01f));
+    const double before = model.train_on_batch(x, y);  // forward, backward, w -= lr * g
+    const double after = model.compute_gradients(x, y);  // the loss again, with the new weights
+    // [end snippet ch09-step]
+    fmt::print("\nseed {}\none SGD step (learning_rate=0.01) on the first batch of 32:\n", seed);
+    fmt::print("  loss before {:.6f}\n  loss after  {:.6f}  ({:+.6f})\n", before, after, after - before);
+
+    const auto file = common.plots / "09-optimizer-paths.png";
+    plot_paths(paths, steps, file);
+    fmt::print("\nWrote {}\n", file.string());
+    return 0;
+  });
+}

@@ -1,0 +1,164 @@
+// Chapter 11: predict one random test image
+//
+//   image = random test image; show it; reshape to (1, 28, 28, 1); / 255
+//   prediction = model.predict(image); digit = argmax(prediction)
+//
+// Loads the weights chapter 10 saved, predicts one image (a random test
+// image, --index I, or your own 28x28 PGM with --image), then evaluates the
+// whole test set: its confusion matrix and the 25 most confident mistakes.
+#include <fmt/format.h>
+
+#include <cmath>
+#include <iostream>
+#include <random>
+
+#include "nn/cli.hpp"
+#include "nn/error.hpp"
+#include "nn/metrics.hpp"
+#include "nn/mnist.hpp"
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/pgm.hpp"
+#include "nn/softmax.hpp"
+#include "nn/plot.hpp"
+#include "nn/terminal.hpp"
+
+namespace {
+
+void plot_digit(const std::vector<std::uint8_t>& pixels, const std::string& title, const std::filesystem::path& file) {
+  nn::plot::Png png(file, 420, 460);
+  auto& gp = png.gp();
+  gp << "set title " << nn::plot::quote(title) << " noenhanced\n"
+     << "unset key; unset colorbox; unset tics; set size ratio -1; set palette gray; set cbrange [0:255]\n"
+     << "set xrange [-0.5:27.5]; set yrange [27.5:-0.5]\nplot '-' matrix with image\n";
+  nn::plot::send_matrix(gp, pixels.data(), 28, 28);
+  png.finish();
+}
+
+void plot_confusion(const std::vector<std::vector<std::size_t>>& counts, double accuracy,
+                    const std::filesystem::path& file) {
+  nn::plot::Png png(file, 760, 680);
+  auto& gp = png.gp();
+  gp << fmt::format("set title 'Confusion matrix on the 10,000 test images (accuracy {:.2f}%)'\n", 100 * accuracy)
+     << "set xlabel 'predicted'; set ylabel 'true label'; set xtics 0,1,9; set ytics 0,1,9\n"
+     << "set xrange [-0.5:9.5]; set yrange [9.5:-0.5]; set size ratio -1; unset key\n"
+     << "set logscale cb; set cbrange [1:*]; set cblabel 'images (log scale)'\n"
+     << "set palette defined (0 'white', 1 '#9ecae1', 2 '#08519c')\n"
+     << "plot '-' matrix with image, '-' using 1:2:3 with labels font ',9', "
+        "'-' using 1:2:3 with labels font ',9' textcolor rgb 'white'\n";
+  for (const auto& row : counts) {
+    for (std::size_t v : row) gp << std::max<std::size_t>(v, 1) << ' ';  // log scale: 0 drawn as 1 (white)
+    gp << '\n';
+  }
+  gp << "e\n";
+  for (bool dark : {false, true}) {  // black numbers on light cells, white on dark ones
+    for (std::size_t t = 0; t < counts.size(); ++t)
+      for (std::size_t p = 0; p < counts.size(); ++p)
+        if (counts[t][p] > 0 && (counts[t][p] >= 100) == dark) gp << fmt::format("{} {} {}\n", p, t, counts[t][p]);
+    gp << "e\n";
+  }
+  png.finish();
+}
+
+void plot_mistakes(const std::vector<nn::Mistake>& mistakes, const nn::IdxArray& x_test,
+                   const std::filesystem::path& file) {
+  nn::plot::Png png(file, 900, 980);
+  auto& gp = png.gp();
+  gp << "set multiplot layout 5,5 title 'The 25 most confident mistakes on the test set: true -> predicted (confidence)'\n"
+     << "unset key; unset colorbox; unset tics; unset border; set size ratio -1; set palette gray; set cbrange [0:255]\n"
+     << "set xrange [-0.5:27.5]; set yrange [27.5:-0.5]\n";
+  for (const nn::Mistake& m : mistakes) {
+    gp << fmt::format("set title '#{}: {} -> {} ({:.1f}%)'\nplot '-' matrix with image\n", m.index, m.label,
+                      m.predicted, 100 * m.confidence);
+    nn::plot::send_matrix(gp, &x_test.data[m.index * 784], 28, 28);
+  }
+  gp << "unset multiplot\n";
+  png.finish();
+}
+
+std::string bar(float p) { return std::string(static_cast<std::size_t>(p * 40.0f + 0.5f), '#'); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  nn::cli::Parser cli("ch11-predict", "Chapter 11: predicts one test image (or your own digit) with chapter 10's weights.");
+  nn::cli::Common common;
+  cli.add_common(common);
+  std::filesystem::path load = nn::cli::default_weights_dir(), image;
+  int index = -1;
+  cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
+  cli.option("--index", "I", "predict test image I (else a random one)", &index);
+  cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
+  return nn::cli::run(cli.program(), [&] {
+    if (!cli.parse(argc, argv)) return 0;
+    nn::Mnist m = nn::load_mnist(common.data);
+    if (!std::filesystem::exists(load / "dense.kernel.npy"))
+      throw nn::Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
+                                  "(it saves its weights in {}), or pass --load DIR",
+                                  load.string(), nn::cli::default_weights_dir().string()));
+    nn::Sequential model = nn::make_mnist_model(0);
+    model.load(load);
+
+    std::vector<std::uint8_t> pixels;  // the 28x28 digit, 0..255, white on black
+    int label = -1;
+    std::string what;
+    if (!image.empty()) {
+      bool inverted = false;
+      pixels = nn::to_mnist_digit(nn::read_pgm(image), image.string(), &inverted);
+      what = fmt::format("{} ({})", image.filename().string(), inverted ? "black on white: inverted" : "white on black");
+    } else {
+      const std::uint64_t seed = common.seed_or_random();
+      const std::size_t n = m.x_test.shape[0];
+      if (index >= 0 && static_cast<std::size_t>(index) >= n)
+        throw nn::Error(fmt::format("--index {} is outside 0..{}", index, n - 1));
+      // [snippet pick]
+      std::mt19937_64 rng(seed);
+      const std::size_t i = index >= 0 ? static_cast<std::size_t>(index)
+                                       : std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);  // a random test image
+      // [end snippet pick]
+      pixels.assign(m.x_test.data.begin() + static_cast<long>(i * 784), m.x_test.data.begin() + static_cast<long>((i + 1) * 784));
+      label = m.y_test.data[i];
+      what = index >= 0 ? fmt::format("x_test[{}]", i) : fmt::format("x_test[{}], chosen with seed {}", i, seed);
+    }
+    fmt::print("{}:\n", what);
+    std::cout << nn::shade_image(pixels.data(), 28, 28);
+
+    // [snippet predict]
+    nn::IdxArray one{{1, 28, 28}, pixels};
+    nn::Tensor x = nn::images_to_tensor(one);     // reshape to (1, 28, 28, 1) and / 255
+    nn::Tensor prediction = model.predict(x);      // (1, 10) probabilities
+    const std::size_t digit = nn::argmax(prediction)[0];
+    // [end snippet predict]
+    fmt::print("\ninput {} -> prediction {}\n", x.shape().str(), prediction.shape().str());
+    for (std::size_t k = 0; k < 10; ++k)
+      fmt::print("  {}  {:6.2f}%  {}{}\n", k, 100 * prediction(0, k), bar(prediction(0, k)), k == digit ? "  <- argmax" : "");
+    if (label >= 0)
+      fmt::print("predicted {}, labelled {}: {}\n", digit, label, static_cast<int>(digit) == label ? "correct" : "WRONG");
+    else
+      fmt::print("predicted {}\n", digit);
+    plot_digit(pixels, fmt::format("{}: predicted {} ({:.1f}%)", what, digit, 100 * prediction(0, digit)),
+               common.plots / "11-digit.png");
+
+    // The whole test set.
+    nn::Tensor p = model.predict(nn::images_to_tensor(m.x_test));
+    auto predicted = nn::argmax(p);
+    auto counts = nn::confusion_matrix(predicted, m.y_test.data);
+    const double accuracy = nn::accuracy(p, nn::one_hot(m.y_test.data));
+    fmt::print("\nThe whole test set: accuracy {:.2f}% ({} wrong of {})\n", 100 * accuracy,
+               static_cast<std::size_t>(std::lround((1 - accuracy) * static_cast<double>(predicted.size()))), predicted.size());
+    fmt::print("confusion matrix (rows: true label, columns: predicted)\n     ");
+    for (int c = 0; c < 10; ++c) fmt::print("{:>5}", c);
+    fmt::print("\n");
+    for (int t = 0; t < 10; ++t) {
+      fmt::print("{:>5}", t);
+      for (int c = 0; c < 10; ++c) fmt::print("{:>5}", counts[t][c]);
+      fmt::print("\n");
+    }
+    auto mistakes = nn::most_confident_mistakes(p, m.y_test.data, 25);
+    plot_confusion(counts, accuracy, common.plots / "11-confusion-matrix.png");
+    plot_mistakes(mistakes, m.x_test, common.plots / "11-confident-mistakes.png");
+    fmt::print("\nWrote 11-digit.png, 11-confusion-matrix.png and 11-confident-mistakes.png to {}\n", common.plots.string());
+    return 0;
+  });
+}

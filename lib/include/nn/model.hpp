@@ -1,0 +1,162 @@
+#pragma once
+// Sequential, compile, fit, evaluate, predict: the Keras model, for the
+// layers of chapters 04-08.
+//
+//   nn::Sequential model({28, 28, 1});
+//   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = s}));
+//   model.add(nn::MaxPooling2D({.pool = 2}));
+//   model.add(nn::Flatten());
+//   model.add(nn::Dense({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = s + 1}));
+//   model.add(nn::Dense({.units = 10, .input_dim = 100, .seed = s + 2}));   // softmax: see compile
+//   model.compile(nn::make_optimizer("sgd", 0.01f));
+//   model.fit(x_train, y_train, {.epochs = 10, .batch_size = 32});
+//
+// The last Dense produces logits; softmax and categorical cross-entropy are
+// applied together by the loss (chapter 08), as Keras's
+// Dense(10, activation="softmax") + loss="categorical_crossentropy" does.
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "nn/conv2d.hpp"
+#include "nn/dense.hpp"
+#include "nn/flatten.hpp"
+#include "nn/optimizer.hpp"
+#include "nn/pooling.hpp"
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+// One layer of a Sequential model, as the model sees it.
+class Layer {
+ public:
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;       // the Keras class: "Conv2D"
+  virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d"
+  // The output shape for an input shape, batch axis included.
+  virtual Shape output_shape(const Shape& x) const = 0;
+  virtual Tensor forward(const Tensor& x) = 0;
+  // From the forward pass's input x and output y and the gradient dy of y:
+  // stores the gradients of the parameters and returns dx (empty when
+  // need_dx is false: the first layer's input gradient is never used).
+  virtual Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) = 0;
+  virtual std::vector<Tensor*> parameters() { return {}; }  // kernel, bias
+  virtual std::vector<Tensor*> gradients() { return {}; }   // in the same order
+  std::size_t param_count();
+
+  std::string name;  // "dense_1": set by Sequential::add
+};
+
+struct EpochLog {
+  double loss = 0, accuracy = 0;          // the running means at the end of the epoch
+  double val_loss = 0, val_accuracy = 0;  // on the validation data, when given
+  bool has_validation = false;
+  double seconds = 0;
+  std::size_t steps = 0;
+};
+
+struct History {
+  std::vector<EpochLog> epochs;
+  std::size_t steps = 0;      // batches trained in all
+  std::string stopped;        // why fit stopped early ("" when it ran to the end)
+  bool nan_loss = false;      // stopped because the loss was NaN or inf
+  bool interrupted = false;   // stopped by the interrupt flag
+};
+
+struct FitOptions {
+  int epochs = 10;
+  std::size_t batch_size = 32;
+  bool shuffle = true;
+  std::uint64_t seed = 0;                   // for the shuffles
+  std::int64_t max_steps = -1;              // stop after this many batches; < 0: no limit
+  std::ostream* progress = nullptr;         // Keras's progress lines; null: silent
+  bool live = false;                        // redraw the progress line as it goes (a terminal)
+  const Tensor* x_val = nullptr;            // evaluated after every epoch when given
+  const Tensor* y_val = nullptr;
+  const std::atomic<bool>* interrupt = nullptr;  // checked before every batch
+  // Called after every completed epoch (after validation), e.g. to save weights.
+  std::function<void(int epoch, const EpochLog&)> on_epoch_end = nullptr;
+};
+
+struct Evaluation {
+  double loss = 0, accuracy = 0;
+};
+
+struct NamedTensor {
+  std::string name;  // "conv2d.kernel"
+  Tensor* tensor;
+};
+
+class Sequential {
+ public:
+  // The shape of one sample, without the batch axis: (28, 28, 1).
+  explicit Sequential(Shape input_shape);
+
+  void add(const Conv2D& layer);
+  void add(const MaxPooling2D& layer);
+  void add(const Flatten& layer);
+  void add(const Dense& layer);
+  void add(std::unique_ptr<Layer> layer);  // checks that it fits the layer before
+
+  // The loss is categorical cross-entropy on softmax(last layer), the metric
+  // accuracy: the ones the Keras program compiles with.
+  void compile(std::unique_ptr<Optimizer> optimizer);
+
+  // Keras's model.summary() table.
+  std::string summary() const;
+  std::size_t param_count() const;
+
+  // Forward, loss, backward and one optimizer step on one batch. Returns the
+  // batch's mean loss; `correct` receives how many argmax predictions matched.
+  double train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
+
+  // The loss and the gradients of every parameter on one batch, no update
+  // (for gradient checks). Returns the loss.
+  double compute_gradients(const Tensor& x, const Tensor& y);
+
+  History fit(const Tensor& x, const Tensor& y, const FitOptions& options);
+  Evaluation evaluate(const Tensor& x, const Tensor& y, std::size_t batch_size = 32,
+                      std::ostream* progress = nullptr) ;
+  // softmax probabilities, (N, classes)
+  Tensor predict(const Tensor& x, std::size_t batch_size = 32);
+
+  // Every weight tensor with its Keras name, in layer order.
+  std::vector<NamedTensor> weights();
+  std::vector<Tensor*> parameters();
+  std::vector<Tensor*> gradients();
+  const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
+
+  // One .npy file per weight tensor in `dir` ("conv2d.kernel.npy", ...), each
+  // written atomically. load() checks every shape and names any mismatch.
+  void save(const std::filesystem::path& dir);
+  void load(const std::filesystem::path& dir);
+
+ private:
+  Tensor logits(const Tensor& x);  // forward through every layer
+  Shape input_shape_;
+  std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<Tensor> activations_;  // the last forward pass: input of layer i is activations_[i]
+  std::unique_ptr<Optimizer> optimizer_;
+  std::size_t last_correct_ = 0;  // argmax matches in the last compute_gradients
+};
+
+// Batches in one epoch: the last one may be partial. 60000 / 32 -> 1875.
+constexpr std::size_t batches_per_epoch(std::size_t samples, std::size_t batch_size) {
+  return (samples + batch_size - 1) / batch_size;
+}
+
+// Keras's progress line: "1875/1875 [==============================] - 6s 3ms/step - loss: 0.2763 - accuracy: 0.9190"
+// (with "ETA: 5s" instead of the times while the epoch runs).
+std::string progress_line(std::size_t done, std::size_t total, double elapsed_seconds, double loss,
+                          double accuracy, bool finished);
+
+// The Keras model from COURSE.md section 1, its layers seeded from `seed`.
+Sequential make_mnist_model(std::uint64_t seed);
+
+}  // namespace nn

@@ -1,0 +1,435 @@
+#include "nn/model.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include "nn/error.hpp"
+#include "nn/npy.hpp"
+#include "nn/softmax.hpp"
+
+namespace nn {
+
+std::size_t Layer::param_count() {
+  std::size_t n = 0;
+  for (Tensor* p : parameters()) n += p->size();
+  return n;
+}
+
+namespace {
+
+// ---- The layers of chapters 04-07, as the model sees them ------------------
+
+class Conv2DLayer final : public Layer {
+ public:
+  explicit Conv2DLayer(const Conv2D& c) : conv_(c) {}
+  std::string type() const override { return "Conv2D"; }
+  std::string base_name() const override { return "conv2d"; }
+  Shape output_shape(const Shape& x) const override { return conv_.output_shape(x); }
+  Tensor forward(const Tensor& x) override { return conv_.forward(x); }
+  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+    Conv2DGradients g = conv_.backward(x, y, dy, need_dx);
+    dkernel_ = std::move(g.dkernel);
+    dbias_ = std::move(g.dbias);
+    return std::move(g.dx);
+  }
+  std::vector<Tensor*> parameters() override { return {&conv_.kernel, &conv_.bias}; }
+  std::vector<Tensor*> gradients() override { return {&dkernel_, &dbias_}; }
+
+ private:
+  Conv2D conv_;
+  Tensor dkernel_{conv_.kernel.shape()}, dbias_{conv_.bias.shape()};
+};
+
+class MaxPooling2DLayer final : public Layer {
+ public:
+  explicit MaxPooling2DLayer(const MaxPooling2D& p) : pool_(p) {}
+  std::string type() const override { return "MaxPooling2D"; }
+  std::string base_name() const override { return "max_pooling2d"; }
+  Shape output_shape(const Shape& x) const override { return pool_.output_shape(x); }
+  Tensor forward(const Tensor& x) override { return pool_.forward(x); }
+  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return pool_.backward(x, dy); }
+
+ private:
+  MaxPooling2D pool_;
+};
+
+class FlattenLayer final : public Layer {
+ public:
+  std::string type() const override { return "Flatten"; }
+  std::string base_name() const override { return "flatten"; }
+  Shape output_shape(const Shape& x) const override { return flatten_.output_shape(x); }
+  Tensor forward(const Tensor& x) override { return flatten_.forward(x); }
+  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return flatten_.backward(x, dy); }
+
+ private:
+  Flatten flatten_;
+};
+
+class DenseLayer final : public Layer {
+ public:
+  explicit DenseLayer(const Dense& d) : dense_(d) {}
+  std::string type() const override { return "Dense"; }
+  std::string base_name() const override { return "dense"; }
+  Shape output_shape(const Shape& x) const override { return dense_.output_shape(x); }
+  Tensor forward(const Tensor& x) override { return dense_.forward(x); }
+  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+    DenseGradients g = dense_.backward(x, y, dy, need_dx);
+    dkernel_ = std::move(g.dkernel);
+    dbias_ = std::move(g.dbias);
+    return std::move(g.dx);
+  }
+  std::vector<Tensor*> parameters() override { return {&dense_.kernel, &dense_.bias}; }
+  std::vector<Tensor*> gradients() override { return {&dkernel_, &dbias_}; }
+
+ private:
+  Dense dense_;
+  Tensor dkernel_{dense_.kernel.shape()}, dbias_{dense_.bias.shape()};
+};
+
+// A shape with a batch axis of n in front of a sample shape.
+Shape with_batch(std::size_t n, const Shape& sample) {
+  std::array<std::size_t, Shape::kMaxRank> dims{n};
+  if (sample.rank() + 1 > Shape::kMaxRank) throw Error(fmt::format("input shape {} has too many axes", sample.str()));
+  std::copy(sample.dims().begin(), sample.dims().end(), dims.begin() + 1);
+  return Shape(std::span(dims.data(), sample.rank() + 1));
+}
+
+// "(None, 26, 26, 32)": Keras's way to print a shape whose batch size is open.
+std::string keras_shape(const Shape& s) {
+  std::string out = "(None";
+  for (std::size_t i = 1; i < s.rank(); ++i) out += fmt::format(", {}", s[i]);
+  return out + ")";
+}
+
+// Items [first, first + count) of x, in the order `index` gives, into `out`.
+void gather(const Tensor& x, std::span<const std::size_t> index, Tensor& out) {
+  const std::size_t item = x.size() / x.dim(0);
+  for (std::size_t i = 0; i < index.size(); ++i)
+    std::copy(x.data() + index[i] * item, x.data() + (index[i] + 1) * item, out.data() + i * item);
+}
+
+void check_xy(const Tensor& x, const Tensor& y) {
+  if (x.rank() < 2 || y.rank() != 2 || x.dim(0) != y.dim(0))
+    throw Error(fmt::format("x {} and y {} must have the same number of samples", x.shape().str(), y.shape().str()));
+}
+
+}  // namespace
+
+Sequential::Sequential(Shape input_shape) : input_shape_(input_shape) {}
+
+void Sequential::add(const Conv2D& layer) { add(std::make_unique<Conv2DLayer>(layer)); }
+void Sequential::add(const MaxPooling2D& layer) { add(std::make_unique<MaxPooling2DLayer>(layer)); }
+void Sequential::add(const Flatten&) { add(std::make_unique<FlattenLayer>()); }
+void Sequential::add(const Dense& layer) { add(std::make_unique<DenseLayer>(layer)); }
+
+void Sequential::add(std::unique_ptr<Layer> layer) {
+  // The shape the new layer receives: run the shapes of the model so far.
+  Shape shape = with_batch(1, input_shape_);
+  for (const auto& l : layers_) shape = l->output_shape(shape);
+  try {
+    layer->output_shape(shape);
+  } catch (const Error& e) {
+    throw Error(fmt::format("cannot add {} after an output of shape {}: {}", layer->type(), keras_shape(shape), e.what()));
+  }
+  // Keras names: conv2d, dense, then dense_1, dense_2 for repeats.
+  std::size_t same = 0;
+  for (const auto& l : layers_) same += l->base_name() == layer->base_name();
+  layer->name = same == 0 ? layer->base_name() : fmt::format("{}_{}", layer->base_name(), same);
+  layers_.push_back(std::move(layer));
+}
+
+void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
+  if (layers_.empty()) throw Error("compile: the model has no layers");
+  Shape out = with_batch(1, input_shape_);
+  for (const auto& l : layers_) out = l->output_shape(out);
+  if (out.rank() != 2) throw Error(fmt::format("compile: the last layer's output {} is not (None, classes)", keras_shape(out)));
+  optimizer_ = std::move(optimizer);
+}
+
+std::size_t Sequential::param_count() const {
+  std::size_t n = 0;
+  for (const auto& l : layers_) n += l->param_count();
+  return n;
+}
+
+std::string Sequential::summary() const {
+  // [snippet summary]
+  const std::string rule(65, '_'), double_rule(65, '=');
+  std::string s = "Model: \"sequential\"\n" + rule + "\n";
+  s += fmt::format("{:<29}{:<26}{}\n", "Layer (type)", "Output Shape", "Param #") + double_rule + "\n";
+  Shape shape = with_batch(1, input_shape_);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    shape = layers_[i]->output_shape(shape);
+    s += fmt::format("{:<29}{:<26}{}\n", fmt::format("{} ({})", layers_[i]->name, layers_[i]->type()),
+                     keras_shape(shape), layers_[i]->param_count());
+    s += (i + 1 < layers_.size() ? rule : double_rule) + "\n";
+  }
+  // [end snippet summary]
+  std::string grouped;  // 542230 -> 542,230
+  std::string digits = std::to_string(param_count());
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
+    grouped += digits[i];
+  }
+  s += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n{}\n", grouped, grouped, rule);
+  return s;
+}
+
+std::vector<Tensor*> Sequential::parameters() {
+  std::vector<Tensor*> out;
+  for (auto& l : layers_)
+    for (Tensor* p : l->parameters()) out.push_back(p);
+  return out;
+}
+
+std::vector<Tensor*> Sequential::gradients() {
+  std::vector<Tensor*> out;
+  for (auto& l : layers_)
+    for (Tensor* g : l->gradients()) out.push_back(g);
+  return out;
+}
+
+std::vector<NamedTensor> Sequential::weights() {
+  std::vector<NamedTensor> out;
+  for (auto& l : layers_) {
+    auto params = l->parameters();
+    for (std::size_t i = 0; i < params.size(); ++i)
+      out.push_back({fmt::format("{}.{}", l->name, i == 0 ? "kernel" : "bias"), params[i]});
+  }
+  return out;
+}
+
+Tensor Sequential::logits(const Tensor& x) {
+  activations_.clear();
+  activations_.push_back(x.reshape(x.shape()));  // a view: no copy of the batch
+  for (auto& l : layers_) activations_.push_back(l->forward(activations_.back()));
+  return activations_.back().reshape(activations_.back().shape());
+}
+
+double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
+  check_xy(x, y);
+  // [snippet backprop]
+  Tensor p = softmax(logits(x));                        // forward through every layer
+  const double loss = categorical_crossentropy(p, y);
+  Tensor grad = softmax_crossentropy_backward(p, y);    // (p - y) / N
+  for (std::size_t i = layers_.size(); i-- > 0;)        // backward, last layer first
+    grad = layers_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
+  // [end snippet backprop]
+  last_correct_ = correct_count(p, y);
+  return loss;
+}
+
+double Sequential::train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct) {
+  if (!optimizer_) throw Error("train_on_batch: call compile() first");
+  const double loss = compute_gradients(x, y);
+  if (correct) *correct = last_correct_;
+  if (!std::isfinite(loss)) return loss;  // no step from a NaN: the caller decides what to do
+  auto params = parameters();
+  auto grads = gradients();
+  std::vector<const Tensor*> const_grads(grads.begin(), grads.end());
+  optimizer_->step(params, const_grads);
+  return loss;
+}
+
+std::string progress_line(std::size_t done, std::size_t total, double elapsed, double loss, double accuracy,
+                          bool finished) {
+  const std::size_t width = 30;
+  const std::size_t filled = total == 0 ? width : done * width / total;
+  std::string bar(width, '.');
+  for (std::size_t i = 0; i < filled; ++i) bar[i] = '=';
+  if (filled < width && done > 0) bar[filled] = '>';
+  std::string timing;
+  if (finished) {
+    const double per_step = done ? elapsed / static_cast<double>(done) : 0.0;
+    timing = per_step >= 1e-3 ? fmt::format("{:.0f}s {:.0f}ms/step", elapsed, per_step * 1e3)
+                              : fmt::format("{:.0f}s {:.0f}us/step", elapsed, per_step * 1e6);
+  } else {
+    const double eta = done ? elapsed / static_cast<double>(done) * static_cast<double>(total - done) : 0.0;
+    timing = fmt::format("ETA: {:.0f}s", eta);
+  }
+  const int digits = static_cast<int>(std::to_string(total).size());
+  return fmt::format("{:>{}}/{} [{}] - {} - loss: {:.4f} - accuracy: {:.4f}", done, digits, total, bar, timing, loss,
+                     accuracy);
+}
+
+History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
+  check_xy(x, y);
+  if (!optimizer_) throw Error("fit: call compile() first");
+  if (o.batch_size == 0) throw Error("fit: batch_size must be at least 1");
+  if (o.epochs < 0) throw Error("fit: epochs must be >= 0");
+  const std::size_t n = x.dim(0);
+  const std::size_t batches = batches_per_epoch(n, o.batch_size);  // 60000 / 32 = 1875
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(o.seed);
+  // The weights at the end of the last completed epoch: what a NaN falls back to.
+  std::vector<Tensor> good;
+  auto snapshot = [&] {
+    good.clear();
+    for (Tensor* p : parameters()) good.push_back(*p);
+  };
+  auto restore = [&] {
+    auto params = parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) *params[i] = good[i];
+  };
+  snapshot();
+  History h;
+  using clock = std::chrono::steady_clock;
+  for (int epoch = 1; epoch <= o.epochs; ++epoch) {
+    if (o.max_steps >= 0 && h.steps >= static_cast<std::size_t>(o.max_steps)) break;
+    if (o.progress) *o.progress << fmt::format("Epoch {}/{}\n", epoch, o.epochs) << std::flush;
+    // [snippet shuffle]
+    if (o.shuffle)  // Fisher-Yates, so that the order depends only on the seed
+      for (std::size_t i = n - 1; i > 0; --i) std::swap(order[i], order[std::uniform_int_distribution<std::size_t>(0, i)(rng)]);
+    // [end snippet shuffle]
+    const auto start = clock::now();
+    auto last_draw = start;
+    double loss_sum = 0;  // summed over samples, as Keras's running mean is
+    std::size_t correct_sum = 0, seen = 0, step = 0;
+    Tensor xb, yb;
+    for (; step < batches; ++step) {
+      if (o.interrupt && o.interrupt->load()) {
+        h.interrupted = true;
+        h.stopped = fmt::format("interrupted during epoch {}", epoch);
+        break;
+      }
+      if (o.max_steps >= 0 && h.steps >= static_cast<std::size_t>(o.max_steps)) {
+        h.stopped = fmt::format("stopped after --max-steps {} batches", o.max_steps);
+        break;
+      }
+      const std::size_t first = step * o.batch_size, count = std::min(o.batch_size, n - first);
+      if (xb.rank() == 0 || xb.dim(0) != count) {  // a new shape only for the last, partial batch
+        xb = Tensor(with_batch(count, Shape(std::span(x.shape().dims()).subspan(1))));
+        yb = Tensor({count, y.dim(1)});
+      }
+      gather(x, std::span(order).subspan(first, count), xb);
+      gather(y, std::span(order).subspan(first, count), yb);
+      std::size_t correct = 0;
+      const double loss = train_on_batch(xb, yb, &correct);
+      if (!std::isfinite(loss)) {
+        restore();
+        h.nan_loss = true;
+        h.stopped = fmt::format("the loss became {} at epoch {}, batch {}; training stopped and the weights were "
+                                "reset to those of {}",
+                                loss, epoch, step + 1,
+                                h.epochs.empty() ? "the start" : fmt::format("the end of epoch {}", h.epochs.size()));
+        break;
+      }
+      ++h.steps;
+      loss_sum += loss * static_cast<double>(count);
+      correct_sum += correct;
+      seen += count;
+      if (o.progress && o.live && clock::now() - last_draw > std::chrono::milliseconds(100)) {
+        last_draw = clock::now();
+        *o.progress << '\r'
+                    << progress_line(step + 1, batches, std::chrono::duration<double>(last_draw - start).count(),
+                                     loss_sum / seen, static_cast<double>(correct_sum) / seen, false)
+                    << std::flush;
+      }
+    }
+    if (!h.stopped.empty() && (h.nan_loss || h.interrupted)) {
+      if (o.progress) *o.progress << "\n";
+      break;
+    }
+    EpochLog log;
+    log.steps = step;
+    log.seconds = std::chrono::duration<double>(clock::now() - start).count();
+    log.loss = seen ? loss_sum / seen : 0.0;
+    log.accuracy = seen ? static_cast<double>(correct_sum) / seen : 0.0;
+    if (o.progress)
+      *o.progress << (o.live ? "\r" : "") << progress_line(step, batches, log.seconds, log.loss, log.accuracy, true);
+    if (o.x_val && o.y_val) {
+      Evaluation v = evaluate(*o.x_val, *o.y_val, o.batch_size);
+      log.val_loss = v.loss;
+      log.val_accuracy = v.accuracy;
+      log.has_validation = true;
+      if (o.progress) *o.progress << fmt::format(" - val_loss: {:.4f} - val_accuracy: {:.4f}", v.loss, v.accuracy);
+    }
+    if (o.progress) *o.progress << "\n" << std::flush;
+    h.epochs.push_back(log);
+    snapshot();
+    if (o.on_epoch_end) o.on_epoch_end(epoch, log);
+    if (!h.stopped.empty()) break;  // --max-steps ended this (partial) epoch
+  }
+  return h;
+}
+
+Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t batch_size, std::ostream* progress) {
+  check_xy(x, y);
+  if (batch_size == 0) throw Error("evaluate: batch_size must be at least 1");
+  const auto start = std::chrono::steady_clock::now();
+  const std::size_t n = x.dim(0), batches = batches_per_epoch(n, batch_size);
+  double loss_sum = 0;
+  std::size_t correct = 0;
+  for (std::size_t b = 0; b < batches; ++b) {
+    const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
+    Tensor xb = slice_batch(x, first, count), yb = slice_batch(y, first, count);
+    Tensor p = softmax(logits(xb));
+    loss_sum += categorical_crossentropy(p, yb) * static_cast<double>(count);
+    correct += correct_count(p, yb);
+  }
+  Evaluation e{n ? loss_sum / n : 0.0, n ? static_cast<double>(correct) / n : 0.0};
+  if (progress)
+    *progress << progress_line(batches, batches,
+                               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), e.loss,
+                               e.accuracy, true)
+              << "\n";
+  return e;
+}
+
+Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
+  if (batch_size == 0) throw Error("predict: batch_size must be at least 1");
+  const std::size_t n = x.dim(0);
+  Shape out_shape = with_batch(n, input_shape_);
+  for (const auto& l : layers_) out_shape = l->output_shape(out_shape);
+  Tensor out(out_shape);
+  const std::size_t classes = out.dim(1);
+  for (std::size_t first = 0; first < n; first += batch_size) {
+    const std::size_t count = std::min(batch_size, n - first);
+    Tensor p = softmax(logits(slice_batch(x, first, count)));
+    std::copy(p.data(), p.data() + count * classes, out.data() + first * classes);
+  }
+  return out;
+}
+
+void Sequential::save(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create folder: {}", dir.string(), ec.message()));
+  for (const NamedTensor& w : weights()) save_npy(dir / (w.name + ".npy"), *w.tensor);
+}
+
+void Sequential::load(const std::filesystem::path& dir) {
+  if (!std::filesystem::is_directory(dir))
+    throw Error(fmt::format("{}: no such weights folder", dir.string()));
+  // Read and check everything first, so that a bad file leaves the model unchanged.
+  std::vector<Tensor> loaded;
+  for (const NamedTensor& w : weights()) {
+    const auto file = dir / (w.name + ".npy");
+    Tensor t = load_npy(file);
+    if (!(t.shape() == w.tensor->shape()))
+      throw Error(fmt::format("{}: shape {} does not match the model's {} {}", file.string(), t.shape().str(), w.name,
+                              w.tensor->shape().str()));
+    loaded.push_back(std::move(t));
+  }
+  auto ws = weights();
+  for (std::size_t i = 0; i < ws.size(); ++i) *ws[i].tensor = std::move(loaded[i]);
+}
+
+Sequential make_mnist_model(std::uint64_t seed) {
+  // [snippet mnist-model]
+  Sequential model({28, 28, 1});
+  model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::relu, .seed = seed}));  // -> (26, 26, 32)
+  model.add(MaxPooling2D({.pool = 2}));                                                           // -> (13, 13, 32)
+  model.add(Flatten());                                                                           // -> (5408,)
+  model.add(Dense({.units = 100, .input_dim = 5408, .activation = Activation::relu, .seed = seed + 1}));
+  model.add(Dense({.units = 10, .input_dim = 100, .seed = seed + 2}));  // softmax comes with the loss
+  // [end snippet mnist-model]
+  return model;
+}
+
+}  // namespace nn

@@ -1,0 +1,129 @@
+#include "nn/optimizer.hpp"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "nn/error.hpp"
+
+namespace nn {
+
+void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads) {
+  if (params.size() != grads.size())
+    throw Error(fmt::format("optimizer: {} parameters but {} gradients", params.size(), grads.size()));
+  if (iterations_ == 0) {
+    for (const Tensor* p : params) sizes_.push_back(p->size());
+  } else if (sizes_.size() != params.size()) {
+    throw Error("optimizer: the parameter list changed between steps");
+  }
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (params[i]->size() != sizes_[i] || grads[i]->size() != sizes_[i])
+      throw Error(fmt::format("optimizer: parameter {} has {} elements and its gradient {}, expected {}", i,
+                              params[i]->size(), grads[i]->size(), sizes_[i]));
+  ++iterations_;
+  begin_step(iterations_);
+  for (std::size_t i = 0; i < params.size(); ++i) update(i, *params[i], *grads[i]);
+}
+
+// ---- SGD -------------------------------------------------------------------
+
+SGD::SGD(const SGDOptions& options) : o_(options) {
+  if (!(o_.learning_rate > 0)) throw Error(fmt::format("SGD: learning_rate must be > 0, not {}", o_.learning_rate));
+  if (!(o_.momentum >= 0 && o_.momentum < 1))
+    throw Error(fmt::format("SGD: momentum must be in [0, 1), not {}", o_.momentum));
+}
+
+std::string SGD::describe() const {
+  std::string s = fmt::format("SGD(learning_rate={}", o_.learning_rate);
+  if (o_.momentum > 0) s += fmt::format(", momentum={}", o_.momentum);
+  if (o_.nesterov) s += ", nesterov=True";
+  return s + ")";
+}
+
+void SGD::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
+  float* w = w_t.data();
+  const float* g = g_t.data();
+  const std::size_t n = w_t.size();
+  const float lr = o_.learning_rate, mu = o_.momentum;
+  if (mu == 0.0f) {
+    // [snippet sgd-step]
+    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * g[i];  // w -= lr g
+    // [end snippet sgd-step]
+    return;
+  }
+  if (velocity_.size() <= slot) velocity_.resize(slot + 1);
+  if (velocity_[slot].size() != n) velocity_[slot] = Tensor(w_t.shape());
+  float* v = velocity_[slot].data();
+  // [snippet momentum-step]
+  for (std::size_t i = 0; i < n; ++i) {
+    v[i] = mu * v[i] - lr * g[i];                      // the velocity remembers past steps
+    w[i] += o_.nesterov ? mu * v[i] - lr * g[i] : v[i];  // Nesterov looks one step ahead
+  }
+  // [end snippet momentum-step]
+}
+
+// ---- RMSprop ---------------------------------------------------------------
+
+RMSprop::RMSprop(const RMSpropOptions& options) : o_(options) {
+  if (!(o_.learning_rate > 0)) throw Error("RMSprop: learning_rate must be > 0");
+}
+
+std::string RMSprop::describe() const {
+  return fmt::format("RMSprop(learning_rate={}, rho={}, epsilon={})", o_.learning_rate, o_.rho, o_.epsilon);
+}
+
+void RMSprop::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
+  if (mean_square_.size() <= slot) mean_square_.resize(slot + 1);
+  if (mean_square_[slot].size() != w_t.size()) mean_square_[slot] = Tensor(w_t.shape());
+  float* w = w_t.data();
+  float* s = mean_square_[slot].data();
+  const float* g = g_t.data();
+  for (std::size_t i = 0; i < w_t.size(); ++i) {
+    s[i] = o_.rho * s[i] + (1.0f - o_.rho) * g[i] * g[i];
+    w[i] -= o_.learning_rate * g[i] / (std::sqrt(s[i]) + o_.epsilon);
+  }
+}
+
+// ---- Adam ------------------------------------------------------------------
+
+Adam::Adam(const AdamOptions& options) : o_(options) {
+  if (!(o_.learning_rate > 0)) throw Error("Adam: learning_rate must be > 0");
+}
+
+std::string Adam::describe() const {
+  return fmt::format("Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", o_.learning_rate, o_.beta_1,
+                     o_.beta_2, o_.epsilon);
+}
+
+void Adam::begin_step(std::size_t t) {
+  // The bias corrections of m and s, folded into one step size (Keras's form).
+  const double b1t = std::pow(static_cast<double>(o_.beta_1), static_cast<double>(t));
+  const double b2t = std::pow(static_cast<double>(o_.beta_2), static_cast<double>(t));
+  step_size_ = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+}
+
+void Adam::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
+  if (m_.size() <= slot) m_.resize(slot + 1), s_.resize(slot + 1);
+  if (m_[slot].size() != w_t.size()) m_[slot] = Tensor(w_t.shape()), s_[slot] = Tensor(w_t.shape());
+  float* w = w_t.data();
+  float* m = m_[slot].data();
+  float* s = s_[slot].data();
+  const float* g = g_t.data();
+  for (std::size_t i = 0; i < w_t.size(); ++i) {
+    m[i] = o_.beta_1 * m[i] + (1.0f - o_.beta_1) * g[i];
+    s[i] = o_.beta_2 * s[i] + (1.0f - o_.beta_2) * g[i] * g[i];
+    w[i] -= step_size_ * m[i] / (std::sqrt(s[i]) + o_.epsilon);
+  }
+}
+
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum) {
+  const bool given = learning_rate > 0;
+  if (name != "sgd" && momentum != 0.0f)
+    throw Error(fmt::format("momentum applies to sgd only, not to {}", name));
+  if (name == "sgd") return std::make_unique<SGD>(SGDOptions{.learning_rate = given ? learning_rate : 0.01f, .momentum = momentum});
+  if (name == "adam") return std::make_unique<Adam>(AdamOptions{.learning_rate = given ? learning_rate : 1e-3f});
+  if (name == "rmsprop") return std::make_unique<RMSprop>(RMSpropOptions{.learning_rate = given ? learning_rate : 1e-3f});
+  throw Error(fmt::format("unknown optimizer '{}' (sgd, adam, rmsprop)", name));
+}
+
+}  // namespace nn

@@ -1,0 +1,106 @@
+#include "nn/pgm.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <string>
+
+#include "nn/error.hpp"
+#include "nn/io.hpp"
+
+namespace nn {
+
+namespace {
+
+// Reads the header's whitespace-separated numbers, skipping '#' comments.
+class HeaderReader {
+ public:
+  HeaderReader(std::span<const std::uint8_t> bytes, std::string_view name) : bytes_(bytes), name_(name) {}
+  unsigned long number(const char* what) {
+    skip_space_and_comments();
+    if (pos_ >= bytes_.size()) throw fail(fmt::format("file ends before the {}", what));
+    if (!std::isdigit(bytes_[pos_])) throw fail(fmt::format("expected the {} here, found '{}'", what, static_cast<char>(bytes_[pos_])));
+    unsigned long v = 0;
+    while (pos_ < bytes_.size() && std::isdigit(bytes_[pos_])) {
+      v = v * 10 + (bytes_[pos_++] - '0');
+      if (v > 1'000'000) throw fail(fmt::format("the {} is absurdly large", what));
+    }
+    return v;
+  }
+  std::size_t pos() const { return pos_; }
+  void advance(std::size_t n) { pos_ += n; }
+  Error fail(const std::string& what) const { return Error(fmt::format("{}: {}", name_, what)); }
+
+ private:
+  void skip_space_and_comments() {
+    while (pos_ < bytes_.size()) {
+      if (std::isspace(bytes_[pos_])) ++pos_;
+      else if (bytes_[pos_] == '#')
+        while (pos_ < bytes_.size() && bytes_[pos_] != '\n') ++pos_;
+      else break;
+    }
+  }
+  std::span<const std::uint8_t> bytes_;
+  std::string_view name_;
+  std::size_t pos_ = 0;
+};
+
+}  // namespace
+
+GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name) {
+  HeaderReader r(bytes, name);
+  if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '2' && bytes[1] != '5'))
+    throw r.fail("not a PGM image (it must start with P2 or P5)");
+  const bool binary = bytes[1] == '5';
+  r.advance(2);
+  GrayImage img;
+  img.width = r.number("width");
+  img.height = r.number("height");
+  const unsigned long maxval = r.number("maximum value");
+  if (img.width == 0 || img.height == 0) throw r.fail(fmt::format("empty image ({}x{})", img.width, img.height));
+  if (maxval == 0 || maxval > 65535) throw r.fail(fmt::format("maximum value {} is outside 1..65535", maxval));
+  img.maxval = static_cast<unsigned>(maxval);
+  const std::size_t n = img.width * img.height;
+  img.pixels.resize(n);
+  if (binary) {
+    // Exactly one whitespace byte separates the header from the pixels.
+    if (r.pos() >= bytes.size() || !std::isspace(bytes[r.pos()])) throw r.fail("no pixel data after the header");
+    const std::size_t start = r.pos() + 1, per = maxval > 255 ? 2 : 1;
+    if (bytes.size() - start < n * per)
+      throw r.fail(fmt::format("truncated: {} pixels need {} bytes, found {}", n, n * per, bytes.size() - start));
+    for (std::size_t i = 0; i < n; ++i)
+      img.pixels[i] = per == 1 ? bytes[start + i]
+                               : static_cast<std::uint16_t>(bytes[start + 2 * i] << 8 | bytes[start + 2 * i + 1]);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) img.pixels[i] = static_cast<std::uint16_t>(r.number("next pixel value"));
+  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (img.pixels[i] > maxval)
+      throw r.fail(fmt::format("pixel {} has value {}, above the maximum {}", i, img.pixels[i], maxval));
+  return img;
+}
+
+GrayImage read_pgm(const std::filesystem::path& file) { return decode_pgm(read_file(file), file.string()); }
+
+std::vector<std::uint8_t> to_mnist_digit(const GrayImage& image, std::string_view name, bool* inverted) {
+  if (image.width != 28 || image.height != 28)
+    throw Error(fmt::format("{}: the image is {}x{}; the network reads 28x28 digits (resize it first)", name,
+                            image.width, image.height));
+  // [snippet polarity]
+  double border = 0;  // the mean of the outermost ring of pixels: the background
+  std::size_t count = 0;
+  for (std::size_t r = 0; r < 28; ++r)
+    for (std::size_t c = 0; c < 28; ++c)
+      if (r == 0 || r == 27 || c == 0 || c == 27) border += image.pixels[r * 28 + c], ++count;
+  const bool invert = border / count > image.maxval / 2.0;  // a light background: black on white
+  // [end snippet polarity]
+  if (inverted) *inverted = invert;
+  std::vector<std::uint8_t> out(28 * 28);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    const unsigned v = invert ? image.maxval - image.pixels[i] : image.pixels[i];
+    out[i] = static_cast<std::uint8_t>((v * 255u + image.maxval / 2) / image.maxval);
+  }
+  return out;
+}
+
+}  // namespace nn

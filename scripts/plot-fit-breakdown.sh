@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Chapter 10's chart: where the time of one training step at batch 32 goes,
+# from build/bin/10_fit_bench's JSON output (one bar per layer's forward and
+# backward pass, the loss, and the optimizer update).
+#
+#   scripts/plot-fit-breakdown.sh               # runs the benchmark first, keeping its JSON in
+#                                               # build/10_fit_bench.json
+#   scripts/plot-fit-breakdown.sh results.json  # draws an existing JSON file
+#
+# Writes docs/figures/10-step-breakdown.png (or $OUT). Needs gnuplot and awk.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build}
+out=${OUT:-docs/figures/10-step-breakdown.png}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+json=${1:-}
+if [ -z "$json" ]; then
+  json=$build/10_fit_bench.json
+  "$build/bin/10_fit_bench" --benchmark_out="$json" --benchmark_out_format=json
+fi
+
+# One line per part: its name and its real time in microseconds.
+awk '
+  /"name":/ { name = $0; sub(/.*"name": "/, "", name); sub(/".*/, "", name); sub(/\/real_time$/, "", name) }
+  /"real_time":/ { t = $0; sub(/.*: /, "", t); sub(/,.*/, "", t); if (name != "train_step/total") print name, t; else print t > "'"$tmp"'/total" }
+' "$json" > "$tmp/parts.dat"
+[ -s "$tmp/parts.dat" ] || { echo "plot-fit-breakdown: no results in $json" >&2; exit 1; }
+total=$(cat "$tmp/total")
+sum=$(awk '{ s += $2 } END { printf "%.0f", s }' "$tmp/parts.dat")
+
+mkdir -p "$(dirname "$out")"
+gnuplot <<GP
+set terminal pngcairo size 1000,520 font ",11"
+set output "$out.tmp"
+set title sprintf("One training step at batch 32: %.0f us in all (the parts add up to $sum us)", $total) noenhanced
+set style fill solid 0.85 border -1
+set boxwidth 0.7
+set yrange [-0.6:*] reverse
+set ytics nomirror noenhanced
+set xlabel "microseconds"
+set grid xtics
+unset key
+plot "$tmp/parts.dat" using (\$2*0.5):0:(\$2*0.5):(0.35):yticlabels(1) with boxxyerror lc rgb '#2166ac', \
+     '' using 2:0:(sprintf(" %.0f", \$2)) with labels left
+GP
+mv "$out.tmp" "$out"
+echo "wrote $out"

@@ -1,0 +1,151 @@
+// Chapter 09: the optimizers, one step against hand-computed values, and
+// backpropagation through the whole network.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "nn/error.hpp"
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/optimizer.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using testing_nn::all_close;
+
+// Steps `opt` `steps` times on w = [1, -2] with the constant gradient g = [0.5, 0.1].
+std::vector<float> run(nn::Optimizer& opt, int steps) {
+  nn::Tensor w({2}, std::vector<float>{1.0f, -2.0f}), g({2}, std::vector<float>{0.5f, 0.1f});
+  nn::Tensor* params[] = {&w};
+  const nn::Tensor* grads[] = {&g};
+  for (int i = 0; i < steps; ++i) opt.step(params, grads);
+  return {w[0], w[1]};
+}
+
+TEST(Optimizer, SGDIsWMinusLrG) {
+  nn::SGD sgd({.learning_rate = 0.1f});
+  // 1 - 0.1 * 0.5 = 0.95;  -2 - 0.1 * 0.1 = -2.01
+  EXPECT_THAT(run(sgd, 1), ::testing::ElementsAre(::testing::FloatEq(0.95f), ::testing::FloatEq(-2.01f)));
+}
+
+TEST(Optimizer, MomentumTwoSteps) {
+  nn::SGD sgd({.learning_rate = 0.1f, .momentum = 0.9f});
+  // v1 = -0.1 g = (-0.05, -0.01), w1 = (0.95, -2.01)
+  // v2 = 0.9 v1 - 0.1 g = (-0.095, -0.019), w2 = (0.855, -2.029)
+  EXPECT_THAT(run(sgd, 2), ::testing::ElementsAre(::testing::FloatNear(0.855f, 1e-6f), ::testing::FloatNear(-2.029f, 1e-6f)));
+}
+
+TEST(Optimizer, NesterovOneStep) {
+  nn::SGD sgd({.learning_rate = 0.1f, .momentum = 0.9f, .nesterov = true});
+  // v1 = (-0.05, -0.01); w += 0.9 v1 - 0.1 g = (-0.095, -0.019) -> (0.905, -2.019)
+  EXPECT_THAT(run(sgd, 1), ::testing::ElementsAre(::testing::FloatNear(0.905f, 1e-6f), ::testing::FloatNear(-2.019f, 1e-6f)));
+}
+
+TEST(Optimizer, RMSpropOneStep) {
+  nn::RMSprop rms({.learning_rate = 0.01f});
+  // s = 0.1 g^2 = (0.025, 0.001); step = 0.01 g / sqrt(s) = 0.01 / sqrt(0.1) = 0.0316228 for both
+  EXPECT_THAT(run(rms, 1),
+              ::testing::ElementsAre(::testing::FloatNear(0.9683772f, 1e-6f), ::testing::FloatNear(-2.0316228f, 1e-6f)));
+}
+
+TEST(Optimizer, AdamFirstStepMovesEachWeightByLr) {
+  nn::Adam adam;  // Keras defaults: lr 1e-3, beta_1 0.9, beta_2 0.999, epsilon 1e-7
+  // t = 1: m = 0.1 g, s = 0.001 g^2; step = lr sqrt(0.001) / 0.1 * m / sqrt(s) = lr * sign(g).
+  // Both gradients are positive, so both weights go down by 0.001.
+  EXPECT_THAT(run(adam, 1), ::testing::ElementsAre(::testing::FloatNear(0.999f, 1e-6f), ::testing::FloatNear(-2.001f, 1e-6f)));
+  EXPECT_EQ(adam.iterations(), 1u);
+}
+
+TEST(Optimizer, AdamSecondStepWithTheSameGradient) {
+  nn::Adam adam({.learning_rate = 0.1f});
+  // A constant gradient keeps m / sqrt(s) at sign(g) after bias correction: each step moves lr.
+  EXPECT_THAT(run(adam, 2), ::testing::ElementsAre(::testing::FloatNear(0.8f, 1e-5f), ::testing::FloatNear(-2.2f, 1e-5f)));
+}
+
+TEST(Optimizer, FactoryAndErrors) {
+  EXPECT_EQ(nn::make_optimizer("sgd", 0.01f)->describe(), "SGD(learning_rate=0.01)");
+  EXPECT_EQ(nn::make_optimizer("sgd", 0.01f, 0.9f)->describe(), "SGD(learning_rate=0.01, momentum=0.9)");
+  EXPECT_EQ(nn::make_optimizer("adam", 0)->describe(), "Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07)");
+  EXPECT_EQ(nn::make_optimizer("rmsprop", 0)->describe(), "RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-07)");
+  EXPECT_THROW(nn::make_optimizer("adagrad", 0.01f), nn::Error);
+  EXPECT_THROW(nn::make_optimizer("adam", 0.01f, 0.9f), nn::Error);
+  EXPECT_THROW(nn::SGD({.learning_rate = 0.1f, .momentum = 1.0f}), nn::Error);
+  nn::SGD sgd;
+  nn::Tensor w({2}), g({3});
+  nn::Tensor* params[] = {&w};
+  const nn::Tensor* grads[] = {&g};
+  EXPECT_THROW(sgd.step(params, grads), nn::Error);
+}
+
+// A small network with every layer kind: (6, 6, 2) -> Conv2D(3, 3x3, relu) -> (4, 4, 3)
+// -> MaxPooling2D -> (2, 2, 3) -> Flatten -> 12 -> Dense(5, relu) -> Dense(4).
+nn::Sequential small_network() {
+  nn::Sequential model({6, 6, 2});
+  model.add(nn::Conv2D({.filters = 3, .kernel = 3, .input_channels = 2, .activation = nn::Activation::relu, .seed = 11}));
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Flatten());
+  model.add(nn::Dense({.units = 5, .input_dim = 12, .activation = nn::Activation::relu, .seed = 12}));
+  model.add(nn::Dense({.units = 4, .input_dim = 5, .seed = 13}));
+  return model;
+}
+
+TEST(Backprop, WholeNetworkGradientCheck) {
+  nn::Sequential model = small_network();
+  // Non-zero biases, so that no unit sits exactly at a ReLU kink.
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (auto& w : model.weights())
+    if (w.name.ends_with(".bias"))
+      for (float& v : w.tensor->span()) v = 0.1f * u(rng);
+  nn::Tensor x({3, 6, 6, 2});
+  for (float& v : x.span()) v = u(rng);
+  nn::Tensor y = nn::one_hot(std::vector<int>{0, 3, 1}, 4);
+
+  model.compute_gradients(x, y);
+  std::vector<nn::Tensor> analytic;
+  for (nn::Tensor* g : model.gradients()) analytic.push_back(*g);
+
+  // Central differences of the loss for a few weights in each tensor. The
+  // loss is a float forward pass summed in double; h = 1e-3 keeps both the
+  // truncation and the rounding error near 1e-5.
+  auto weights = model.weights();
+  for (std::size_t t = 0; t < weights.size(); ++t) {
+    nn::Tensor& w = *weights[t].tensor;
+    std::vector<double> numeric, exact;
+    for (std::size_t k = 0; k < std::min<std::size_t>(w.size(), 6); ++k) {
+      const std::size_t i = (k * 7919) % w.size();
+      const float saved = w[i], h = 1e-3f;
+      w[i] = saved + h;
+      const double plus = model.compute_gradients(x, y);
+      w[i] = saved - h;
+      const double minus = model.compute_gradients(x, y);
+      w[i] = saved;
+      numeric.push_back((plus - minus) / (2.0 * h));
+      exact.push_back(analytic[t][i]);
+    }
+    EXPECT_TRUE(all_close(std::span<const double>(exact), numeric, 2e-4, 2e-2)) << weights[t].name;
+  }
+}
+
+TEST(Backprop, LossDecreasesOver50StepsOnAFixedBatch) {
+  const auto& m = testing_nn::real_mnist();
+  nn::Tensor x = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32);
+  nn::Tensor y = nn::one_hot(std::span(m.y_train.data).first(32));
+  nn::Sequential model = nn::make_mnist_model(3);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  const double first = model.train_on_batch(x, y);
+  double last = first;
+  for (int i = 1; i <= 50; ++i) {
+    // Small steps of gradient descent on one fixed batch: every step lowers the loss.
+    const double loss = model.train_on_batch(x, y);
+    EXPECT_LT(loss, last) << "step " << i;
+    last = loss;
+  }
+  EXPECT_NEAR(first, std::log(10.0), 0.1);  // an untrained network guesses uniformly
+  EXPECT_LT(last, 0.85 * first) << "first " << first << ", after 50 steps " << last;
+}
+
+}  // namespace

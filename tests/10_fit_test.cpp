@@ -1,0 +1,227 @@
+// Chapter 10: Sequential, compile, fit, evaluate, predict, save and load.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "nn/error.hpp"
+#include "nn/io.hpp"
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/npy.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/softmax.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using testing_nn::TempDir;
+
+struct Data {
+  nn::Tensor x_train, y_train, x_test, y_test;
+};
+
+// The first `n_train` training and `n_test` test images of the real MNIST.
+Data subset(std::size_t n_train, std::size_t n_test) {
+  const auto& m = testing_nn::real_mnist();
+  return {nn::slice_batch(nn::images_to_tensor(m.x_train), 0, n_train),
+          nn::one_hot(std::span(m.y_train.data).first(n_train)),
+          nn::slice_batch(nn::images_to_tensor(m.x_test), 0, n_test),
+          nn::one_hot(std::span(m.y_test.data).first(n_test))};
+}
+
+bool same_bits(const nn::Tensor& a, const nn::Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(Fit, BatchesPerEpoch) {
+  EXPECT_EQ(nn::batches_per_epoch(60000, 32), 1875u);
+  EXPECT_EQ(nn::batches_per_epoch(100, 32), 4u);  // 32 + 32 + 32 + 4
+  EXPECT_EQ(nn::batches_per_epoch(64, 32), 2u);
+}
+
+TEST(Fit, SummaryAsKerasPrintsIt) {
+  const std::string expected =
+      "Model: \"sequential\"\n"
+      "_________________________________________________________________\n"
+      "Layer (type)                 Output Shape              Param #\n"
+      "=================================================================\n"
+      "conv2d (Conv2D)              (None, 26, 26, 32)        320\n"
+      "_________________________________________________________________\n"
+      "max_pooling2d (MaxPooling2D) (None, 13, 13, 32)        0\n"
+      "_________________________________________________________________\n"
+      "flatten (Flatten)            (None, 5408)              0\n"
+      "_________________________________________________________________\n"
+      "dense (Dense)                (None, 100)               540900\n"
+      "_________________________________________________________________\n"
+      "dense_1 (Dense)              (None, 10)                1010\n"
+      "=================================================================\n"
+      "Total params: 542,230\n"
+      "Trainable params: 542,230\n"
+      "Non-trainable params: 0\n"
+      "_________________________________________________________________\n";
+  EXPECT_EQ(nn::make_mnist_model(1).summary(), expected);
+}
+
+TEST(Fit, ProgressLineFormat) {
+  EXPECT_EQ(nn::progress_line(1875, 1875, 6.2, 0.27634, 0.919, true),
+            "1875/1875 [==============================] - 6s 3ms/step - loss: 0.2763 - accuracy: 0.9190");
+  EXPECT_EQ(nn::progress_line(375, 1875, 1.0, 1.5, 0.5, false),
+            " 375/1875 [======>.......................] - ETA: 4s - loss: 1.5000 - accuracy: 0.5000");
+  EXPECT_EQ(nn::progress_line(313, 313, 0.2, 0.05, 0.98, true),
+            "313/313 [==============================] - 0s 639us/step - loss: 0.0500 - accuracy: 0.9800");
+}
+
+TEST(Fit, AddChecksTheShapes) {
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::Flatten());
+  try {
+    model.add(nn::Dense({.units = 10, .input_dim = 100}));
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("cannot add Dense after an output of shape (None, 784)"));
+  }
+}
+
+TEST(Fit, ASmallNetworkLearnsFromASubset) {
+  Data d = subset(3000, 1000);
+  nn::Sequential model = nn::make_mnist_model(7);
+  model.compile(nn::make_optimizer("sgd", 0.01f, 0.9f));
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 7});
+  ASSERT_EQ(h.epochs.size(), 2u);
+  EXPECT_EQ(h.epochs[0].steps, 94u);  // 3000 / 32 -> 93 full batches and one of 24
+  EXPECT_LT(h.epochs[1].loss, h.epochs[0].loss);
+  nn::Evaluation e = model.evaluate(d.x_test, d.y_test);
+  EXPECT_GT(e.accuracy, 0.85) << "chance is 0.10";
+  // predict gives probabilities whose argmax agrees with evaluate's accuracy.
+  nn::Tensor p = model.predict(d.x_test);
+  EXPECT_EQ(p.shape().str(), "(1000, 10)");
+  EXPECT_DOUBLE_EQ(nn::accuracy(p, d.y_test), e.accuracy);
+}
+
+TEST(Fit, TheLastPartialBatchIsTrainedAndWeighted) {
+  Data d = subset(100, 10);
+  nn::Sequential model = nn::make_mnist_model(2);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 1, .batch_size = 32, .seed = 1});
+  EXPECT_EQ(h.steps, 4u);
+  EXPECT_EQ(h.epochs[0].steps, 4u);
+}
+
+TEST(Fit, SameSeedSameThreadsGiveIdenticalWeights) {
+  Data d = subset(640, 10);
+  auto train = [&] {
+    nn::Sequential model = nn::make_mnist_model(5);
+    model.compile(nn::make_optimizer("sgd", 0.01f, 0.9f));
+    model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 9});
+    std::vector<nn::Tensor> w;
+    for (auto& nt : model.weights()) w.push_back(*nt.tensor);
+    return w;
+  };
+  auto a = train(), b = train();
+  ASSERT_EQ(a.size(), 6u);
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bits(a[i], b[i])) << "tensor " << i;
+}
+
+TEST(Fit, MaxStepsAndNoShuffle) {
+  Data d = subset(320, 10);
+  nn::Sequential model = nn::make_mnist_model(5);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 3, .shuffle = false, .max_steps = 4});
+  EXPECT_EQ(h.steps, 4u);
+  EXPECT_THAT(h.stopped, HasSubstr("--max-steps 4"));
+}
+
+TEST(Fit, ANaNLossStopsAndKeepsTheLastGoodWeights) {
+  Data d = subset(320, 10);
+  nn::Sequential model = nn::make_mnist_model(5);
+  std::vector<nn::Tensor> initial;
+  for (auto& nt : model.weights()) initial.push_back(*nt.tensor);
+  model.compile(nn::make_optimizer("sgd", 1e30f));  // diverges at once
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 1});
+  EXPECT_TRUE(h.nan_loss);
+  EXPECT_TRUE(h.epochs.empty());
+  EXPECT_THAT(h.stopped, HasSubstr("at epoch 1"));
+  auto w = model.weights();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, initial[i])) << w[i].name;
+}
+
+TEST(Fit, TheInterruptFlagStopsBeforeTheNextBatch) {
+  Data d = subset(320, 10);
+  nn::Sequential model = nn::make_mnist_model(5);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  std::atomic<bool> stop{true};
+  nn::History h = model.fit(d.x_train, d.y_train, {.interrupt = &stop});
+  EXPECT_TRUE(h.interrupted);
+  EXPECT_EQ(h.steps, 0u);
+}
+
+TEST(Weights, SaveLoadRoundTripIsBitExact) {
+  TempDir dir;
+  Data d = subset(64, 10);
+  nn::Sequential trained = nn::make_mnist_model(1);
+  trained.compile(nn::make_optimizer("adam", 0));
+  trained.fit(d.x_train, d.y_train, {.epochs = 1, .seed = 1});
+  trained.save(dir.path());
+  for (const char* f : {"conv2d.kernel", "conv2d.bias", "dense.kernel", "dense.bias", "dense_1.kernel", "dense_1.bias"})
+    EXPECT_TRUE(std::filesystem::exists(dir / (std::string(f) + ".npy"))) << f;
+  nn::Sequential fresh = nn::make_mnist_model(99);
+  fresh.load(dir.path());
+  auto a = trained.weights(), b = fresh.weights();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bits(*a[i].tensor, *b[i].tensor)) << a[i].name;
+  EXPECT_TRUE(same_bits(trained.predict(d.x_test), fresh.predict(d.x_test)));
+}
+
+TEST(Weights, NpyHeaderAsNumPyWritesIt) {
+  const std::string h = nn::npy_header({3, 3, 1, 32});
+  EXPECT_THAT(h, ::testing::StartsWith("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 1, 32), }"));
+  EXPECT_EQ((10 + h.size()) % 64, 0u);
+  EXPECT_EQ(h.back(), '\n');
+  EXPECT_THAT(nn::npy_header({10}), HasSubstr("'shape': (10,)"));
+}
+
+TEST(Weights, LoadNamesAMismatchAndChangesNothing) {
+  TempDir dir;
+  nn::Sequential model = nn::make_mnist_model(1);
+  model.save(dir.path());
+  nn::save_npy(dir / "dense.bias.npy", nn::Tensor({99}));
+  nn::Sequential other = nn::make_mnist_model(2);
+  std::vector<nn::Tensor> before;
+  for (auto& nt : other.weights()) before.push_back(*nt.tensor);
+  try {
+    other.load(dir.path());
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("dense.bias.npy: shape (99,) does not match the model's dense.bias (100,)"));
+  }
+  auto w = other.weights();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, before[i])) << w[i].name;
+}
+
+TEST(Weights, MalformedNpyFiles) {
+  TempDir dir;
+  nn::save_npy(dir / "ok.npy", nn::Tensor({4}, 1.0f));
+  auto bytes = nn::read_file(dir / "ok.npy");
+  auto error_of = [&](std::vector<std::uint8_t> b) {
+    nn::write_file_atomic(dir / "bad.npy", b);
+    try {
+      nn::load_npy(dir / "bad.npy");
+    } catch (const nn::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_THAT(error_of({bytes.begin(), bytes.end() - 1}), HasSubstr("holds 15 bytes of data, but the shape (4,) needs 16"));
+  EXPECT_THAT(error_of({bytes.begin(), bytes.begin() + 5}), HasSubstr("not a .npy file"));
+  auto f8 = bytes;
+  std::string header(f8.begin() + 10, f8.begin() + 74);
+  auto pos = header.find("<f4");
+  f8[10 + pos + 2] = '8';
+  EXPECT_THAT(error_of(f8), HasSubstr("not float32"));
+  EXPECT_THROW(nn::load_npy(dir / "missing.npy"), nn::Error);
+}
+
+}  // namespace

@@ -1,0 +1,146 @@
+// Chapter 11: predicting one image, PGM files, the confusion matrix.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+#include "nn/error.hpp"
+#include "nn/io.hpp"
+#include "nn/metrics.hpp"
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/pgm.hpp"
+#include "nn/softmax.hpp"
+#include "testing.hpp"
+
+namespace {
+
+using ::testing::HasSubstr;
+using Bytes = std::vector<std::uint8_t>;
+
+Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+
+std::string error_of(const Bytes& bytes) {
+  try {
+    nn::decode_pgm(bytes, "d.pgm");
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A network trained for one epoch on 6,000 images with a fixed seed: fixed
+// weights, made the same way on every machine with the same thread count.
+nn::Sequential& trained() {
+  static nn::Sequential model = [] {
+    const auto& m = testing_nn::real_mnist();
+    nn::Sequential net = nn::make_mnist_model(4);
+    net.compile(nn::make_optimizer("sgd", 0.01f, 0.9f));
+    net.fit(nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 6000), nn::one_hot(std::span(m.y_train.data).first(6000)),
+            {.epochs = 1, .seed = 4});
+    return net;
+  }();
+  return model;
+}
+
+TEST(Predict, AKnownImageGivesItsClass) {
+  const auto& m = testing_nn::real_mnist();
+  // x_test[0] is a clear 7, x_test[1] a 2, x_test[2] a 1.
+  nn::Tensor p = trained().predict(nn::slice_batch(nn::images_to_tensor(m.x_test), 0, 3));
+  EXPECT_EQ(nn::argmax(p), (std::vector<std::size_t>{7, 2, 1}));
+  for (std::size_t i = 0; i < 3; ++i) {
+    double sum = 0;
+    for (std::size_t k = 0; k < 10; ++k) sum += p(i, k);
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+}
+
+TEST(Predict, ConfusionMatrixOfTheTestSet) {
+  const auto& m = testing_nn::real_mnist();
+  nn::Tensor p = trained().predict(nn::images_to_tensor(m.x_test));
+  auto predicted = nn::argmax(p);
+  auto counts = nn::confusion_matrix(predicted, m.y_test.data);
+  std::size_t total = 0, diagonal = 0;
+  for (std::size_t t = 0; t < 10; ++t) {
+    std::size_t row = std::accumulate(counts[t].begin(), counts[t].end(), std::size_t{0});
+    total += row;
+    diagonal += counts[t][t];
+  }
+  EXPECT_EQ(total, 10000u);
+  // The diagonal is the accuracy.
+  EXPECT_DOUBLE_EQ(static_cast<double>(diagonal) / 10000.0, nn::accuracy(p, nn::one_hot(m.y_test.data)));
+  EXPECT_GT(diagonal, 8500u);  // one epoch on a tenth of the data: about 90%
+  auto mistakes = nn::most_confident_mistakes(p, m.y_test.data, 25);
+  ASSERT_EQ(mistakes.size(), 25u);
+  for (std::size_t i = 0; i < mistakes.size(); ++i) {
+    EXPECT_NE(mistakes[i].predicted, mistakes[i].label);
+    if (i > 0) {
+      EXPECT_LE(mistakes[i].confidence, mistakes[i - 1].confidence);
+    }
+  }
+}
+
+TEST(Metrics, ConfusionMatrixByHand) {
+  std::vector<std::size_t> predicted{0, 1, 1, 2};
+  std::vector<std::uint8_t> labels{0, 1, 2, 2};
+  auto c = nn::confusion_matrix(predicted, labels, 3);
+  EXPECT_EQ(c, (std::vector<std::vector<std::size_t>>{{1, 0, 0}, {0, 1, 0}, {0, 1, 1}}));
+  EXPECT_THROW(nn::confusion_matrix(predicted, std::vector<std::uint8_t>{0, 1, 2, 3}, 3), nn::Error);
+}
+
+TEST(Pgm, PlainAndBinary) {
+  auto a = nn::decode_pgm(text("P2\n# a comment\n3 2\n9\n0 1 2\n3 4 9\n"), "a.pgm");
+  EXPECT_EQ(a.width, 3u);
+  EXPECT_EQ(a.height, 2u);
+  EXPECT_EQ(a.maxval, 9u);
+  EXPECT_EQ(a.pixels, (std::vector<std::uint16_t>{0, 1, 2, 3, 4, 9}));
+  Bytes p5 = text("P5 2 2 255\n");
+  p5.insert(p5.end(), {0, 128, 255, 7});
+  auto b = nn::decode_pgm(p5, "b.pgm");
+  EXPECT_EQ(b.pixels, (std::vector<std::uint16_t>{0, 128, 255, 7}));
+  Bytes p5_16 = text("P5 1 1 1000\n");
+  p5_16.insert(p5_16.end(), {0x03, 0xE8});  // 1000, big-endian
+  EXPECT_EQ(nn::decode_pgm(p5_16, "c.pgm").pixels[0], 1000u);
+}
+
+TEST(Pgm, BadFiles) {
+  EXPECT_THAT(error_of(text("P6 1 1 255\nabc")), HasSubstr("d.pgm: not a PGM image"));
+  EXPECT_THAT(error_of(text("")), HasSubstr("not a PGM image"));
+  EXPECT_THAT(error_of(text("P2 3")), HasSubstr("file ends before the height"));
+  EXPECT_THAT(error_of(text("P2 3 x")), HasSubstr("expected the height here, found 'x'"));
+  EXPECT_THAT(error_of(text("P2 0 3 255\n")), HasSubstr("empty image (0x3)"));
+  EXPECT_THAT(error_of(text("P2 1 1 70000\n1")), HasSubstr("maximum value 70000 is outside 1..65535"));
+  EXPECT_THAT(error_of(text("P2 2 1 9\n3")), HasSubstr("file ends before the next pixel value"));
+  EXPECT_THAT(error_of(text("P2 1 1 9\n10")), HasSubstr("pixel 0 has value 10, above the maximum 9"));
+  EXPECT_THAT(error_of(text("P5 2 2 255\n\x01\x02")), HasSubstr("truncated: 4 pixels need 4 bytes, found 2"));
+  EXPECT_THAT(error_of(text("P2 99999999 1 255\n")), HasSubstr("absurdly large"));
+}
+
+TEST(Pgm, OnlyTwentyEightByTwentyEight) {
+  nn::GrayImage img{27, 28, 255, std::vector<std::uint16_t>(27 * 28)};
+  try {
+    nn::to_mnist_digit(img, "small.pgm");
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("small.pgm: the image is 27x28; the network reads 28x28 digits"));
+  }
+}
+
+TEST(Pgm, BlackOnWhiteIsInvertedAndScaled) {
+  // A dark stroke on a white page, maxval 15.
+  nn::GrayImage page{28, 28, 15, std::vector<std::uint16_t>(784, 15)};
+  for (std::size_t r = 5; r < 23; ++r) page.pixels[r * 28 + 14] = 0;
+  bool inverted = false;
+  auto digit = nn::to_mnist_digit(page, "page.pgm", &inverted);
+  EXPECT_TRUE(inverted);
+  EXPECT_EQ(digit[0], 0);          // the white page becomes the black background
+  EXPECT_EQ(digit[5 * 28 + 14], 255);  // the dark stroke becomes white ink
+  // The same digit already white on black is kept as it is.
+  nn::GrayImage mnist{28, 28, 255, std::vector<std::uint16_t>(digit.begin(), digit.end())};
+  auto same = nn::to_mnist_digit(mnist, "mnist.pgm", &inverted);
+  EXPECT_FALSE(inverted);
+  EXPECT_EQ(same, digit);
+}
+
+}  // namespace
