@@ -149,14 +149,28 @@ TEST(Fit, ANaNLossStopsAndKeepsTheLastGoodWeights) {
   for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, initial[i])) << w[i].name;
 }
 
-TEST(Fit, TheInterruptFlagStopsBeforeTheNextBatch) {
+TEST(Fit, AnInterruptKeepsTheWeightsOfTheLastCompletedEpoch) {
+  // Ctrl-C (the interrupt flag) arrives after epoch 1 and 3 batches of epoch
+  // 2: fit stops before the next batch and the model comes back with the
+  // weights of the end of epoch 1, the ones that were saved.
   Data d = subset(320, 10);
   nn::Sequential model = nn::make_mnist_model(5);
   model.compile(nn::make_optimizer("sgd", 0.01f));
-  std::atomic<bool> stop{true};
-  nn::History h = model.fit(d.x_train, d.y_train, {.interrupt = &stop});
+  std::atomic<bool> stop{false};
+  std::vector<nn::Tensor> epoch_1;
+  nn::History h = model.fit(d.x_train, d.y_train,
+                            {.epochs = 3, .seed = 1, .interrupt = &stop,
+                             .on_epoch_end = [&](int, const nn::EpochLog&) {
+                               for (auto& nt : model.weights()) epoch_1.push_back(*nt.tensor);
+                             },
+                             .on_batch_end = [&](std::size_t step) { stop = step == 13; }});
   EXPECT_TRUE(h.interrupted);
-  EXPECT_EQ(h.steps, 0u);
+  EXPECT_EQ(h.epochs.size(), 1u);
+  EXPECT_EQ(h.steps, 13u);  // 10 batches of 32 in epoch 1, then 3 of epoch 2
+  EXPECT_THAT(h.stopped, HasSubstr("interrupted during epoch 2; the weights were reset to those of the end of epoch 1"));
+  auto w = model.weights();
+  ASSERT_EQ(epoch_1.size(), w.size());
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, epoch_1[i])) << w[i].name;
 }
 
 TEST(Weights, SaveLoadRoundTripIsBitExact) {

@@ -293,8 +293,10 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
     Tensor xb, yb;
     for (; step < batches; ++step) {
       if (o.interrupt && o.interrupt->load()) {
+        restore();  // the weights of the last completed epoch, the ones saved
         h.interrupted = true;
-        h.stopped = fmt::format("interrupted during epoch {}", epoch);
+        h.stopped = fmt::format("interrupted during epoch {}; the weights were reset to those of {}", epoch,
+                                h.epochs.empty() ? "the start" : fmt::format("the end of epoch {}", h.epochs.size()));
         break;
       }
       if (o.max_steps >= 0 && h.steps >= static_cast<std::size_t>(o.max_steps)) {
@@ -320,6 +322,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
         break;
       }
       ++h.steps;
+      if (o.on_batch_end) o.on_batch_end(h.steps);
       loss_sum += loss * static_cast<double>(count);
       correct_sum += correct;
       seen += count;

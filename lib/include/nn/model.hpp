@@ -67,6 +67,8 @@ struct History {
   std::string stopped;        // why fit stopped early ("" when it ran to the end)
   bool nan_loss = false;      // stopped because the loss was NaN or inf
   bool interrupted = false;   // stopped by the interrupt flag
+  // After a NaN loss or an interrupt the model holds the weights of the end of
+  // the last completed epoch (or the initial ones): the last good weights.
 };
 
 struct FitOptions {
@@ -82,6 +84,8 @@ struct FitOptions {
   const std::atomic<bool>* interrupt = nullptr;  // checked before every batch
   // Called after every completed epoch (after validation), e.g. to save weights.
   std::function<void(int epoch, const EpochLog&)> on_epoch_end = nullptr;
+  // Called after every trained batch with the number of batches trained so far.
+  std::function<void(std::size_t steps)> on_batch_end = nullptr;
 };
 
 struct Evaluation {
