@@ -64,6 +64,35 @@ TEST(Gemm, MatchesNaiveOnOddSizesAndEveryTranspose) {
           }
 }
 
+TEST(Gemm, ThreadsSplitRowsColumnsOrTheSumOverK) {
+  // Shapes that take each way of sharing a product among threads: enough row
+  // blocks (M), short and wide (columns of C), short with a long sum (k),
+  // with 2 and 3 threads, every transpose, and C inside a wider array.
+  const GemmCase cases[] = {{300, 40, 100}, {32, 2000, 100}, {32, 100, 5408}, {20, 300, 400}, {7, 1000, 1000}};
+  const std::size_t before = nn::thread_count();
+  for (std::size_t threads : {2u, 3u}) {
+    nn::set_thread_count(threads);
+    for (const auto& c : cases)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          auto a = random_vector(c.m * c.k, 1), b = random_vector(c.k * c.n, 2);
+          const std::size_t ldc = c.n + 3;
+          auto c0 = random_vector(c.m * ldc, 3);
+          auto c_fast = c0, c_naive = c0;
+          nn::GemmArgs g{.m = c.m, .n = c.n, .k = c.k, .a = a.data(), .transpose_a = ta, .b = b.data(),
+                         .transpose_b = tb, .ldc = ldc, .alpha = 0.5f, .beta = 0.25f, .threaded = true};
+          g.c = c_naive.data();
+          nn::gemm_naive(g);
+          g.c = c_fast.data();
+          nn::gemm(g);
+          EXPECT_TRUE(all_close(std::span<const float>(c_fast), c_naive, 1e-5 * std::sqrt(double(c.k)), 1e-4))
+              << "threads=" << threads << " m=" << c.m << " n=" << c.n << " k=" << c.k << " transpose_a=" << ta
+              << " transpose_b=" << tb;
+        }
+  }
+  nn::set_thread_count(before);
+}
+
 TEST(Gemm, LeadingDimensionsSelectASubmatrix) {
   // A is the left 10x7 block of a 10x12 array, B the top 7x9 of 7x11, C the left 10x9 of 10x16.
   auto a = random_vector(10 * 12, 4), b = random_vector(7 * 11, 5);

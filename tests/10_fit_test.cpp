@@ -1,12 +1,16 @@
 // Chapter 10: Sequential, compile, fit, evaluate, predict, save and load.
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 #include "nn/error.hpp"
+#include "nn/fused.hpp"
+#include "nn/parallel.hpp"
 #include "nn/io.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
@@ -236,6 +240,64 @@ TEST(Weights, MalformedNpyFiles) {
   f8[10 + pos + 2] = '8';
   EXPECT_THAT(error_of(f8), HasSubstr("not float32"));
   EXPECT_THROW(nn::load_npy(dir / "missing.npy"), nn::Error);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Fused, ConvReluPoolMatchesTheLayersOneByOne) {
+  // Random images and kernels, several shapes, 1 to 3 threads: the fused
+  // step's output equals conv -> ReLU -> pool exactly (the same kernels and
+  // comparisons), and its kernel and bias gradients equal those of
+  // pool backward -> ReLU backward -> conv backward up to float summation order.
+  struct Case { std::size_t n, h, w, c_out, pool; };
+  const std::size_t before = nn::thread_count();
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (std::size_t threads : {1u, 2u, 3u}) {
+    nn::set_thread_count(threads);
+    for (auto [n, h, w, c_out, pool] : {Case{5, 28, 28, 32, 2}, Case{3, 11, 9, 16, 2}, Case{2, 12, 12, 16, 3}}) {
+      SCOPED_TRACE(fmt::format("threads {} n {} {}x{} c_out {} pool {}", threads, n, h, w, c_out, pool));
+      nn::Conv2D conv({.filters = c_out, .kernel = 3, .activation = nn::Activation::relu, .seed = n + h});
+      for (float& v : conv.bias.span()) v = 0.1f * u(rng);
+      nn::Tensor x({n, h, w, 1});
+      for (float& v : x.span()) v = u(rng);
+      nn::Tensor maps = conv.forward(x);
+      nn::Tensor pooled = nn::max_pool2d_forward(maps, pool);
+      nn::Tensor y(pooled.shape());
+      std::vector<std::uint8_t> where;
+      nn::conv2d_relu_maxpool_forward(x, conv.kernel, conv.bias, pool, conv.options().variant, y, where);
+      EXPECT_TRUE(testing_nn::all_close(y, pooled, 0, 0));
+
+      nn::Tensor dy(pooled.shape());
+      for (float& v : dy.span()) v = u(rng);
+      auto expected = conv.backward(x, maps, nn::max_pool2d_backward(maps, dy, pool), /*input_gradient=*/false);
+      nn::Conv2DGradients fused;
+      nn::conv2d_relu_maxpool_backward(x, conv.kernel, y, where, dy, pool, conv.options().variant, fused);
+      EXPECT_TRUE(testing_nn::all_close(fused.dkernel, expected.dkernel, 1e-5, 1e-4));
+      EXPECT_TRUE(testing_nn::all_close(fused.dbias, expected.dbias, 1e-5, 1e-4));
+    }
+  }
+  nn::set_thread_count(before);
+}
+
+TEST(Fused, TheModelTrainsTheSameWithAndWithoutFusion) {
+  Data d = subset(96, 10);
+  auto gradients = [&](bool fusion) {
+    nn::Sequential model = nn::make_mnist_model(8);
+    model.set_fusion(fusion);
+    const double loss = model.compute_gradients(d.x_train, d.y_train);
+    std::vector<nn::Tensor> g;
+    for (nn::Tensor* t : model.gradients()) g.push_back(*t);
+    return std::pair{loss, g};
+  };
+  auto [loss_fused, g_fused] = gradients(true);
+  auto [loss_plain, g_plain] = gradients(false);
+  EXPECT_DOUBLE_EQ(loss_fused, loss_plain);
+  ASSERT_EQ(g_fused.size(), g_plain.size());
+  for (std::size_t i = 0; i < g_fused.size(); ++i)
+    EXPECT_TRUE(testing_nn::all_close(g_fused[i], g_plain[i], 1e-6, 1e-4)) << "gradient " << i;
 }
 
 }  // namespace

@@ -14,15 +14,25 @@ Tensor relu(const Tensor& x) {
 }
 
 void relu_inplace(Tensor& x) {
-  for (float& v : x.span()) v = v > 0.0f ? v : 0.0f;
+  float* v = x.data();
+  for (std::size_t i = 0, n = x.size(); i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
 }
 
 Tensor relu_backward(const Tensor& y, const Tensor& dy) {
+  Tensor dx(dy.shape());
+  relu_backward(y, dy, dx);
+  return dx;
+}
+
+void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
   if (y.shape() != dy.shape())
     throw Error(fmt::format("relu_backward: y is {} but dy is {}", y.shape().str(), dy.shape().str()));
-  Tensor dx(dy.shape());
-  for (std::size_t i = 0; i < dx.size(); ++i) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
-  return dx;
+  if (dx.shape() != dy.shape())
+    throw Error(fmt::format("relu_backward: dx is {} but dy is {}", dx.shape().str(), dy.shape().str()));
+  const float* out = y.data();
+  const float* g = dy.data();
+  float* d = dx.data();
+  for (std::size_t i = 0, n = dx.size(); i < n; ++i) d[i] = out[i] > 0.0f ? g[i] : 0.0f;
 }
 // [end snippet relu]
 

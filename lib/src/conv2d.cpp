@@ -442,8 +442,6 @@ void backward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel
 }
 #endif
 
-Tensor zeros_like_shape(const Shape& s) { return Tensor(s); }
-
 }  // namespace
 
 // ---------------------------------------------------------------- dispatch
@@ -495,14 +493,22 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias,
   return y;
 }
 
-Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
-                                bool input_gradient) {
+void conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
+                     Conv2DGradients& g, bool input_gradient) {
   const Conv2DDims d = conv2d_dims(x.shape(), kernel.shape());
   if (dy.shape() != d.y_shape())
     throw Error(fmt::format("Conv2D backward: dy is {} but the output is {}", dy.shape().str(),
                             d.y_shape().str()));
-  Conv2DGradients g{zeros_like_shape(d.kernel_shape()), zeros_like_shape(Shape{d.c_out}), Tensor()};
-  if (input_gradient) g.dx = Tensor(d.x_shape());
+  ensure_shape(g.dkernel, d.kernel_shape());
+  ensure_shape(g.dbias, Shape{d.c_out});
+  g.dkernel.fill(0.0f);
+  g.dbias.fill(0.0f);
+  if (input_gradient) {
+    ensure_shape(g.dx, d.x_shape());
+    g.dx.fill(0.0f);
+  } else {
+    g.dx = Tensor();
+  }
   float* dx = input_gradient ? g.dx.data() : nullptr;
   switch (variant) {
     case Conv2DVariant::naive:
@@ -529,6 +535,12 @@ Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Ten
       backward_threaded(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
       break;
   }
+}
+
+Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
+                                bool input_gradient) {
+  Conv2DGradients g;
+  conv2d_backward(x, kernel, dy, variant, g, input_gradient);
   return g;
 }
 
@@ -549,6 +561,21 @@ Shape Conv2D::output_shape(const Shape& x) const { return conv2d_dims(x, kernel.
 
 Tensor Conv2D::forward(const Tensor& x) const {
   return conv2d_forward(x, kernel, bias, options_.variant, options_.activation);
+}
+
+void Conv2D::forward(const Tensor& x, Tensor& y) const {
+  conv2d_forward(x, kernel, bias, y, options_.variant, options_.activation);
+}
+
+void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Conv2DGradients& out, Tensor& relu_grad,
+                      bool input_gradient) const {
+  if (options_.activation == Activation::relu) {  // through the ReLU first
+    ensure_shape(relu_grad, dy.shape());
+    relu_backward(y, dy, relu_grad);
+    conv2d_backward(x, kernel, relu_grad, options_.variant, out, input_gradient);
+  } else {
+    conv2d_backward(x, kernel, dy, options_.variant, out, input_gradient);
+  }
 }
 
 Conv2DGradients Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {

@@ -55,11 +55,20 @@ void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Te
 
 DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
                               bool input_gradient) {
+  DenseGradients g;
+  dense_backward(x, kernel, dy, variant, g, input_gradient);
+  return g;
+}
+
+void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, DenseGradients& g,
+                    bool input_gradient) {
   const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
   if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
     throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
                             kernel.shape().str(), dy.shape().str()));
-  DenseGradients g{Tensor({in, out}), Tensor({out}), Tensor()};
+  ensure_shape(g.dkernel, {in, out});
+  ensure_shape(g.dbias, {out});
+  g.dbias.fill(0.0f);
   // [snippet dense-backward]
   // dW = x^T dy:  (in, n) x (n, out)
   run_gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(),
@@ -70,13 +79,13 @@ DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tenso
     for (std::size_t j = 0; j < out; ++j) g.dbias[j] += dy[i * out + j];
   // dx = dy W^T:  (n, out) x (out, in)
   if (input_gradient) {
-    g.dx = Tensor({n, in});
+    ensure_shape(g.dx, {n, in});
     run_gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true,
               .c = g.dx.data(), .threaded = true},
              variant);
   }
   // [end snippet dense-backward]
-  return g;
+  if (!input_gradient) g.dx = Tensor();
 }
 
 Dense::Dense(const DenseOptions& options)
@@ -96,6 +105,22 @@ Tensor Dense::forward(const Tensor& x) const {
   dense_forward(x, kernel, bias, y, options_.variant);
   if (options_.activation == Activation::relu) relu_inplace(y);
   return y;
+}
+
+void Dense::forward(const Tensor& x, Tensor& y) const {
+  dense_forward(x, kernel, bias, y, options_.variant);
+  if (options_.activation == Activation::relu) relu_inplace(y);
+}
+
+void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, DenseGradients& out, Tensor& relu_grad,
+                     bool input_gradient) const {
+  if (options_.activation == Activation::relu) {  // through the ReLU first
+    ensure_shape(relu_grad, dy.shape());
+    relu_backward(y, dy, relu_grad);
+    dense_backward(x, kernel, relu_grad, options_.variant, out, input_gradient);
+  } else {
+    dense_backward(x, kernel, dy, options_.variant, out, input_gradient);
+  }
 }
 
 DenseGradients Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {

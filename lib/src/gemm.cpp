@@ -152,17 +152,11 @@ void micro_kernel(std::size_t kc, const float* a, const float* b, float alpha, f
 
 }  // namespace
 
-void gemm(const GemmArgs& args) {
-  const GemmArgs g = with_defaults(args);
-  if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) {  // C = beta * C
-    for (std::size_t i = 0; i < g.m; ++i)
-      for (std::size_t j = 0; j < g.n; ++j) {
-        float& c = g.c[i * g.ldc + j];
-        c = g.beta == 0.0f ? 0.0f : g.beta * c;
-      }
-    return;
-  }
+namespace {
+
+// The blocked product, over all of C. With parallel_m the MC-row blocks of C
+// are shared out among the threads.
+void gemm_blocked(const GemmArgs& g, bool parallel_m) {
   thread_local std::vector<float> b_storage;
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
@@ -186,12 +180,83 @@ void gemm(const GemmArgs& args) {
                            g.ldc, std::min(MR, mc - ir), std::min(NR, nc - jr));
         }
       };
-      if (g.threaded)
+      if (parallel_m)
         parallel_for(0, m_blocks, blocks);
       else
         blocks(0, m_blocks);
     }
   }
 }
+
+// op(A) restricted to the columns [p0, p1) and op(B) to the rows [p0, p1):
+// the part of the sum over k that one thread computes in a split-k product.
+GemmArgs k_slice(GemmArgs g, std::size_t p0, std::size_t p1) {
+  g.a += g.transpose_a ? p0 * g.lda : p0;
+  g.b += g.transpose_b ? p0 : p0 * g.ldb;
+  g.k = p1 - p0;
+  return g;
+}
+
+// op(B) and C restricted to the columns [j0, j1).
+GemmArgs n_slice(GemmArgs g, std::size_t j0, std::size_t j1) {
+  g.b += g.transpose_b ? j0 * g.ldb : j0;
+  g.c += j0;
+  g.n = j1 - j0;
+  return g;
+}
+
+}  // namespace
+
+// [snippet gemm-threads]
+// How the threads share a product depends on its shape. Dense layers at
+// batch 32 are short and wide: C has too few rows for every thread to get a
+// block of MC rows, so the threads split the columns of C instead (dx = dy W^T,
+// 32 x 5408), or the sum over k (y = x W: 32 x 100, k = 5408), each thread
+// adding its partial product of C in a fixed order.
+void gemm(const GemmArgs& args) {
+  const GemmArgs g = with_defaults(args);
+  if (g.m == 0 || g.n == 0) return;
+  if (g.k == 0) {  // C = beta * C
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) {
+        float& c = g.c[i * g.ldc + j];
+        c = g.beta == 0.0f ? 0.0f : g.beta * c;
+      }
+    return;
+  }
+  const std::size_t threads = g.threaded ? thread_count() : 1;
+  const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+  if (threads == 1 || work < 1e6) return gemm_blocked(g, false);  // too small to share
+  if ((g.m + MC - 1) / MC >= threads) return gemm_blocked(g, true);  // enough row blocks
+  if (g.n >= g.k && g.n >= threads * NR) {
+    // Split the columns of C, in whole NR-wide panels.
+    const std::size_t panels = (g.n + NR - 1) / NR;
+    parallel_for(0, threads, [&](std::size_t lo, std::size_t hi) {
+      for (std::size_t t = lo; t < hi; ++t) {
+        const std::size_t j0 = std::min(g.n, panels * t / threads * NR), j1 = std::min(g.n, panels * (t + 1) / threads * NR);
+        if (j1 > j0) gemm_blocked(n_slice(g, j0, j1), false);
+      }
+    });
+    return;
+  }
+  // Split the sum over k: thread 0 writes C itself (with beta), the others
+  // their partial products, added to C afterwards in thread order.
+  thread_local std::vector<float> partial_storage;
+  const std::size_t mn = g.m * g.n;
+  partial_storage.resize((threads - 1) * mn);
+  float* partial = partial_storage.data();
+  parallel_for(0, threads, [&](std::size_t lo, std::size_t hi) {
+    for (std::size_t t = lo; t < hi; ++t) {
+      const std::size_t p0 = g.k * t / threads, p1 = g.k * (t + 1) / threads;
+      GemmArgs part = k_slice(g, p0, p1);
+      if (t > 0) part.c = partial + (t - 1) * mn, part.ldc = g.n, part.beta = 0.0f;
+      gemm_blocked(part, false);
+    }
+  });
+  for (std::size_t t = 1; t < threads; ++t)
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] += partial[(t - 1) * mn + i * g.n + j];
+}
+// [end snippet gemm-threads]
 
 }  // namespace nn

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "nn/error.hpp"
+#include "nn/fused.hpp"
 #include "nn/npy.hpp"
 #include "nn/softmax.hpp"
 
@@ -23,25 +24,36 @@ namespace {
 
 // ---- The layers of chapters 04-07, as the model sees them ------------------
 
+// Every layer keeps its output and gradient tensors between batches and
+// returns views of them: after the first batch a training step allocates
+// nothing. (A view stays valid until the layer's next call.)
+Tensor view(const Tensor& t) { return t.reshape(t.shape()); }
+
 class Conv2DLayer final : public Layer {
  public:
-  explicit Conv2DLayer(const Conv2D& c) : conv_(c) {}
+  explicit Conv2DLayer(const Conv2D& c)
+      : conv_(c), grads_{Tensor(conv_.kernel.shape()), Tensor(conv_.bias.shape()), Tensor()} {}
   std::string type() const override { return "Conv2D"; }
   std::string base_name() const override { return "conv2d"; }
   Shape output_shape(const Shape& x) const override { return conv_.output_shape(x); }
-  Tensor forward(const Tensor& x) override { return conv_.forward(x); }
+  Tensor forward(const Tensor& x) override {
+    ensure_shape(y_, conv_.output_shape(x.shape()));
+    conv_.forward(x, y_);
+    return view(y_);
+  }
   Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
-    Conv2DGradients g = conv_.backward(x, y, dy, need_dx);
-    dkernel_ = std::move(g.dkernel);
-    dbias_ = std::move(g.dbias);
-    return std::move(g.dx);
+    conv_.backward(x, y, dy, grads_, relu_grad_, need_dx);
+    return need_dx ? view(grads_.dx) : Tensor();
   }
   std::vector<Tensor*> parameters() override { return {&conv_.kernel, &conv_.bias}; }
-  std::vector<Tensor*> gradients() override { return {&dkernel_, &dbias_}; }
+  std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
+  const Conv2D& conv() const { return conv_; }
+  Conv2DGradients& grads() { return grads_; }
 
  private:
   Conv2D conv_;
-  Tensor dkernel_{conv_.kernel.shape()}, dbias_{conv_.bias.shape()};
+  Conv2DGradients grads_;
+  Tensor y_, relu_grad_;
 };
 
 class MaxPooling2DLayer final : public Layer {
@@ -50,11 +62,51 @@ class MaxPooling2DLayer final : public Layer {
   std::string type() const override { return "MaxPooling2D"; }
   std::string base_name() const override { return "max_pooling2d"; }
   Shape output_shape(const Shape& x) const override { return pool_.output_shape(x); }
-  Tensor forward(const Tensor& x) override { return pool_.forward(x); }
-  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return pool_.backward(x, dy); }
+  Tensor forward(const Tensor& x) override {
+    ensure_shape(y_, pool_.output_shape(x.shape()));
+    max_pool2d_forward(x, pool_.options().pool, y_, pool_.options().variant);
+    return view(y_);
+  }
+  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override {
+    ensure_shape(dx_, x.shape());
+    max_pool2d_backward(x, dy, pool_.options().pool, dx_, pool_.options().variant);
+    return view(dx_);
+  }
+  std::size_t pool() const { return pool_.options().pool; }
 
  private:
   MaxPooling2D pool_;
+  Tensor y_, dx_;
+};
+
+// Conv2D(relu) + MaxPooling2D as one step of the execution plan (see
+// nn/fused.hpp). It owns no weights: it reads the Conv2D layer's and writes
+// that layer's gradients, so parameters(), gradients() and the summary still
+// see the two Keras layers.
+class FusedConvPool final : public Layer {
+ public:
+  FusedConvPool(Conv2DLayer& conv, MaxPooling2DLayer& pool) : conv_(conv), pool_(pool) {}
+  std::string type() const override { return "Conv2D+MaxPooling2D"; }
+  std::string base_name() const override { return "conv2d_max_pooling2d"; }
+  Shape output_shape(const Shape& x) const override { return pool_.output_shape(conv_.output_shape(x)); }
+  Tensor forward(const Tensor& x) override {
+    ensure_shape(y_, output_shape(x.shape()));
+    const Conv2D& c = conv_.conv();
+    conv2d_relu_maxpool_forward(x, c.kernel, c.bias, pool_.pool(), c.options().variant, y_, where_);
+    return view(y_);
+  }
+  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+    if (need_dx) throw Error("the fused Conv2D+MaxPooling2D step computes no input gradient: it must come first");
+    const Conv2D& c = conv_.conv();
+    conv2d_relu_maxpool_backward(x, c.kernel, y, where_, dy, pool_.pool(), c.options().variant, conv_.grads());
+    return Tensor();
+  }
+
+ private:
+  Conv2DLayer& conv_;
+  MaxPooling2DLayer& pool_;
+  Tensor y_;
+  std::vector<std::uint8_t> where_;  // the position of each maximum in its window
 };
 
 class FlattenLayer final : public Layer {
@@ -62,7 +114,7 @@ class FlattenLayer final : public Layer {
   std::string type() const override { return "Flatten"; }
   std::string base_name() const override { return "flatten"; }
   Shape output_shape(const Shape& x) const override { return flatten_.output_shape(x); }
-  Tensor forward(const Tensor& x) override { return flatten_.forward(x); }
+  Tensor forward(const Tensor& x) override { return flatten_.forward(x); }  // views already
   Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return flatten_.backward(x, dy); }
 
  private:
@@ -71,23 +123,27 @@ class FlattenLayer final : public Layer {
 
 class DenseLayer final : public Layer {
  public:
-  explicit DenseLayer(const Dense& d) : dense_(d) {}
+  explicit DenseLayer(const Dense& d)
+      : dense_(d), grads_{Tensor(dense_.kernel.shape()), Tensor(dense_.bias.shape()), Tensor()} {}
   std::string type() const override { return "Dense"; }
   std::string base_name() const override { return "dense"; }
   Shape output_shape(const Shape& x) const override { return dense_.output_shape(x); }
-  Tensor forward(const Tensor& x) override { return dense_.forward(x); }
+  Tensor forward(const Tensor& x) override {
+    ensure_shape(y_, dense_.output_shape(x.shape()));
+    dense_.forward(x, y_);
+    return view(y_);
+  }
   Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
-    DenseGradients g = dense_.backward(x, y, dy, need_dx);
-    dkernel_ = std::move(g.dkernel);
-    dbias_ = std::move(g.dbias);
-    return std::move(g.dx);
+    dense_.backward(x, y, dy, grads_, relu_grad_, need_dx);
+    return need_dx ? view(grads_.dx) : Tensor();
   }
   std::vector<Tensor*> parameters() override { return {&dense_.kernel, &dense_.bias}; }
-  std::vector<Tensor*> gradients() override { return {&dkernel_, &dbias_}; }
+  std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
 
  private:
   Dense dense_;
-  Tensor dkernel_{dense_.kernel.shape()}, dbias_{dense_.bias.shape()};
+  DenseGradients grads_;
+  Tensor y_, relu_grad_;
 };
 
 // A shape with a batch axis of n in front of a sample shape.
@@ -140,6 +196,29 @@ void Sequential::add(std::unique_ptr<Layer> layer) {
   for (const auto& l : layers_) same += l->base_name() == layer->base_name();
   layer->name = same == 0 ? layer->base_name() : fmt::format("{}_{}", layer->base_name(), same);
   layers_.push_back(std::move(layer));
+  build_plan();
+}
+
+void Sequential::set_fusion(bool on) {
+  fusion_ = on;
+  build_plan();
+}
+
+void Sequential::build_plan() {
+  plan_.clear();
+  fused_.clear();
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    auto* conv = dynamic_cast<Conv2DLayer*>(layers_[i].get());
+    auto* pool = i + 1 < layers_.size() ? dynamic_cast<MaxPooling2DLayer*>(layers_[i + 1].get()) : nullptr;
+    // The fused step has no input gradient, so only a first-layer pair fuses.
+    if (fusion_ && i == 0 && conv && pool && conv->conv().options().activation == Activation::relu) {
+      fused_.push_back(std::make_unique<FusedConvPool>(*conv, *pool));
+      plan_.push_back(fused_.back().get());
+      ++i;
+    } else {
+      plan_.push_back(layers_[i].get());
+    }
+  }
 }
 
 void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
@@ -206,20 +285,24 @@ std::vector<NamedTensor> Sequential::weights() {
 Tensor Sequential::logits(const Tensor& x) {
   activations_.clear();
   activations_.push_back(x.reshape(x.shape()));  // a view: no copy of the batch
-  for (auto& l : layers_) activations_.push_back(l->forward(activations_.back()));
+  for (Layer* l : plan_) activations_.push_back(l->forward(activations_.back()));
   return activations_.back().reshape(activations_.back().shape());
 }
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_xy(x, y);
   // [snippet backprop]
-  Tensor p = softmax(logits(x));                        // forward through every layer
-  const double loss = categorical_crossentropy(p, y);
-  Tensor grad = softmax_crossentropy_backward(p, y);    // (p - y) / N
-  for (std::size_t i = layers_.size(); i-- > 0;)        // backward, last layer first
-    grad = layers_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
+  const Tensor z = logits(x);                           // forward through every layer
+  ensure_shape(p_, z.shape());
+  softmax(z, p_);
+  const double loss = categorical_crossentropy(p_, y);
+  ensure_shape(dz_, z.shape());
+  softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N
+  Tensor grad = dz_.reshape(dz_.shape());
+  for (std::size_t i = plan_.size(); i-- > 0;)          // backward, last layer first
+    grad = plan_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
   // [end snippet backprop]
-  last_correct_ = correct_count(p, y);
+  last_correct_ = correct_count(p_, y);
   return loss;
 }
 

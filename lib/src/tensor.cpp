@@ -19,13 +19,7 @@ Shape::Shape(std::span<const std::size_t> dims) {
     throw Error(fmt::format("a tensor has rank 1 to {}, not {}", kMaxRank, dims.size()));
   rank_ = dims.size();
   std::copy(dims.begin(), dims.end(), dims_.begin());
-  shape_size(this->dims());  // throws if the product overflows
-}
-
-std::size_t Shape::size() const {
-  std::size_t n = rank_ == 0 ? 0 : 1;
-  for (std::size_t i = 0; i < rank_; ++i) n *= dims_[i];
-  return n;
+  size_ = shape_size(this->dims());  // throws if the product overflows
 }
 
 bool Shape::operator==(const Shape& other) const {
@@ -84,6 +78,19 @@ Tensor Tensor::reshape(const Shape& shape) const {
   return view;
 }
 
+Tensor Tensor::batch_view(std::size_t first, std::size_t count) const {
+  if (rank() == 0 || first > dim(0) || count > dim(0) - first)
+    throw Error(fmt::format("cannot view items {}..{} of a batch of shape {}", first, first + count, shape_.str()));
+  std::array<std::size_t, Shape::kMaxRank> dims{};
+  std::copy(shape_.dims().begin(), shape_.dims().end(), dims.begin());
+  dims[0] = count;
+  Tensor view;
+  view.shape_ = Shape(std::span(dims.data(), rank()));
+  view.storage_ = storage_;
+  view.data_ = data_ + first * (dim(0) == 0 ? 0 : size() / dim(0));
+  return view;
+}
+
 Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
   std::array<std::size_t, Shape::kMaxRank> out{};
   if (dims.size() == 0 || dims.size() > Shape::kMaxRank)
@@ -131,15 +138,12 @@ std::size_t Tensor::offset(std::size_t i, std::size_t j, std::size_t k, std::siz
   return ((i * shape_[1] + j) * shape_[2] + k) * shape_[3] + l;
 }
 
+void ensure_shape(Tensor& t, const Shape& shape) {
+  if (t.rank() == 0 || !(t.shape() == shape)) t = Tensor(shape);
+}
+
 Tensor slice_batch(const Tensor& x, std::size_t first, std::size_t count) {
-  if (x.rank() == 0 || first > x.dim(0) || count > x.dim(0) - first)
-    throw Error(fmt::format("cannot take items {}..{} of a batch of shape {}", first, first + count,
-                            x.shape().str()));
-  std::array<std::size_t, Shape::kMaxRank> dims{};
-  std::copy(x.shape().dims().begin(), x.shape().dims().end(), dims.begin());
-  dims[0] = count;
-  const std::size_t item = count == 0 ? 0 : x.size() / x.dim(0);
-  return Tensor(Shape(std::span(dims.data(), x.rank())), std::span(x.data() + first * item, count * item));
+  return Tensor(x.batch_view(first, count));  // the copy constructor copies the viewed elements
 }
 
 }  // namespace nn

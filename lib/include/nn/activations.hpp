@@ -16,5 +16,6 @@ void relu_inplace(Tensor& x);
 // or its output: both are > 0 at exactly the same places. At 0 the gradient
 // is taken as 0, as TensorFlow does.
 Tensor relu_backward(const Tensor& y, const Tensor& dy);
+void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx);  // into a preallocated dx
 
 }  // namespace nn

@@ -100,6 +100,10 @@ struct Conv2DGradients {
 // dx is not computed: the first layer of a network does not need it.
 Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
                                 bool input_gradient = true);
+// The same into `out`, whose tensors are allocated only when their shape is
+// not already right: a training loop calls it every batch without allocating.
+void conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
+                     Conv2DGradients& out, bool input_gradient = true);
 
 // Keras' kernel_size: Conv2D(32, 3) and Conv2D(32, (3, 5)) both work.
 struct KernelSize {
@@ -136,6 +140,11 @@ class Conv2D {
   // x: the forward input; y: the forward output (only read for the ReLU mask);
   // dy: dL/dy. Returns dL/dkernel, dL/dbias and, if input_gradient, dL/dx.
   Conv2DGradients backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient = true) const;
+  // The same into `out`, reusing `relu_grad` for the gradient through the ReLU.
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Conv2DGradients& out, Tensor& relu_grad,
+                bool input_gradient = true) const;
+  // The forward pass into a preallocated y.
+  void forward(const Tensor& x, Tensor& y) const;
 
  private:
   Conv2DOptions options_;

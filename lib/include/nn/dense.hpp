@@ -38,6 +38,9 @@ struct DenseGradients {
 
 DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
                               bool input_gradient = true);
+// The same into `out`, allocating only when a shape is not already right.
+void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, DenseGradients& out,
+                    bool input_gradient = true);
 
 struct DenseOptions {
   std::size_t units = 100;       // out
@@ -63,6 +66,10 @@ class Dense {
   Tensor forward(const Tensor& x) const;
   // `y` is forward's output (for the ReLU's mask); dy = d loss / d y.
   DenseGradients backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient = true) const;
+  // Into preallocated buffers: y for forward; out and relu_grad for backward.
+  void forward(const Tensor& x, Tensor& y) const;
+  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, DenseGradients& out, Tensor& relu_grad,
+                bool input_gradient = true) const;
 
  private:
   DenseOptions options_;

@@ -41,10 +41,13 @@ class Layer {
   virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d"
   // The output shape for an input shape, batch axis included.
   virtual Shape output_shape(const Shape& x) const = 0;
+  // Returns the output: a view of a buffer the layer keeps and reuses, valid
+  // until its next call.
   virtual Tensor forward(const Tensor& x) = 0;
   // From the forward pass's input x and output y and the gradient dy of y:
   // stores the gradients of the parameters and returns dx (empty when
-  // need_dx is false: the first layer's input gradient is never used).
+  // need_dx is false: the first layer's input gradient is never used), also
+  // a view of a reused buffer.
   virtual Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) = 0;
   virtual std::vector<Tensor*> parameters() { return {}; }  // kernel, bias
   virtual std::vector<Tensor*> gradients() { return {}; }   // in the same order
@@ -130,6 +133,11 @@ class Sequential {
   // softmax probabilities, (N, classes)
   Tensor predict(const Tensor& x, std::size_t batch_size = 32);
 
+  // Run Conv2D(relu) + MaxPooling2D as one fused step (nn/fused.hpp) when
+  // the model starts with that pair; on by default. Off runs every layer on
+  // its own, as the chapters present them.
+  void set_fusion(bool on);
+
   // Every weight tensor with its Keras name, in layer order.
   std::vector<NamedTensor> weights();
   std::vector<Tensor*> parameters();
@@ -142,12 +150,19 @@ class Sequential {
   void load(const std::filesystem::path& dir);
 
  private:
-  Tensor logits(const Tensor& x);  // forward through every layer
+  Tensor logits(const Tensor& x);  // forward through every step of the plan
+  void build_plan();
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
-  std::vector<Tensor> activations_;  // the last forward pass: input of layer i is activations_[i]
+  // What forward and backward run: the layers, with fused pairs replaced by
+  // one step each (owned by fused_).
+  std::vector<Layer*> plan_;
+  std::vector<std::unique_ptr<Layer>> fused_;
+  bool fusion_ = true;
+  std::vector<Tensor> activations_;  // the last forward pass: the input of plan step i is activations_[i]
   std::unique_ptr<Optimizer> optimizer_;
   std::size_t last_correct_ = 0;  // argmax matches in the last compute_gradients
+  Tensor p_, dz_;                 // softmax output and its gradient, reused every batch
 };
 
 // Batches in one epoch: the last one may be partial. 60000 / 32 -> 1875.

@@ -28,7 +28,7 @@ class Shape {
 
   std::size_t rank() const { return rank_; }
   std::size_t operator[](std::size_t i) const { return dims_[i]; }
-  std::size_t size() const;  // the number of elements
+  std::size_t size() const { return size_; }  // the number of elements
   std::span<const std::size_t> dims() const { return {dims_.data(), rank_}; }
   bool operator==(const Shape& other) const;
   std::string str() const;  // "(60000, 28, 28, 1)", as Keras prints it
@@ -36,6 +36,7 @@ class Shape {
  private:
   std::array<std::size_t, kMaxRank> dims_{};
   std::size_t rank_ = 0;
+  std::size_t size_ = 0;  // the product of the dims, computed once: loops test it often
 };
 
 class Tensor {
@@ -83,6 +84,10 @@ class Tensor {
   Tensor reshape(std::initializer_list<std::int64_t> dims) const;
   Tensor reshape(const Shape& shape) const;
 
+  // A view of `count` items of the batch axis from `first`: (N, ...) ->
+  // (count, ...), the same buffer, no copy. Throws nn::Error out of range.
+  Tensor batch_view(std::size_t first, std::size_t count) const;
+
   // True when both tensors look at the same buffer (one is a view of the other).
   bool shares_buffer_with(const Tensor& other) const { return storage_ && storage_ == other.storage_; }
 
@@ -98,6 +103,10 @@ class Tensor {
   std::shared_ptr<float[]> storage_;  // shared only between a tensor and its views
   float* data_ = nullptr;
 };
+
+// Gives t the shape `shape`: a new zero tensor when its shape differs, else t
+// unchanged (its old values stay). Training loops reuse buffers this way.
+void ensure_shape(Tensor& t, const Shape& shape);
 
 // A copy of `count` items of the batch axis starting at `first`:
 // x (N, ...) -> (count, ...). Throws nn::Error when the range leaves x.
