@@ -7,13 +7,15 @@
 //   scripts/plot-fit-breakdown.sh                # the chart in docs/figures
 //
 // The parts run on the activations of one real forward pass, so each is
-// timed on the data it sees in training. Their sum is close to, but not
-// exactly, the whole step: the whole step also allocates and gathers.
+// timed on the data it sees in training. fit runs the first two layers as one
+// fused step (nn/fused.hpp), timed as "conv2d+max_pooling2d_fused" beside the
+// two layers on their own.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
 #include <random>
 
+#include "nn/fused.hpp"
 #include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
@@ -66,6 +68,28 @@ void layer_backward(benchmark::State& state, std::size_t i) {
     benchmark::DoNotOptimize(s.model.layers()[i]->backward(s.a[i], s.a[i + 1], s.da[i + 1], i > 0).data());
 }
 
+// The first two layers fused into one step (nn/fused.hpp), as fit runs them.
+// (The model's conv2d.kernel and conv2d.bias, with the default variant.)
+void fused_forward(benchmark::State& state) {
+  Step& s = step();
+  auto w = s.model.weights();
+  nn::Tensor y(s.a[2].shape());
+  std::vector<std::uint8_t> where;
+  for (auto _ : state)
+    nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
+}
+
+void fused_backward(benchmark::State& state) {
+  Step& s = step();
+  auto w = s.model.weights();
+  nn::Tensor y(s.a[2].shape());
+  std::vector<std::uint8_t> where;
+  nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
+  nn::Conv2DGradients g;
+  for (auto _ : state)
+    nn::conv2d_relu_maxpool_backward(s.x, *w[0].tensor, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, g);
+}
+
 void loss(benchmark::State& state) {
   Step& s = step();
   for (auto _ : state) {
@@ -98,10 +122,14 @@ int main(int argc, char** argv) {
   for (std::size_t i = 0; i < layers.size(); ++i)
     benchmark::RegisterBenchmark(("forward/" + layers[i]->name).c_str(), layer_forward, i)
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
+  benchmark::RegisterBenchmark("forward/conv2d+max_pooling2d_fused", fused_forward)
+      ->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("loss/softmax_crossentropy", loss)->Unit(benchmark::kMicrosecond)->UseRealTime();
   for (std::size_t i = layers.size(); i-- > 0;)
     benchmark::RegisterBenchmark(("backward/" + layers[i]->name).c_str(), layer_backward, i)
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
+  benchmark::RegisterBenchmark("backward/conv2d+max_pooling2d_fused", fused_backward)
+      ->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("update/sgd", update)->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("train_step/total", whole_step)->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();

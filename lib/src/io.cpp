@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <string>
 
 #include "nn/error.hpp"
 
@@ -70,6 +71,13 @@ std::vector<std::uint8_t> gzip_compress(std::span<const std::uint8_t> bytes) {
   deflateEnd(&z);
   if (rc != Z_STREAM_END) throw Error("zlib: deflate did not finish");
   return out;
+}
+
+double peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.starts_with("VmHWM:")) return std::stod(line.substr(6)) * 1024.0;  // "VmHWM:   123456 kB"
+  return 0.0;
 }
 
 }  // namespace nn

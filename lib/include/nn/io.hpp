@@ -22,4 +22,8 @@ void write_file_atomic(const std::filesystem::path& file, std::string_view text)
 // gzip (RFC 1952) compression of a buffer, with zlib.
 std::vector<std::uint8_t> gzip_compress(std::span<const std::uint8_t> bytes);
 
+// The process's peak resident memory (VmHWM in /proc/self/status), in bytes;
+// 0 where it cannot be read.
+double peak_rss_bytes();
+
 }  // namespace nn
