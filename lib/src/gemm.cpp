@@ -74,9 +74,19 @@ float* scratch(std::vector<float>& storage, std::size_t n) {
 void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
   for (std::size_t r = 0; r < mc; r += MR) {
     const std::size_t rows = std::min(MR, mc - r);
-    for (std::size_t p = 0; p < kc; ++p) {
-      for (std::size_t i = 0; i < rows; ++i) out[p * MR + i] = at_a(g, i0 + r + i, p0 + p);
-      for (std::size_t i = rows; i < MR; ++i) out[p * MR + i] = 0.0f;
+    if (rows < MR) std::fill(out, out + MR * kc, 0.0f);  // the rows past mc stay 0
+    if (g.transpose_a) {
+      // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
+      for (std::size_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i0 + r;
+        std::copy(src, src + rows, out + p * MR);
+      }
+    } else {
+      // op(A)(i, p) = a[i][p]: read each row along p, write it with a stride of MR.
+      for (std::size_t i = 0; i < rows; ++i) {
+        const float* src = g.a + (i0 + r + i) * g.lda + p0;
+        for (std::size_t p = 0; p < kc; ++p) out[p * MR + i] = src[p];
+      }
     }
     out += MR * kc;
   }
@@ -87,15 +97,21 @@ void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, s
 void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* out) {
   for (std::size_t s = 0; s < nc; s += NR) {
     const std::size_t cols = std::min(NR, nc - s);
-    for (std::size_t p = 0; p < kc; ++p) {
-      float* o = out + p * NR;
-      if (!g.transpose_b) {
+    if (!g.transpose_b) {
+      // op(B)(p, j) = b[p][j]: NR consecutive values of each row.
+      for (std::size_t p = 0; p < kc; ++p) {
         const float* row = g.b + (p0 + p) * g.ldb + j0 + s;
+        float* o = out + p * NR;
         std::copy(row, row + cols, o);
-      } else {
-        for (std::size_t j = 0; j < cols; ++j) o[j] = g.b[(j0 + s + j) * g.ldb + p0 + p];
+        std::fill(o + cols, o + NR, 0.0f);
       }
-      std::fill(o + cols, o + NR, 0.0f);
+    } else {
+      // op(B)(p, j) = b[j][p]: read each row of b along p, write it with a stride of NR.
+      if (cols < NR) std::fill(out, out + NR * kc, 0.0f);
+      for (std::size_t j = 0; j < cols; ++j) {
+        const float* src = g.b + (j0 + s + j) * g.ldb + p0;
+        for (std::size_t p = 0; p < kc; ++p) out[p * NR + j] = src[p];
+      }
     }
     out += NR * kc;
   }
@@ -119,12 +135,19 @@ void micro_kernel(std::size_t kc, const float* a, const float* b, float alpha, f
                   std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
   Vec acc[MR][2] = {};                       // MR rows x (2 vectors = NR columns)
-  for (std::size_t p = 0; p < kc; ++p) {
-    const Vec b0 = simd::load(b + p * NR), b1 = simd::load(b + p * NR + kV);
-    for (std::size_t i = 0; i < MR; ++i) {   // unrolled by the compiler
-      const float ai = a[p * MR + i];        // broadcast one value of A ...
-      acc[i][0] += ai * b0;                  // ... times a row of B: 2 FMAs
-      acc[i][1] += ai * b1;
+  if (nr > kV) {
+    for (std::size_t p = 0; p < kc; ++p) {
+      const Vec b0 = simd::load(b + p * NR), b1 = simd::load(b + p * NR + kV);
+      for (std::size_t i = 0; i < MR; ++i) { // unrolled by the compiler
+        const float ai = a[p * MR + i];      // broadcast one value of A ...
+        acc[i][0] += ai * b0;                // ... times a row of B: 2 FMAs
+        acc[i][1] += ai * b1;
+      }
+    }
+  } else {                                   // a narrow edge panel: its second
+    for (std::size_t p = 0; p < kc; ++p) {   // half is padding, so skip it
+      const Vec b0 = simd::load(b + p * NR);
+      for (std::size_t i = 0; i < MR; ++i) acc[i][0] += a[p * MR + i] * b0;
     }
   }
   if (mr == MR && nr == NR) {                // a full tile: vector stores
