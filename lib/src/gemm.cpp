@@ -129,25 +129,28 @@ void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, 
 }
 
 // [snippet gemm-micro-kernel]
-// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, the panels packed
-// as above: a (kc, MR), b (kc, NR). The MR x NR sums live in registers.
-void micro_kernel(std::size_t kc, const float* a, const float* b, float alpha, float beta, float* c,
-                  std::size_t ldc, std::size_t mr, std::size_t nr) {
+// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, for an MR x kc
+// panel of A and a kc x NR panel of B. Element (i, p) of the A panel is
+// a[p * a_stride + i] and element (p, j) of the B panel is b[p * b_stride + j]:
+// a panel packed as above (a_stride = MR, b_stride = NR), or the matrix itself
+// where its memory already has that shape. The MR x NR sums live in registers.
+void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
+                  float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
   Vec acc[MR][2] = {};                       // MR rows x (2 vectors = NR columns)
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
-      const Vec b0 = simd::load(b + p * NR), b1 = simd::load(b + p * NR + kV);
+      const Vec b0 = simd::load(b + p * b_stride), b1 = simd::load(b + p * b_stride + kV);
       for (std::size_t i = 0; i < MR; ++i) { // unrolled by the compiler
-        const float ai = a[p * MR + i];      // broadcast one value of A ...
+        const float ai = a[p * a_stride + i];  // broadcast one value of A ...
         acc[i][0] += ai * b0;                // ... times a row of B: 2 FMAs
         acc[i][1] += ai * b1;
       }
     }
   } else {                                   // a narrow edge panel: its second
     for (std::size_t p = 0; p < kc; ++p) {   // half is padding, so skip it
-      const Vec b0 = simd::load(b + p * NR);
-      for (std::size_t i = 0; i < MR; ++i) acc[i][0] += a[p * MR + i] * b0;
+      const Vec b0 = simd::load(b + p * b_stride);
+      for (std::size_t i = 0; i < MR; ++i) acc[i][0] += a[p * a_stride + i] * b0;
     }
   }
   if (mr == MR && nr == NR) {                // a full tile: vector stores
@@ -167,7 +170,7 @@ void micro_kernel(std::size_t kc, const float* a, const float* b, float alpha, f
   float tile[MR * NR] = {};                  // the portable scalar path
   for (std::size_t p = 0; p < kc; ++p)
     for (std::size_t i = 0; i < MR; ++i)
-      for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[p * MR + i] * b[p * NR + j];
+      for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[p * a_stride + i] * b[p * b_stride + j];
 #endif
   store_tile(tile, mr, nr, alpha, beta, c, ldc);
 }
@@ -182,25 +185,39 @@ namespace {
 void gemm_blocked(const GemmArgs& g, bool parallel_m) {
   thread_local std::vector<float> b_storage;
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
+  // Where op(A) or op(B) already lies in memory as the micro-kernel reads it
+  // (B not transposed: NR consecutive floats of each row; A transposed: MR
+  // consecutive floats for each p), its full panels are read in place and
+  // only an edge panel is packed, with its zero padding.
+  const bool b_in_place = !g.transpose_b, a_in_place = g.transpose_a;
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = std::min(NC, g.n - jc);
-    const std::size_t nc_padded = (nc + NR - 1) / NR * NR;
+    const std::size_t nc_full = b_in_place ? nc / NR * NR : 0;  // columns read in place
+    const std::size_t nc_packed = (nc - nc_full + NR - 1) / NR * NR;
     for (std::size_t pc = 0; pc < g.k; pc += KC) {
       const std::size_t kc = std::min(KC, g.k - pc);
       const float beta = pc == 0 ? g.beta : 1.0f;  // later k slices add to C
-      float* bp = scratch(b_storage, kc * nc_padded);
-      pack_b(g, pc, kc, jc, nc, bp);
+      float* bp = scratch(b_storage, kc * nc_packed);
+      if (nc_full < nc) pack_b(g, pc, kc, jc + nc_full, nc - nc_full, bp);
       // The MC-row blocks of C are independent: each thread takes a range.
       auto blocks = [&](std::size_t lo, std::size_t hi) {
         thread_local std::vector<float> a_storage;
         float* ap = scratch(a_storage, MC * kc);
         for (std::size_t blk = lo; blk < hi; ++blk) {
           const std::size_t ic = blk * MC, mc = std::min(MC, g.m - ic);
-          pack_a(g, ic, mc, pc, kc, ap);
-          for (std::size_t jr = 0; jr < nc; jr += NR)
-            for (std::size_t ir = 0; ir < mc; ir += MR)
-              micro_kernel(kc, ap + ir * kc, bp + jr * kc, g.alpha, beta, g.c + (ic + ir) * g.ldc + jc + jr,
-                           g.ldc, std::min(MR, mc - ir), std::min(NR, nc - jr));
+          const std::size_t mc_full = a_in_place ? mc / MR * MR : 0;  // rows read in place
+          if (mc_full < mc) pack_a(g, ic + mc_full, mc - mc_full, pc, kc, ap);
+          for (std::size_t jr = 0; jr < nc; jr += NR) {
+            const bool b_direct = jr < nc_full;
+            const float* b = b_direct ? g.b + (pc * g.ldb + jc + jr) : bp + (jr - nc_full) * kc;
+            const std::size_t b_stride = b_direct ? g.ldb : NR;
+            for (std::size_t ir = 0; ir < mc; ir += MR) {
+              const bool a_direct = ir < mc_full;
+              const float* a = a_direct ? g.a + (pc * g.lda + ic + ir) : ap + (ir - mc_full) * kc;
+              micro_kernel(kc, a, a_direct ? g.lda : MR, b, b_stride, g.alpha, beta,
+                           g.c + (ic + ir) * g.ldc + jc + jr, g.ldc, std::min(MR, mc - ir), std::min(NR, nc - jr));
+            }
+          }
         }
       };
       if (parallel_m)

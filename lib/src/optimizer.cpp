@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "nn/error.hpp"
+#include "nn/parallel.hpp"
 
 namespace nn {
 
@@ -22,7 +23,17 @@ void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* co
                               params[i]->size(), grads[i]->size(), sizes_[i]));
   ++iterations_;
   begin_step(iterations_);
-  for (std::size_t i = 0; i < params.size(); ++i) update(i, *params[i], *grads[i]);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    prepare(i, *params[i]);
+    float* w = params[i]->data();
+    const float* g = grads[i]->data();
+    const std::size_t n = params[i]->size();
+    if (n < (1u << 16)) {  // small tensors: not worth waking the threads
+      update(i, w, g, 0, n);
+    } else {
+      parallel_for(0, n, [&](std::size_t lo, std::size_t hi) { update(i, w, g, lo, hi); });
+    }
+  }
 }
 
 // ---- SGD -------------------------------------------------------------------
@@ -40,23 +51,24 @@ std::string SGD::describe() const {
   return s + ")";
 }
 
-void SGD::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
-  float* w = w_t.data();
-  const float* g = g_t.data();
-  const std::size_t n = w_t.size();
+void SGD::prepare(std::size_t slot, const Tensor& w) {
+  if (o_.momentum == 0.0f) return;  // plain SGD keeps no state
+  if (velocity_.size() <= slot) velocity_.resize(slot + 1);
+  ensure_shape(velocity_[slot], w.shape());
+}
+
+void SGD::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   const float lr = o_.learning_rate, mu = o_.momentum;
   if (mu == 0.0f) {
     // [snippet sgd-step]
-    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * g[i];  // w -= lr g
+    for (std::size_t i = lo; i < hi; ++i) w[i] -= lr * g[i];  // w -= lr g
     // [end snippet sgd-step]
     return;
   }
-  if (velocity_.size() <= slot) velocity_.resize(slot + 1);
-  if (velocity_[slot].size() != n) velocity_[slot] = Tensor(w_t.shape());
   float* v = velocity_[slot].data();
   // [snippet momentum-step]
-  for (std::size_t i = 0; i < n; ++i) {
-    v[i] = mu * v[i] - lr * g[i];                      // the velocity remembers past steps
+  for (std::size_t i = lo; i < hi; ++i) {
+    v[i] = mu * v[i] - lr * g[i];                        // the velocity remembers past steps
     w[i] += o_.nesterov ? mu * v[i] - lr * g[i] : v[i];  // Nesterov looks one step ahead
   }
   // [end snippet momentum-step]
@@ -72,13 +84,14 @@ std::string RMSprop::describe() const {
   return fmt::format("RMSprop(learning_rate={}, rho={}, epsilon={})", o_.learning_rate, o_.rho, o_.epsilon);
 }
 
-void RMSprop::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
+void RMSprop::prepare(std::size_t slot, const Tensor& w) {
   if (mean_square_.size() <= slot) mean_square_.resize(slot + 1);
-  if (mean_square_[slot].size() != w_t.size()) mean_square_[slot] = Tensor(w_t.shape());
-  float* w = w_t.data();
+  ensure_shape(mean_square_[slot], w.shape());
+}
+
+void RMSprop::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   float* s = mean_square_[slot].data();
-  const float* g = g_t.data();
-  for (std::size_t i = 0; i < w_t.size(); ++i) {
+  for (std::size_t i = lo; i < hi; ++i) {
     s[i] = o_.rho * s[i] + (1.0f - o_.rho) * g[i] * g[i];
     w[i] -= o_.learning_rate * g[i] / (std::sqrt(s[i]) + o_.epsilon);
   }
@@ -102,14 +115,16 @@ void Adam::begin_step(std::size_t t) {
   step_size_ = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
-void Adam::update(std::size_t slot, Tensor& w_t, const Tensor& g_t) {
+void Adam::prepare(std::size_t slot, const Tensor& w) {
   if (m_.size() <= slot) m_.resize(slot + 1), s_.resize(slot + 1);
-  if (m_[slot].size() != w_t.size()) m_[slot] = Tensor(w_t.shape()), s_[slot] = Tensor(w_t.shape());
-  float* w = w_t.data();
+  ensure_shape(m_[slot], w.shape());
+  ensure_shape(s_[slot], w.shape());
+}
+
+void Adam::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   float* m = m_[slot].data();
   float* s = s_[slot].data();
-  const float* g = g_t.data();
-  for (std::size_t i = 0; i < w_t.size(); ++i) {
+  for (std::size_t i = lo; i < hi; ++i) {
     m[i] = o_.beta_1 * m[i] + (1.0f - o_.beta_1) * g[i];
     s[i] = o_.beta_2 * s[i] + (1.0f - o_.beta_2) * g[i] * g[i];
     w[i] -= step_size_ * m[i] / (std::sqrt(s[i]) + o_.epsilon);

@@ -32,8 +32,13 @@ class Optimizer {
   std::size_t iterations() const { return iterations_; }
 
  protected:
-  // Updates parameter `slot` (its state lives in slots of the subclass).
-  virtual void update(std::size_t slot, Tensor& w, const Tensor& g) = 0;
+  // Makes the state of parameter `slot` (a velocity, running averages) if it
+  // does not exist yet.
+  virtual void prepare(std::size_t /*slot*/, const Tensor& /*w*/) {}
+  // Updates elements [lo, hi) of parameter `slot`. Every element's rule is
+  // independent of the others, so large tensors are updated by several
+  // threads at once, with the same result.
+  virtual void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) = 0;
   // Called once per step before any update, with the step number t (1, 2, ...).
   virtual void begin_step(std::size_t /*t*/) {}
   std::size_t iterations_ = 0;
@@ -52,7 +57,8 @@ class SGD final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void update(std::size_t slot, Tensor& w, const Tensor& g) override;
+  void prepare(std::size_t slot, const Tensor& w) override;
+  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   SGDOptions o_;
   std::vector<Tensor> velocity_;
 };
@@ -69,7 +75,8 @@ class RMSprop final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void update(std::size_t slot, Tensor& w, const Tensor& g) override;
+  void prepare(std::size_t slot, const Tensor& w) override;
+  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   RMSpropOptions o_;
   std::vector<Tensor> mean_square_;
 };
@@ -88,7 +95,8 @@ class Adam final : public Optimizer {
 
  private:
   void begin_step(std::size_t t) override;
-  void update(std::size_t slot, Tensor& w, const Tensor& g) override;
+  void prepare(std::size_t slot, const Tensor& w) override;
+  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   AdamOptions o_;
   std::vector<Tensor> m_, s_;
   float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step
