@@ -81,4 +81,4 @@ for cfg in $configs; do
 done
 echo
 echo "s/epoch and ms/batch: the training loop only. GFLOP/s: $flop_per_image FLOP per image over that time."
-echo "%peak: of the FMA peak measured above ($(peak 1) GFLOP/s on 1 thread, $(peak 2) on 2). RSS: the process's peak."
+printf "%%peak: of the FMA peak measured in this run (%.0f GFLOP/s on 1 thread, %.0f on 2). RSS: the process's peak.\n" "$(peak 1)" "$(peak 2)"

@@ -187,9 +187,14 @@ void gemm_blocked(const GemmArgs& g, bool parallel_m) {
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
   // Where op(A) or op(B) already lies in memory as the micro-kernel reads it
   // (B not transposed: NR consecutive floats of each row; A transposed: MR
-  // consecutive floats for each p), its full panels are read in place and
-  // only an edge panel is packed, with its zero padding.
-  const bool b_in_place = !g.transpose_b, a_in_place = g.transpose_a;
+  // consecutive floats for each p), its full panels can be read in place and
+  // only an edge panel packed, with its zero padding. That pays when a panel
+  // is used only a few times, as in the short, wide products of a dense layer;
+  // a panel reused across many blocks is worth packing (the 1024 x 1024 case
+  // runs faster packed: its rows are a power of two apart and would collide
+  // in the cache).
+  const bool b_in_place = !g.transpose_b && g.m <= 2 * MC;
+  const bool a_in_place = g.transpose_a && g.n <= 2 * MC;
   for (std::size_t jc = 0; jc < g.n; jc += NC) {
     const std::size_t nc = std::min(NC, g.n - jc);
     const std::size_t nc_full = b_in_place ? nc / NR * NR : 0;  // columns read in place
