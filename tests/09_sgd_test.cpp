@@ -72,6 +72,9 @@ TEST(Optimizer, FactoryAndErrors) {
   EXPECT_EQ(nn::make_optimizer("rmsprop", 0)->describe(), "RMSprop(learning_rate=0.001, rho=0.9, epsilon=1e-07)");
   EXPECT_THROW(nn::make_optimizer("adagrad", 0.01f), nn::Error);
   EXPECT_THROW(nn::make_optimizer("adam", 0.01f, 0.9f), nn::Error);
+  EXPECT_EQ(nn::make_optimizer("sgd", 0.01f, 0.9f, true)->describe(),
+            "SGD(learning_rate=0.01, momentum=0.9, nesterov=True)");
+  EXPECT_THROW(nn::make_optimizer("sgd", 0.01f, 0.0f, true), nn::Error);
   EXPECT_THROW(nn::SGD({.learning_rate = 0.1f, .momentum = 1.0f}), nn::Error);
   nn::SGD sgd;
   nn::Tensor w({2}), g({3});

@@ -139,6 +139,19 @@ TEST(Fit, MaxStepsAndNoShuffle) {
   EXPECT_THAT(h.stopped, HasSubstr("--max-steps 4"));
 }
 
+TEST(Fit, MaxStepsZeroTrainsNothing) {
+  Data d = subset(64, 10);
+  nn::Sequential model = nn::make_mnist_model(6);
+  std::vector<nn::Tensor> initial;
+  for (auto& nt : model.weights()) initial.push_back(*nt.tensor);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 2, .max_steps = 0});
+  EXPECT_EQ(h.steps, 0u);
+  EXPECT_TRUE(h.epochs.empty());
+  auto w = model.weights();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, initial[i])) << w[i].name;
+}
+
 TEST(Fit, ANaNLossStopsAndKeepsTheLastGoodWeights) {
   Data d = subset(320, 10);
   nn::Sequential model = nn::make_mnist_model(5);

@@ -70,12 +70,13 @@ int main(int argc, char** argv) {
   std::filesystem::path save = nn::cli::default_weights_dir(), load;
   bool no_save = false;
   std::int64_t max_steps = -1;
-  bool no_shuffle = false;
+  bool no_shuffle = false, nesterov = false;
   cli.option("--epochs", "N", "passes over the 60,000 training images", &epochs);
   cli.option("--batch-size", "N", "images per gradient step", &batch_size);
   cli.option("--lr", "RATE", "learning rate (adam and rmsprop: 0 takes their default 0.001)", &lr);
   cli.option("--optimizer", "NAME", "sgd, adam or rmsprop", &optimizer);
   cli.option("--momentum", "M", "SGD momentum (0.9 is the common choice)", &momentum);
+  cli.flag("--nesterov", "Nesterov momentum (with --momentum)", &nesterov);
   cli.option("--save", "DIR", "save the weights as .npy files after every epoch (chapter 11 loads them)", &save);
   cli.flag("--no-save", "do not save the weights", &no_save);
   cli.option("--load", "DIR", "start from the weights saved in DIR", &load);
@@ -103,7 +104,7 @@ int main(int argc, char** argv) {
 
     nn::Sequential model = nn::make_mnist_model(seed);  // Conv2D, MaxPooling2D, Flatten, Dense, Dense
     if (!load.empty()) model.load(load);
-    model.compile(nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum)));
+    model.compile(nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum), nesterov));
     std::cout << model.summary();
 
     nn::History history = model.fit(x_train, y_train,

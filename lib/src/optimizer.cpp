@@ -131,11 +131,15 @@ void Adam::update(std::size_t slot, float* w, const float* g, std::size_t lo, st
   }
 }
 
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum) {
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum,
+                                          bool nesterov) {
   const bool given = learning_rate > 0;
-  if (name != "sgd" && momentum != 0.0f)
-    throw Error(fmt::format("momentum applies to sgd only, not to {}", name));
-  if (name == "sgd") return std::make_unique<SGD>(SGDOptions{.learning_rate = given ? learning_rate : 0.01f, .momentum = momentum});
+  if (name != "sgd" && (momentum != 0.0f || nesterov))
+    throw Error(fmt::format("momentum and Nesterov apply to sgd only, not to {}", name));
+  if (nesterov && momentum == 0.0f) throw Error("Nesterov needs a momentum (try --momentum 0.9)");
+  if (name == "sgd")
+    return std::make_unique<SGD>(
+        SGDOptions{.learning_rate = given ? learning_rate : 0.01f, .momentum = momentum, .nesterov = nesterov});
   if (name == "adam") return std::make_unique<Adam>(AdamOptions{.learning_rate = given ? learning_rate : 1e-3f});
   if (name == "rmsprop") return std::make_unique<RMSprop>(RMSpropOptions{.learning_rate = given ? learning_rate : 1e-3f});
   throw Error(fmt::format("unknown optimizer '{}' (sgd, adam, rmsprop)", name));

@@ -103,7 +103,9 @@ class Adam final : public Optimizer {
 };
 
 // "sgd", "adam" or "rmsprop"; learning_rate <= 0 takes the optimizer's
-// default, momentum applies to SGD only. Throws nn::Error for another name.
-std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum = 0.0f);
+// default; momentum and nesterov apply to SGD only. Throws nn::Error for
+// another name or a combination that does not apply.
+std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum = 0.0f,
+                                          bool nesterov = false);
 
 }  // namespace nn
