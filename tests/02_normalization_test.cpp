@@ -12,15 +12,7 @@
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const nn::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_nn::error_of;
 
 TEST(Tensor, ShapeSizeAndKerasPrinting) {
   nn::Tensor x({60000, 28, 28, 1});

@@ -23,14 +23,7 @@ using nn::Conv2DVariant;
 using nn::Shape;
 using nn::Tensor;
 using testing_nn::all_close;
-
-Tensor random_tensor(const Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(lo, hi);
-  Tensor t(shape);
-  for (float& v : t.span()) v = u(rng);
-  return t;
-}
+using testing_nn::random_tensor;
 
 std::vector<float> random_vector(std::size_t n, std::uint64_t seed) {
   Tensor t = random_tensor(Shape{n}, seed);

@@ -12,23 +12,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_nn::all_close;
-
-nn::Tensor random_tensor(nn::Shape shape, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  nn::Tensor t(shape);
-  for (float& v : t.span()) v = u(rng);
-  return t;
-}
-
-std::string error_of(auto&& fn) {
-  try {
-    fn();
-  } catch (const nn::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_nn::error_of;
+using testing_nn::random_tensor;
 
 TEST(MaxPool, ShapeRuleFloorsOddSizes) {
   EXPECT_EQ(nn::max_pool2d_output_shape({32, 26, 26, 32}, 2).str(), "(32, 13, 13, 32)");

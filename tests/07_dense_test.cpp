@@ -16,14 +16,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_nn::all_close;
-
-nn::Tensor random_tensor(nn::Shape shape, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  nn::Tensor t(shape);
-  for (float& v : t.span()) v = u(rng);
-  return t;
-}
+using testing_nn::random_tensor;
 
 TEST(Dense, ParamCountsOfTheModel) {
   EXPECT_EQ(nn::Dense({.units = 100, .input_dim = 5408}).param_count(), 540900u);

@@ -14,13 +14,8 @@ namespace {
 
 using testing_nn::all_close;
 
-nn::Tensor random_tensor(nn::Shape shape, std::uint64_t seed, float scale = 3.0f) {
-  std::mt19937_64 rng(seed);
-  std::uniform_real_distribution<float> u(-scale, scale);
-  nn::Tensor t(shape);
-  for (float& v : t.span()) v = u(rng);
-  return t;
-}
+// Logits spread over [-3, 3].
+nn::Tensor random_logits(nn::Shape shape, std::uint64_t seed) { return testing_nn::random_tensor(shape, seed, -3.0f, 3.0f); }
 
 bool all_finite(const nn::Tensor& t) {
   for (float v : t.span())
@@ -36,7 +31,7 @@ TEST(Softmax, HandComputed) {
 }
 
 TEST(Softmax, RowsSumToOneAndShiftDoesNotMatter) {
-  nn::Tensor z = random_tensor({8, 10}, 1);
+  nn::Tensor z = random_logits({8, 10}, 1);
   nn::Tensor shifted = z;
   for (float& v : shifted.span()) v += 100.0f;
   nn::Tensor p = nn::softmax(z);
@@ -78,7 +73,7 @@ TEST(CrossEntropy, HandComputedAndClipped) {
 }
 
 TEST(CrossEntropy, FusedGradientEqualsTheChainOfBoth) {
-  nn::Tensor z = random_tensor({6, 10}, 2);
+  nn::Tensor z = random_logits({6, 10}, 2);
   nn::Tensor y = nn::one_hot(std::vector<int>{3, 1, 4, 1, 5, 9}, 10);
   nn::Tensor p = nn::softmax(z);
   nn::Tensor chain = nn::softmax_backward(p, nn::categorical_crossentropy_backward(p, y));
@@ -90,7 +85,7 @@ TEST(CrossEntropy, GradientCheckInDouble) {
   // d loss / d z by central differences of the double-precision kernels,
   // against the fused (p - y) / N computed in float.
   const std::size_t n = 4, k = 10;
-  nn::Tensor zf = random_tensor({n, k}, 3);
+  nn::Tensor zf = random_logits({n, k}, 3);
   nn::Tensor y = nn::one_hot(std::vector<int>{2, 7, 7, 0}, k);
   std::vector<double> z(zf.span().begin(), zf.span().end()), yd(y.span().begin(), y.span().end());
   auto loss = [&](const std::vector<double>& zz) {

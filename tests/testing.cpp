@@ -7,6 +7,9 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <random>
+
+#include "nn/error.hpp"
 #include <unistd.h>
 
 namespace testing_nn {
@@ -84,6 +87,23 @@ template <class T>
     return ::testing::AssertionFailure()
            << "shape " << actual.shape().str() << ", expected " << expected.shape().str();
   return all_close_impl(actual.span(), expected.span(), atol, rtol);
+}
+
+nn::Tensor random_tensor(const nn::Shape& shape, std::uint64_t seed, float lo, float hi) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  nn::Tensor t(shape);
+  for (float& v : t.span()) v = u(rng);
+  return t;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const nn::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 fs::path source_dir() { return NN_SOURCE_DIR; }

@@ -2,7 +2,9 @@
 // What the tests share: a temporary folder per test, and the real MNIST data.
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 
@@ -41,6 +43,12 @@ const nn::Mnist& real_mnist();
 // The same for tensors; the shapes must be equal too.
 ::testing::AssertionResult all_close(const nn::Tensor& actual, const nn::Tensor& expected, double atol,
                                      double rtol);
+
+// A tensor of uniform random values in [lo, hi), the same for the same seed.
+nn::Tensor random_tensor(const nn::Shape& shape, std::uint64_t seed, float lo = -1.0f, float hi = 1.0f);
+
+// The message of the nn::Error that fn throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& fn);
 
 // The repository's root folder.
 std::filesystem::path source_dir();
