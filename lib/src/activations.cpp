@@ -36,4 +36,11 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
 }
 // [end snippet relu]
 
+const Tensor& activation_backward(Activation activation, const Tensor& y, const Tensor& dy, Tensor& buffer) {
+  if (activation == Activation::linear) return dy;
+  ensure_shape(buffer, dy.shape());
+  relu_backward(y, dy, buffer);
+  return buffer;
+}
+
 }  // namespace nn

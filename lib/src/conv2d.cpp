@@ -569,19 +569,16 @@ void Conv2D::forward(const Tensor& x, Tensor& y) const {
 
 void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Conv2DGradients& out, Tensor& relu_grad,
                       bool input_gradient) const {
-  if (options_.activation == Activation::relu) {  // through the ReLU first
-    ensure_shape(relu_grad, dy.shape());
-    relu_backward(y, dy, relu_grad);
-    conv2d_backward(x, kernel, relu_grad, options_.variant, out, input_gradient);
-  } else {
-    conv2d_backward(x, kernel, dy, options_.variant, out, input_gradient);
-  }
+  // Through the activation first, then the convolution.
+  conv2d_backward(x, kernel, activation_backward(options_.activation, y, dy, relu_grad), options_.variant, out,
+                  input_gradient);
 }
 
 Conv2DGradients Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {
-  if (options_.activation == Activation::relu)  // through the ReLU first
-    return conv2d_backward(x, kernel, relu_backward(y, dy), options_.variant, input_gradient);
-  return conv2d_backward(x, kernel, dy, options_.variant, input_gradient);
+  Conv2DGradients g;
+  Tensor relu_grad;
+  backward(x, y, dy, g, relu_grad, input_gradient);
+  return g;
 }
 
 }  // namespace nn

@@ -114,19 +114,16 @@ void Dense::forward(const Tensor& x, Tensor& y) const {
 
 void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, DenseGradients& out, Tensor& relu_grad,
                      bool input_gradient) const {
-  if (options_.activation == Activation::relu) {  // through the ReLU first
-    ensure_shape(relu_grad, dy.shape());
-    relu_backward(y, dy, relu_grad);
-    dense_backward(x, kernel, relu_grad, options_.variant, out, input_gradient);
-  } else {
-    dense_backward(x, kernel, dy, options_.variant, out, input_gradient);
-  }
+  // Through the activation first, then the matrix products.
+  dense_backward(x, kernel, activation_backward(options_.activation, y, dy, relu_grad), options_.variant, out,
+                 input_gradient);
 }
 
 DenseGradients Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {
-  if (options_.activation == Activation::relu)  // through the ReLU first
-    return dense_backward(x, kernel, relu_backward(y, dy), options_.variant, input_gradient);
-  return dense_backward(x, kernel, dy, options_.variant, input_gradient);
+  DenseGradients g;
+  Tensor relu_grad;
+  backward(x, y, dy, g, relu_grad, input_gradient);
+  return g;
 }
 
 }  // namespace nn

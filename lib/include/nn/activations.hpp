@@ -18,4 +18,9 @@ void relu_inplace(Tensor& x);
 Tensor relu_backward(const Tensor& y, const Tensor& dy);
 void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx);  // into a preallocated dx
 
+// The gradient at a layer's pre-activation from the gradient dy at its
+// output y: dy itself for linear, the ReLU's backward pass (written into
+// `buffer`, resized as needed) for relu. Returns dy or buffer.
+const Tensor& activation_backward(Activation activation, const Tensor& y, const Tensor& dy, Tensor& buffer);
+
 }  // namespace nn
