@@ -6,6 +6,7 @@
 // items_per_second counts rows.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 
 #include "nn/one_hot.hpp"
@@ -25,6 +26,15 @@ struct Batch {
 
 void softmax_forward(benchmark::State& state) {
   Batch b(static_cast<std::size_t>(state.range(0)));
+  nn::softmax(b.z, b.p);  // checked before timing: every row sums to 1
+  for (std::size_t i = 0; i < b.p.dim(0); ++i) {
+    double sum = 0;
+    for (std::size_t k = 0; k < 10; ++k) sum += b.p(i, k);
+    if (std::abs(sum - 1.0) > 1e-5) {
+      state.SkipWithError("softmax rows do not sum to 1");
+      return;
+    }
+  }
   for (auto _ : state) {
     nn::softmax(b.z, b.p);
     benchmark::DoNotOptimize(b.p.data());

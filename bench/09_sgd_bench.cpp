@@ -9,6 +9,7 @@
 // and RMSprop add their running averages).
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 
 #include "nn/model.hpp"
@@ -24,6 +25,15 @@ void update(benchmark::State& state, const std::string& name, float momentum, in
   for (nn::Tensor* g : grads) g->fill(1e-3f);
   std::vector<const nn::Tensor*> const_grads(grads.begin(), grads.end());
   auto opt = nn::make_optimizer(name, name == "sgd" ? 0.01f : 0.0f, momentum);
+  // Checked before timing: the first step moves a weight against its gradient
+  // (by lr * g for SGD, by about lr for Adam and RMSprop).
+  const float before = (*params[0])[0];
+  opt->step(params, const_grads);
+  const float moved = before - (*params[0])[0];
+  if (!(moved > 0.0f)) {
+    state.SkipWithError("the update did not move the weight against its gradient");
+    return;
+  }
   for (auto _ : state) {
     opt->step(params, const_grads);
     benchmark::DoNotOptimize(params[0]->data());
@@ -42,14 +52,18 @@ void train_step(benchmark::State& state) {
   std::vector<int> labels(batch);
   for (std::size_t i = 0; i < batch; ++i) labels[i] = static_cast<int>(i % 10);
   nn::Tensor y = nn::one_hot(labels);
+  if (!std::isfinite(model.train_on_batch(x, y))) {  // checked before timing
+    state.SkipWithError("the loss is not finite");
+    return;
+  }
   for (auto _ : state) benchmark::DoNotOptimize(model.train_on_batch(x, y));
   state.SetItemsProcessed(state.iterations() * state.range(0));  // images per second
 }
 
-BENCHMARK_CAPTURE(update, sgd, "sgd", 0.0f, 3)->Name("optimizer_update/sgd")->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(update, momentum, "sgd", 0.9f, 5)->Name("optimizer_update/sgd_momentum")->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(update, rmsprop, "rmsprop", 0.0f, 5)->Name("optimizer_update/rmsprop")->Unit(benchmark::kMicrosecond);
-BENCHMARK_CAPTURE(update, adam, "adam", 0.0f, 7)->Name("optimizer_update/adam")->Unit(benchmark::kMicrosecond);
+BENCHMARK_CAPTURE(update, sgd, "sgd", 0.0f, 3)->Name("optimizer_update/sgd")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(update, momentum, "sgd", 0.9f, 5)->Name("optimizer_update/sgd_momentum")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(update, rmsprop, "rmsprop", 0.0f, 5)->Name("optimizer_update/rmsprop")->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK_CAPTURE(update, adam, "adam", 0.0f, 7)->Name("optimizer_update/adam")->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(train_step)->Name("train_step")->Arg(32)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

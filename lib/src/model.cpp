@@ -453,7 +453,7 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
   std::size_t correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
-    Tensor xb = slice_batch(x, first, count), yb = slice_batch(y, first, count);
+    const Tensor xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
     Tensor p = softmax(logits(xb));
     loss_sum += categorical_crossentropy(p, yb) * static_cast<double>(count);
     correct += correct_count(p, yb);
@@ -476,7 +476,7 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   const std::size_t classes = out.dim(1);
   for (std::size_t first = 0; first < n; first += batch_size) {
     const std::size_t count = std::min(batch_size, n - first);
-    Tensor p = softmax(logits(slice_batch(x, first, count)));
+    Tensor p = softmax(logits(x.batch_view(first, count)));
     std::copy(p.data(), p.data() + count * classes, out.data() + first * classes);
   }
   return out;

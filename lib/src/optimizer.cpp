@@ -59,6 +59,7 @@ void SGD::prepare(std::size_t slot, const Tensor& w) {
 
 void SGD::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   const float lr = o_.learning_rate, mu = o_.momentum;
+  const bool nesterov = o_.nesterov;
   if (mu == 0.0f) {
     // [snippet sgd-step]
     for (std::size_t i = lo; i < hi; ++i) w[i] -= lr * g[i];  // w -= lr g
@@ -69,7 +70,7 @@ void SGD::update(std::size_t slot, float* w, const float* g, std::size_t lo, std
   // [snippet momentum-step]
   for (std::size_t i = lo; i < hi; ++i) {
     v[i] = mu * v[i] - lr * g[i];                        // the velocity remembers past steps
-    w[i] += o_.nesterov ? mu * v[i] - lr * g[i] : v[i];  // Nesterov looks one step ahead
+    w[i] += nesterov ? mu * v[i] - lr * g[i] : v[i];     // Nesterov looks one step ahead
   }
   // [end snippet momentum-step]
 }
@@ -91,9 +92,12 @@ void RMSprop::prepare(std::size_t slot, const Tensor& w) {
 
 void RMSprop::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   float* s = mean_square_[slot].data();
+  // The options as locals: the compiler cannot keep members in registers
+  // across stores through float pointers, and would not vectorize the loop.
+  const float rho = o_.rho, lr = o_.learning_rate, eps = o_.epsilon;
   for (std::size_t i = lo; i < hi; ++i) {
-    s[i] = o_.rho * s[i] + (1.0f - o_.rho) * g[i] * g[i];
-    w[i] -= o_.learning_rate * g[i] / (std::sqrt(s[i]) + o_.epsilon);
+    s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];
+    w[i] -= lr * g[i] / (std::sqrt(s[i]) + eps);
   }
 }
 
@@ -124,10 +128,11 @@ void Adam::prepare(std::size_t slot, const Tensor& w) {
 void Adam::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
   float* m = m_[slot].data();
   float* s = s_[slot].data();
+  const float b1 = o_.beta_1, b2 = o_.beta_2, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
   for (std::size_t i = lo; i < hi; ++i) {
-    m[i] = o_.beta_1 * m[i] + (1.0f - o_.beta_1) * g[i];
-    s[i] = o_.beta_2 * s[i] + (1.0f - o_.beta_2) * g[i] * g[i];
-    w[i] -= step_size_ * m[i] / (std::sqrt(s[i]) + o_.epsilon);
+    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+    s[i] = b2 * s[i] + (1.0f - b2) * g[i] * g[i];
+    w[i] -= step * m[i] / (std::sqrt(s[i]) + eps);
   }
 }
 
