@@ -89,7 +89,7 @@ int main(int argc, char** argv) {
     if (no_save) save.clear();
     if (epochs < 0) throw nn::Error(fmt::format("--epochs {} must be >= 0", epochs));
     if (batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", batch_size));
-    if (threads < 0) throw nn::Error(fmt::format("--threads {} must be >= 0", threads));
+    if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
     if (!(lr >= 0)) throw nn::Error(fmt::format("--lr {} must be >= 0", lr));
     if (optimizer == "sgd" && lr == 0) throw nn::Error("--lr 0 would not train: give sgd a positive rate");
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
@@ -97,14 +97,15 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_sigint);
 
     // [snippet ch10-main]
+    // The model and its optimizer first: a bad option or weights file fails before the data loads.
+    nn::Sequential model = nn::make_mnist_model(seed);  // Conv2D, MaxPooling2D, Flatten, Dense, Dense
+    if (!load.empty()) model.load(load);
+    model.compile(nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum), nesterov));
+
     // (x_train, y_train), (x_test, y_test) = mnist.load_data(); reshape; / 255; to_categorical
     nn::Mnist m = nn::load_mnist(common.data);
     nn::Tensor x_train = nn::images_to_tensor(m.x_train), x_test = nn::images_to_tensor(m.x_test);
     nn::Tensor y_train = nn::one_hot(m.y_train.data), y_test = nn::one_hot(m.y_test.data);
-
-    nn::Sequential model = nn::make_mnist_model(seed);  // Conv2D, MaxPooling2D, Flatten, Dense, Dense
-    if (!load.empty()) model.load(load);
-    model.compile(nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum), nesterov));
     std::cout << model.summary();
 
     nn::History history = model.fit(x_train, y_train,
