@@ -1,6 +1,9 @@
 #include "nn/gemm.hpp"
 
 #include <algorithm>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <vector>
 
@@ -92,6 +95,29 @@ void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, s
   }
 }
 
+#if defined(__AVX__)
+// dst[c * ld_dst + r] = src[r * ld_src + c] for an 8 x 8 block: the classic
+// AVX transpose (unpack pairs, shuffle quads, swap 128-bit halves).
+inline void transpose_8x8(const float* src, std::size_t ld_src, float* dst, std::size_t ld_dst) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+  }
+}
+#endif
+
 // Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column panels: panel s holds, for each
 // p, the NR values op(B)(p, j0 + s*NR + 0..NR-1). Columns past nc are 0.
 void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* out) {
@@ -106,9 +132,19 @@ void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, s
         std::fill(o + cols, o + NR, 0.0f);
       }
     } else {
-      // op(B)(p, j) = b[j][p]: read each row of b along p, write it with a stride of NR.
+      // op(B)(p, j) = b[j][p]: a transpose. 8 x 8 blocks go through registers
+      // (AVX); the rest, element by element.
       if (cols < NR) std::fill(out, out + NR * kc, 0.0f);
-      for (std::size_t j = 0; j < cols; ++j) {
+      std::size_t j = 0;
+#if defined(__AVX__)
+      for (; j + 8 <= cols; j += 8) {
+        std::size_t p = 0;
+        for (; p + 8 <= kc; p += 8) transpose_8x8(g.b + (j0 + s + j) * g.ldb + p0 + p, g.ldb, out + p * NR + j, NR);
+        for (; p < kc; ++p)
+          for (std::size_t jj = j; jj < j + 8; ++jj) out[p * NR + jj] = g.b[(j0 + s + jj) * g.ldb + p0 + p];
+      }
+#endif
+      for (; j < cols; ++j) {
         const float* src = g.b + (j0 + s + j) * g.ldb + p0;
         for (std::size_t p = 0; p < kc; ++p) out[p * NR + j] = src[p];
       }
