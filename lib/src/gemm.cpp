@@ -173,7 +173,8 @@ void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, 
 void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
                   float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
-  Vec acc[MR][2] = {};                       // MR rows x (2 vectors = NR columns)
+  Vec acc[MR][2];                            // MR rows x (2 vectors = NR columns)
+  for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec{};
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
       const Vec b0 = simd::load(b + p * b_stride), b1 = simd::load(b + p * b_stride + kV);
