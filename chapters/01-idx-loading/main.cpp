@@ -23,11 +23,10 @@ void plot_digit_grid(const nn::Mnist& m, const std::filesystem::path& file) {
   auto& gp = png.gp();
   gp << "set multiplot layout 5,5 title 'The first 25 training digits (label above each)'\n"
      << "unset key; unset colorbox; unset tics; unset border\n"
-     << "set palette gray; set cbrange [0:255]; set size ratio -1\n"
-     << fmt::format("set xrange [-0.5:{}]; set yrange [{}:-0.5]\n", w - 0.5, h - 0.5);
+     << "set palette gray; set cbrange [0:255]; set size ratio -1\n";
   for (std::size_t i = 0; i < 25 && i < m.x_train.shape[0]; ++i) {
-    gp << fmt::format("set title '{}'\n", m.y_train.data[i]) << "plot '-' matrix with image\n";
-    nn::plot::send_matrix(gp, &m.x_train.data[i * h * w], h, w);
+    gp << fmt::format("set title '{}'\n", m.y_train.data[i]);
+    nn::plot::image(gp, &m.x_train.data[i * h * w], h, w);
   }
   gp << "unset multiplot\n";
   png.finish();

@@ -47,11 +47,10 @@ void plot_class_means(const nn::Tensor& means, const std::filesystem::path& file
   auto& gp = png.gp();
   gp << "set multiplot layout 2,5 title 'The mean training image of each digit'\n"
      << "unset key; unset colorbox; unset tics; unset border; set palette gray\n"
-     << "set cbrange [0:1]; set size ratio -1\n"
-     << fmt::format("set xrange [-0.5:{}]; set yrange [{}:-0.5]\n", w - 0.5, h - 0.5);
+     << "set cbrange [0:1]; set size ratio -1\n";
   for (std::size_t c = 0; c < means.dim(0); ++c) {
-    gp << fmt::format("set title '{}'\nplot '-' matrix with image\n", c);
-    nn::plot::send_matrix(gp, means.data() + c * h * w, h, w);
+    gp << fmt::format("set title '{}'\n", c);
+    nn::plot::image(gp, means.data() + c * h * w, h, w);
   }
   gp << "unset multiplot\n";
   png.finish();

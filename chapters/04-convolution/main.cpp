@@ -30,10 +30,8 @@ std::vector<float> filter(const nn::Tensor& kernel, std::size_t f) {
 
 void image(std::ostream& gp, const std::string& title, const std::vector<float>& values, std::size_t rows,
            std::size_t cols, const std::string& palette) {
-  gp << "set title " << nn::plot::quote(title) << "\n" << palette << "\n"
-     << fmt::format("set xrange [-0.5:{}]; set yrange [{}:-0.5]\n", cols - 0.5, rows - 0.5)
-     << "plot '-' matrix with image\n";
-  nn::plot::send_matrix(gp, values.data(), rows, cols);
+  gp << "set title " << nn::plot::quote(title) << "\n" << palette << "\n";
+  nn::plot::image(gp, values.data(), rows, cols);
 }
 
 // Grey for images, blue-white-red (centred on 0) for kernels and signed maps.

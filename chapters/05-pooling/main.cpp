@@ -27,10 +27,8 @@ void plot_before_after(const nn::Tensor& maps, const nn::Tensor& pooled, std::si
     for (std::size_t c = 0; c < channels; ++c) {
       const std::size_t h = t->dim(1), w = t->dim(2);
       auto image = nn::plot::channel_image(*t, 0, c);
-      gp << fmt::format("set title 'channel {}, {}x{}'\n", c, h, w)
-         << fmt::format("set xrange [-0.5:{}]; set yrange [{}:-0.5]\n", w - 0.5, h - 0.5)
-         << "plot '-' matrix with image\n";
-      nn::plot::send_matrix(gp, image.data(), h, w);
+      gp << fmt::format("set title 'channel {}, {}x{}'\n", c, h, w);
+      nn::plot::image(gp, image.data(), h, w);
     }
   gp << "unset multiplot\n";
   png.finish();

@@ -41,9 +41,8 @@ void plot_units(const nn::Tensor& kernel, std::size_t units, const std::filesyst
         for (std::size_t j = 0; j < side; ++j)
           mosaic[((c / cols) * (side + 1) + i) * mw + (c % cols) * (side + 1) + j] =
               kernel(((i * side + j) * channels + c), u);  // kernel: (5408, 100), row (i, j, c)
-    gp << fmt::format("set title 'unit {}'\nset xrange [-0.5:{}]; set yrange [{}:-0.5]\n", u, mw - 0.5, mh - 0.5)
-       << "plot '-' matrix with image\n";
-    nn::plot::send_matrix(gp, mosaic.data(), mh, mw);
+    gp << fmt::format("set title 'unit {}'\n", u);
+    nn::plot::image(gp, mosaic.data(), mh, mw);
   }
   gp << "unset multiplot\n";
   png.finish();

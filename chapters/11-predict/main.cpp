@@ -30,9 +30,8 @@ void plot_digit(const std::vector<std::uint8_t>& pixels, const std::string& titl
   nn::plot::Png png(file, 420, 460);
   auto& gp = png.gp();
   gp << "set title " << nn::plot::quote(title) << " noenhanced\n"
-     << "unset key; unset colorbox; unset tics; set size ratio -1; set palette gray; set cbrange [0:255]\n"
-     << "set xrange [-0.5:27.5]; set yrange [27.5:-0.5]\nplot '-' matrix with image\n";
-  nn::plot::send_matrix(gp, pixels.data(), 28, 28);
+     << "unset key; unset colorbox; unset tics; set size ratio -1; set palette gray; set cbrange [0:255]\n";
+  nn::plot::image(gp, pixels.data(), 28, 28);
   png.finish();
 }
 
@@ -66,12 +65,10 @@ void plot_mistakes(const std::vector<nn::Mistake>& mistakes, const nn::IdxArray&
   nn::plot::Png png(file, 900, 980);
   auto& gp = png.gp();
   gp << "set multiplot layout 5,5 title 'The 25 most confident mistakes on the test set: true -> predicted (confidence)'\n"
-     << "unset key; unset colorbox; unset tics; unset border; set size ratio -1; set palette gray; set cbrange [0:255]\n"
-     << "set xrange [-0.5:27.5]; set yrange [27.5:-0.5]\n";
+     << "unset key; unset colorbox; unset tics; unset border; set size ratio -1; set palette gray; set cbrange [0:255]\n";
   for (const nn::Mistake& m : mistakes) {
-    gp << fmt::format("set title '#{}: {} -> {} ({:.1f}%)'\nplot '-' matrix with image\n", m.index, m.label,
-                      m.predicted, 100 * m.confidence);
-    nn::plot::send_matrix(gp, &x_test.data[m.index * 784], 28, 28);
+    gp << fmt::format("set title '#{}: {} -> {} ({:.1f}%)'\n", m.index, m.label, m.predicted, 100 * m.confidence);
+    nn::plot::image(gp, &x_test.data[m.index * 784], 28, 28);
   }
   gp << "unset multiplot\n";
   png.finish();

@@ -130,6 +130,22 @@ void send_matrix_impl(std::ostream& gp, const T* data, std::size_t rows, std::si
 }
 }  // namespace
 
+namespace {
+template <typename T>
+void image_impl(std::ostream& gp, const T* data, std::size_t rows, std::size_t cols) {
+  gp << fmt::format("set xrange [-0.5:{}]; set yrange [{}:-0.5]\nplot '-' matrix with image\n", cols - 0.5,
+                    rows - 0.5);
+  send_matrix(gp, data, rows, cols);
+}
+}  // namespace
+
+void image(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols) {
+  image_impl(gp, data, rows, cols);
+}
+void image(std::ostream& gp, const float* data, std::size_t rows, std::size_t cols) {
+  image_impl(gp, data, rows, cols);
+}
+
 void send_matrix(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols) {
   send_matrix_impl(gp, data, rows, cols);
 }

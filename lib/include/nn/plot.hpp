@@ -48,6 +48,13 @@ class Png {
 void send_matrix(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols);
 void send_matrix(std::ostream& gp, const float* data, std::size_t rows, std::size_t cols);
 
+// Draws a rows x cols matrix as an image in the current plot, row 0 at the
+// top as an image is stored: sets the axis ranges to the matrix, then
+// `plot '-' matrix with image` and its data. The caller sets the title and
+// the palette.
+void image(std::ostream& gp, const std::uint8_t* data, std::size_t rows, std::size_t cols);
+void image(std::ostream& gp, const float* data, std::size_t rows, std::size_t cols);
+
 // Channel c of image n of an NHWC tensor, as a row-major (H, W) array to plot.
 std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c);
 
