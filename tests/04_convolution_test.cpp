@@ -100,11 +100,40 @@ TEST(Gemm, LeadingDimensionsSelectASubmatrix) {
     for (std::size_t j = 9; j < 16; ++j) EXPECT_EQ(c_fast[i * 16 + j], 42.0f) << "wrote outside C";
 }
 
-TEST(Gemm, BetaZeroIgnoresNaNInC) {
-  auto a = random_vector(9 * 4, 6), b = random_vector(4 * 33, 7);
-  std::vector<float> c(9 * 33, std::nanf(""));
-  nn::gemm({.m = 9, .n = 33, .k = 4, .a = a.data(), .b = b.data(), .c = c.data()});
-  for (float v : c) ASSERT_FALSE(std::isnan(v));
+// Every way of sharing a product (one thread; row blocks; columns of C; the
+// sum over k) for every thread count from 1 to 64, on shapes whose k lies
+// below, at and above the thread count: each C must equal the naive one.
+// With beta = 0, C starts as NaN: every element must be written, never read.
+// The model's dW = x^T dy is 5408 x 100 with k = 32, the batch size: a
+// workstation with more threads than that must still get it right (1352 x 100
+// x 32 is a shorter stand-in with the same k).
+TEST(Gemm, AnyThreadCountMatchesNaiveAndWritesAllOfC) {
+  struct Case {
+    std::size_t m, n, k;
+    bool transpose_a;
+  };
+  const Case cases[] = {{896, 255, 5, false}, {1352, 100, 32, true}, {32, 100, 700, false}, {40, 1200, 33, false}};
+  const std::size_t before = nn::thread_count();
+  for (const auto& c : cases)
+    for (float beta : {0.0f, 0.5f}) {
+      const auto a = random_vector(c.m * c.k, 1), b = random_vector(c.k * c.n, 2);
+      const std::vector<float> c0 =
+          beta == 0.0f ? std::vector<float>(c.m * c.n, std::nanf("")) : random_vector(c.m * c.n, 3);
+      nn::GemmArgs g{.m = c.m, .n = c.n, .k = c.k, .a = a.data(), .transpose_a = c.transpose_a, .b = b.data(),
+                     .beta = beta, .threaded = true};
+      std::vector<float> c_naive = c0;
+      g.c = c_naive.data();
+      nn::gemm_naive(g);
+      for (std::size_t threads = 1; threads <= 64; ++threads) {
+        nn::set_thread_count(threads);
+        std::vector<float> c_fast = c0;
+        g.c = c_fast.data();
+        nn::gemm(g);
+        ASSERT_TRUE(all_close(std::span<const float>(c_fast), c_naive, 1e-5 * std::sqrt(double(c.k)), 1e-4))
+            << "threads=" << threads << " m=" << c.m << " n=" << c.n << " k=" << c.k << " beta=" << beta;
+      }
+    }
+  nn::set_thread_count(before);
 }
 
 // ------------------------------------------------------------------ names and shapes

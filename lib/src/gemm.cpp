@@ -321,21 +321,24 @@ void gemm(const GemmArgs& args) {
     });
     return;
   }
-  // Split the sum over k: thread 0 writes C itself (with beta), the others
-  // their partial products, added to C afterwards in thread order.
+  // Split the sum over k: part 0 writes C itself (with beta), the others
+  // their partial products, added to C afterwards in a fixed order. Never
+  // more parts than terms in the sum: a part with an empty slice of k would
+  // write nothing, and C would keep stale values (NaN with beta = 0).
+  const std::size_t parts = std::min(threads, g.k);
   thread_local std::vector<float> partial_storage;
   const std::size_t mn = g.m * g.n;
-  partial_storage.resize((threads - 1) * mn);
+  partial_storage.resize((parts - 1) * mn);
   float* partial = partial_storage.data();
-  parallel_for(0, threads, [&](std::size_t lo, std::size_t hi) {
+  parallel_for(0, parts, [&](std::size_t lo, std::size_t hi) {
     for (std::size_t t = lo; t < hi; ++t) {
-      const std::size_t p0 = g.k * t / threads, p1 = g.k * (t + 1) / threads;
+      const std::size_t p0 = g.k * t / parts, p1 = g.k * (t + 1) / parts;  // p1 > p0 since parts <= k
       GemmArgs part = k_slice(g, p0, p1);
       if (t > 0) part.c = partial + (t - 1) * mn, part.ldc = g.n, part.beta = 0.0f;
       gemm_blocked(part, false);
     }
   });
-  for (std::size_t t = 1; t < threads; ++t)
+  for (std::size_t t = 1; t < parts; ++t)
     for (std::size_t i = 0; i < g.m; ++i)
       for (std::size_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] += partial[(t - 1) * mn + i * g.n + j];
 }
