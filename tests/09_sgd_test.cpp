@@ -46,9 +46,19 @@ TEST(Optimizer, NesterovOneStep) {
 
 TEST(Optimizer, RMSpropOneStep) {
   nn::RMSprop rms({.learning_rate = 0.01f});
-  // s = 0.1 g^2 = (0.025, 0.001); step = 0.01 g / sqrt(s) = 0.01 / sqrt(0.1) = 0.0316228 for both
+  // s = 0.1 g^2 = (0.025, 0.001); step = 0.01 g / sqrt(s + 1e-7): 0.0316227 and 0.0316212
   EXPECT_THAT(run(rms, 1),
-              ::testing::ElementsAre(::testing::FloatNear(0.9683772f, 1e-6f), ::testing::FloatNear(-2.0316228f, 1e-6f)));
+              ::testing::ElementsAre(::testing::FloatNear(0.9683773f, 1e-6f), ::testing::FloatNear(-2.0316212f, 1e-6f)));
+}
+
+// Keras puts epsilon inside the square root: w -= lr g / sqrt(s + eps). A
+// large epsilon makes the difference with sqrt(s) + eps visible.
+TEST(Optimizer, RMSpropEpsilonIsInsideTheSquareRoot) {
+  nn::RMSprop rms({.learning_rate = 0.01f, .epsilon = 0.1f});
+  // s = 0.1 g^2 = (0.025, 0.001); step = 0.01 g / sqrt(s + 0.1) = (0.0141421, 0.0031466)
+  // (epsilon outside would give 0.0193713 and 0.0075975)
+  EXPECT_THAT(run(rms, 1),
+              ::testing::ElementsAre(::testing::FloatNear(0.9858579f, 1e-6f), ::testing::FloatNear(-2.0031466f, 1e-6f)));
 }
 
 TEST(Optimizer, AdamFirstStepMovesEachWeightByLr) {

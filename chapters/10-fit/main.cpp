@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common);
   int epochs = 10, batch_size = 32, threads = 0;
-  double lr = 0.01, momentum = 0.0;
+  double lr = 0.0, momentum = 0.0;  // lr 0: the optimizer's Keras default
   std::string optimizer = "sgd";
   std::filesystem::path save = nn::cli::default_weights_dir(), load;
   bool no_save = false;
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   bool no_shuffle = false, nesterov = false;
   cli.option("--epochs", "N", "passes over the 60,000 training images", &epochs);
   cli.option("--batch-size", "N", "images per gradient step", &batch_size);
-  cli.option("--lr", "RATE", "learning rate (adam and rmsprop: 0 takes their default 0.001)", &lr);
+  cli.option("--lr", "RATE", "learning rate (0: the optimizer's Keras default: sgd 0.01, adam and rmsprop 0.001)", &lr);
   cli.option("--optimizer", "NAME", "sgd, adam or rmsprop", &optimizer);
   cli.option("--momentum", "M", "SGD momentum (0.9 is the common choice)", &momentum);
   cli.flag("--nesterov", "Nesterov momentum (with --momentum)", &nesterov);
@@ -91,7 +91,6 @@ int main(int argc, char** argv) {
     if (batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", batch_size));
     if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
     if (!(lr >= 0)) throw nn::Error(fmt::format("--lr {} must be >= 0", lr));
-    if (optimizer == "sgd" && lr == 0) throw nn::Error("--lr 0 would not train: give sgd a positive rate");
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     const std::uint64_t seed = common.seed_or_random();
     std::signal(SIGINT, on_sigint);
@@ -100,7 +99,9 @@ int main(int argc, char** argv) {
     // The model and its optimizer first: a bad option or weights file fails before the data loads.
     nn::Sequential model = nn::make_mnist_model(seed);  // Conv2D, MaxPooling2D, Flatten, Dense, Dense
     if (!load.empty()) model.load(load);
-    model.compile(nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum), nesterov));
+    auto opt = nn::make_optimizer(optimizer, static_cast<float>(lr), static_cast<float>(momentum), nesterov);
+    std::cout << "optimizer: " << opt->describe() << "\n";  // every setting, defaults included
+    model.compile(std::move(opt));
 
     // (x_train, y_train), (x_test, y_test) = mnist.load_data(); reshape; / 255; to_categorical
     nn::Mnist m = nn::load_mnist(common.data);

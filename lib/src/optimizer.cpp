@@ -95,10 +95,12 @@ void RMSprop::update(std::size_t slot, float* w, const float* g, std::size_t lo,
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
   const float rho = o_.rho, lr = o_.learning_rate, eps = o_.epsilon;
+  // [snippet rmsprop-step]
   for (std::size_t i = lo; i < hi; ++i) {
-    s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];
-    w[i] -= lr * g[i] / (std::sqrt(s[i]) + eps);
+    s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];  // a running mean of g^2
+    w[i] -= lr * g[i] / std::sqrt(s[i] + eps);        // Keras: epsilon inside the root
   }
+  // [end snippet rmsprop-step]
 }
 
 // ---- Adam ------------------------------------------------------------------

@@ -9,7 +9,7 @@
 //   SGD        w -= lr g
 //   momentum   v = momentum v - lr g;  w += v
 //   Nesterov   v = momentum v - lr g;  w += momentum v - lr g
-//   RMSprop    s = rho s + (1 - rho) g^2;  w -= lr g / (sqrt(s) + eps)
+//   RMSprop    s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)
 //   Adam       m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
 //              w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(s) + eps)
 #include <cstddef>
