@@ -6,6 +6,7 @@
 #include <random>
 
 #include "nn/error.hpp"
+#include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/softmax.hpp"
 #include "testing.hpp"
@@ -70,6 +71,41 @@ TEST(CrossEntropy, HandComputedAndClipped) {
   nn::Tensor y = nn::one_hot(std::vector<int>{0, 0}, 3);
   // Row 1: -log 0.7. Row 2: p = 0 is clipped to 1e-7: -log 1e-7.
   EXPECT_NEAR(nn::categorical_crossentropy(p, y), (-std::log(0.7) - std::log(1e-7)) / 2, 1e-6);
+}
+
+TEST(CrossEntropy, FromTheLogitsHandComputed) {
+  nn::Tensor z({3, 3}, std::vector<float>{0.0f, std::log(2.0f), std::log(3.0f),  // p = (1, 2, 3) / 6
+                                          0.0f, 0.0f, 50.0f,                     // a confident wrong answer
+                                          1000.0f, -1000.0f, 0.0f});             // extreme logits
+  nn::Tensor y = nn::one_hot(std::vector<int>{2, 0, 1}, 3);
+  // Row 1: -log(3/6) = log 2. Row 2: logsumexp(0, 0, 50) - 0 = 50 + log(1 + 2 e^-50) = 50 (no clip at 16.12).
+  // Row 3: logsumexp(1000, -1000, 0) + 1000 = 2000.
+  EXPECT_NEAR(nn::softmax_crossentropy(z, y), (std::log(2.0) + 50.0 + 2000.0) / 3, 1e-4);
+  // The clipped loss on the probabilities caps row 2 and 3 at -log(1e-7).
+  EXPECT_NEAR(nn::categorical_crossentropy(nn::softmax(z), y), (std::log(2.0) + 2 * -std::log(1e-7)) / 3, 1e-4);
+}
+
+TEST(CrossEntropy, FromTheLogitsEqualsTheClippedLossWhereNothingIsClipped) {
+  nn::Tensor z = random_logits({16, 10}, 4);
+  nn::Tensor y = nn::one_hot(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5}, 10);
+  EXPECT_NEAR(nn::softmax_crossentropy(z, y), nn::categorical_crossentropy(nn::softmax(z), y), 1e-6);
+}
+
+// Keras computes the model's loss from the logits of its last Dense layer
+// (Dense(10, activation="softmax") + categorical_crossentropy). A model
+// whose logits are (0, ..., 0, 50) for every image, scored against class 0,
+// has a loss of 50: with the clipped probabilities it would be 16.12.
+TEST(CrossEntropy, TheModelsLossComesFromTheLogits) {
+  nn::Sequential model = nn::make_mnist_model(1);
+  for (const nn::NamedTensor& w : model.weights()) {
+    if (w.name == "dense_1.kernel") w.tensor->fill(0.0f);
+    if (w.name == "dense_1.bias") (*w.tensor)[9] = 50.0f;
+  }
+  const nn::Tensor x = testing_nn::random_tensor({4, 28, 28, 1}, 5, 0.0f, 1.0f);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{0, 0, 0, 0}, 10);
+  const double expected = 50.0 + std::log1p(9.0 * std::exp(-50.0));
+  EXPECT_NEAR(model.compute_gradients(x, y), expected, 1e-4);
+  EXPECT_NEAR(model.evaluate(x, y, 3).loss, expected, 1e-4);
 }
 
 TEST(CrossEntropy, FusedGradientEqualsTheChainOfBoth) {

@@ -69,9 +69,9 @@ int main(int argc, char** argv) {
     nn::Tensor logits = output.forward(hidden.forward(flatten.forward(pool.forward(conv.forward(x)))));
 
     // [snippet ch08-main]
-    nn::Tensor p = nn::softmax(logits);                     // (32, 10), each row sums to 1
-    double loss = nn::categorical_crossentropy(p, y);       // the batch mean of -sum(y log p)
-    double acc = nn::accuracy(p, y);                        // argmax(p) == argmax(y)
+    nn::Tensor p = nn::softmax(logits);                       // (32, 10), each row sums to 1
+    double loss = nn::softmax_crossentropy(logits, y);        // the batch mean of -sum(y log p), from the logits
+    double acc = nn::accuracy(p, y);                          // argmax(p) == argmax(y)
     nn::Tensor dz = nn::softmax_crossentropy_backward(p, y);  // (p - y) / 32, for chapter 09
     // [end snippet ch08-main]
     fmt::print("seed {}\n", seed);
@@ -86,7 +86,9 @@ int main(int argc, char** argv) {
     fmt::print("extreme logits, no NaN, no inf:\n");
     for (std::size_t i = 0; i < 3; ++i) fmt::print("  softmax({}) = {}\n", i == 0 ? "1000, -1000, 0, 0" : i == 1 ? "5, 5, 5, 5" : "1e30, -1e30, -1e30, 0", row(pe, i));
     nn::Tensor wrong = nn::one_hot(std::vector<int>{1}, 4);
-    fmt::print("  loss of softmax(1000, -1000, 0, 0) against class 1: {:.4f} = -log(1e-7), thanks to the clip\n",
+    fmt::print("  loss of (1000, -1000, 0, 0) against class 1, from the logits: {:.4f}\n",
+               nn::softmax_crossentropy(nn::slice_batch(extreme, 0, 1), wrong));
+    fmt::print("  the same from the clipped probabilities: {:.4f} = -log(1e-7)\n",
                nn::categorical_crossentropy(nn::slice_batch(pe, 0, 1), wrong));
 
     const auto file = common.plots / "08-softmax-temperature.png";

@@ -295,9 +295,9 @@ double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   const Tensor z = logits(x);                           // forward through every layer
   ensure_shape(p_, z.shape());
   softmax(z, p_);
-  const double loss = categorical_crossentropy(p_, y);
+  const double loss = softmax_crossentropy(z, y);       // from the logits, as Keras does
   ensure_shape(dz_, z.shape());
-  softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N
+  softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
   Tensor grad = dz_.reshape(dz_.shape());
   for (std::size_t i = plan_.size(); i-- > 0;)          // backward, last layer first
     grad = plan_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
@@ -454,9 +454,9 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
     const Tensor xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
-    Tensor p = softmax(logits(xb));
-    loss_sum += categorical_crossentropy(p, yb) * static_cast<double>(count);
-    correct += correct_count(p, yb);
+    const Tensor z = logits(xb);
+    loss_sum += softmax_crossentropy(z, yb) * static_cast<double>(count);  // from the logits, as Keras does
+    correct += correct_count(softmax(z), yb);
   }
   Evaluation e{n ? loss_sum / n : 0.0, n ? static_cast<double>(correct) / n : 0.0};
   if (progress)

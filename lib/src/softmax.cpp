@@ -50,10 +50,30 @@ double crossentropy_rows(const T* p_all, const T* y_all, std::size_t n, std::siz
   // [end snippet crossentropy]
 }
 
+template <typename T>
+double softmax_crossentropy_rows(const T* z_all, const T* y_all, std::size_t n, std::size_t k) {
+  // [snippet softmax-crossentropy]
+  double total = 0.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* z = z_all + i * k;  // z, y: (K,)
+    const T* y = y_all + i * k;
+    const double max = static_cast<double>(*std::max_element(z, z + k));
+    double sum = 0.0;
+    for (std::size_t j = 0; j < k; ++j) sum += std::exp(static_cast<double>(z[j]) - max);
+    const double log_sum_exp = max + std::log(sum);  // log sum_j exp(z_j), without overflow
+    for (std::size_t j = 0; j < k; ++j)
+      total += static_cast<double>(y[j]) * (log_sum_exp - static_cast<double>(z[j]));  // -y log p
+  }
+  return n == 0 ? 0.0 : total / static_cast<double>(n);  // the mean over the batch
+  // [end snippet softmax-crossentropy]
+}
+
 template void softmax_rows<float>(const float*, float*, std::size_t, std::size_t);
 template void softmax_rows<double>(const double*, double*, std::size_t, std::size_t);
 template double crossentropy_rows<float>(const float*, const float*, std::size_t, std::size_t);
 template double crossentropy_rows<double>(const double*, const double*, std::size_t, std::size_t);
+template double softmax_crossentropy_rows<float>(const float*, const float*, std::size_t, std::size_t);
+template double softmax_crossentropy_rows<double>(const double*, const double*, std::size_t, std::size_t);
 
 void softmax(const Tensor& logits, Tensor& p) {
   check_pair("softmax", logits, p);
@@ -64,6 +84,11 @@ Tensor softmax(const Tensor& logits) {
   Tensor p(logits.shape());
   softmax(logits, p);
   return p;
+}
+
+double softmax_crossentropy(const Tensor& logits, const Tensor& y) {
+  check_pair("softmax_crossentropy", logits, y);
+  return softmax_crossentropy_rows(logits.data(), y.data(), logits.dim(0), logits.dim(1));
 }
 
 double categorical_crossentropy(const Tensor& p, const Tensor& y) {
