@@ -107,12 +107,49 @@ TEST(Fit, ASmallNetworkLearnsFromASubset) {
 }
 
 TEST(Fit, TheLastPartialBatchIsTrainedAndWeighted) {
+  // 100 images in batches of 32: 32, 32, 32 and a last batch of 4. Keras's
+  // epoch loss is the running mean over samples, so the last batch counts
+  // 4/100, not 1/4. Replayed by hand with train_on_batch on the same slices
+  // (no shuffle), the epoch's loss, accuracy and final weights must agree.
   Data d = subset(100, 10);
-  nn::Sequential model = nn::make_mnist_model(2);
+  nn::Sequential model = nn::make_mnist_model(2), by_hand = nn::make_mnist_model(2);
   model.compile(nn::make_optimizer("sgd", 0.01f));
-  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 1, .batch_size = 32, .seed = 1});
+  by_hand.compile(nn::make_optimizer("sgd", 0.01f));
+  nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 1, .batch_size = 32, .shuffle = false});
   EXPECT_EQ(h.steps, 4u);
   EXPECT_EQ(h.epochs[0].steps, 4u);
+  double loss_sum = 0, plain_mean = 0;
+  std::size_t correct_sum = 0;
+  for (std::size_t first : {0u, 32u, 64u, 96u}) {
+    const std::size_t count = std::min<std::size_t>(32, 100 - first);
+    std::size_t correct = 0;
+    const double loss = by_hand.train_on_batch(nn::slice_batch(d.x_train, first, count),
+                                               nn::slice_batch(d.y_train, first, count), &correct);
+    loss_sum += loss * static_cast<double>(count);
+    plain_mean += loss / 4;
+    correct_sum += correct;
+  }
+  EXPECT_NEAR(h.epochs[0].loss, loss_sum / 100, 1e-9);
+  EXPECT_GT(std::abs(h.epochs[0].loss - plain_mean), 1e-4) << "the batches' plain mean would not tell the two apart";
+  EXPECT_DOUBLE_EQ(h.epochs[0].accuracy, static_cast<double>(correct_sum) / 100);
+  auto w = model.weights(), w_hand = by_hand.weights();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, *w_hand[i].tensor)) << w[i].name;
+}
+
+TEST(Fit, AnEmptyTrainingSetIsAnError) {
+  nn::Sequential model = nn::make_mnist_model(2);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  const nn::Tensor x({0, 28, 28, 1}), y({0, 10});
+  EXPECT_THAT(testing_nn::error_of([&] { model.fit(x, y, {.epochs = 1}); }),
+              HasSubstr("fit: the training set is empty"));
+  // So are an empty validation set (before any training), and evaluating or predicting nothing.
+  const nn::Tensor x1 = testing_nn::random_tensor({1, 28, 28, 1}, 1), y1 = nn::one_hot(std::vector<int>{3});
+  const nn::Tensor kernel_before = *model.weights()[0].tensor;
+  EXPECT_THAT(testing_nn::error_of([&] { model.fit(x1, y1, {.epochs = 1, .x_val = &x, .y_val = &y}); }),
+              HasSubstr("fit: the validation set is empty"));
+  EXPECT_TRUE(same_bits(*model.weights()[0].tensor, kernel_before)) << "trained before checking";
+  EXPECT_THAT(testing_nn::error_of([&] { model.evaluate(x, y); }), HasSubstr("evaluate: the set is empty"));
+  EXPECT_THAT(testing_nn::error_of([&] { model.predict(x); }), HasSubstr("predict: no images"));
 }
 
 TEST(Fit, SameSeedSameThreadsGiveIdenticalWeights) {

@@ -345,6 +345,12 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   if (o.batch_size == 0) throw Error("fit: batch_size must be at least 1");
   if (o.epochs < 0) throw Error("fit: epochs must be >= 0");
   const std::size_t n = x.dim(0);
+  if (n == 0) throw Error(fmt::format("fit: the training set is empty (x has shape {})", x.shape().str()));
+  if (o.x_val && o.y_val) {  // checked now, not after the first epoch's work
+    check_xy(*o.x_val, *o.y_val);
+    if (o.x_val->dim(0) == 0)
+      throw Error(fmt::format("fit: the validation set is empty (x_val has shape {})", o.x_val->shape().str()));
+  }
   const std::size_t batches = batches_per_epoch(n, o.batch_size);  // 60000 / 32 = 1875
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -449,6 +455,7 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
   if (batch_size == 0) throw Error("evaluate: batch_size must be at least 1");
   const auto start = std::chrono::steady_clock::now();
   const std::size_t n = x.dim(0), batches = batches_per_epoch(n, batch_size);
+  if (n == 0) throw Error(fmt::format("evaluate: the set is empty (x has shape {})", x.shape().str()));
   double loss_sum = 0;
   std::size_t correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
@@ -458,7 +465,7 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
     loss_sum += softmax_crossentropy(z, yb) * static_cast<double>(count);  // from the logits, as Keras does
     correct += correct_count(softmax(z), yb);
   }
-  Evaluation e{n ? loss_sum / n : 0.0, n ? static_cast<double>(correct) / n : 0.0};
+  Evaluation e{loss_sum / static_cast<double>(n), static_cast<double>(correct) / static_cast<double>(n)};
   if (progress)
     *progress << progress_line(batches, batches,
                                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), e.loss,
@@ -469,6 +476,7 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
 
 Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   if (batch_size == 0) throw Error("predict: batch_size must be at least 1");
+  if (x.rank() < 2 || x.dim(0) == 0) throw Error(fmt::format("predict: no images to predict (x has shape {})", x.shape().str()));
   const std::size_t n = x.dim(0);
   Shape out_shape = with_batch(n, input_shape_);
   for (const auto& l : layers_) out_shape = l->output_shape(out_shape);
