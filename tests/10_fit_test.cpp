@@ -90,6 +90,36 @@ TEST(Fit, AddChecksTheShapes) {
   }
 }
 
+// Data of the wrong shape, an uncompiled or empty model: one clear error
+// from every entry point, naming what is wrong, before any work.
+TEST(Fit, WrongDataAndModelsAreClearErrors) {
+  using testing_nn::error_of;
+  nn::Sequential model = nn::make_mnist_model(1);
+  const nn::Tensor x = testing_nn::random_tensor({4, 28, 28, 1}, 1, 0.0f, 1.0f);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{1, 2, 3, 4});
+  EXPECT_THAT(error_of([&] { model.fit(x, y, {}); }), HasSubstr("fit: call compile() first"));
+  EXPECT_THAT(error_of([&] { model.train_on_batch(x, y); }), HasSubstr("train_on_batch: call compile() first"));
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  const nn::Tensor small = testing_nn::random_tensor({4, 14, 14, 1}, 2), flat({4, 784});
+  for (const nn::Tensor* bad : {&small, &flat}) {
+    const std::string expected = "x has shape " + bad->shape().str() + ", but the model takes (None, 28, 28, 1)";
+    EXPECT_THAT(error_of([&] { model.fit(*bad, y, {}); }), HasSubstr("fit: " + expected));
+    EXPECT_THAT(error_of([&] { model.train_on_batch(*bad, y); }), HasSubstr(expected));
+    EXPECT_THAT(error_of([&] { model.evaluate(*bad, y); }), HasSubstr("evaluate: " + expected));
+    EXPECT_THAT(error_of([&] { model.predict(*bad); }), HasSubstr("predict: " + expected));
+  }
+  const nn::Tensor y5({4, 5}), y3 = nn::one_hot(std::vector<int>{1, 2, 3});
+  EXPECT_THAT(error_of([&] { model.fit(x, y5, {}); }), HasSubstr("fit: y has shape (4, 5); for x (4, 28, 28, 1) the model needs (4, 10)"));
+  EXPECT_THAT(error_of([&] { model.evaluate(x, y3); }), HasSubstr("evaluate: y has shape (3, 10)"));
+  EXPECT_THAT(error_of([&] { model.fit(x, y, {.x_val = &x, .y_val = &y5}); }), HasSubstr("fit (validation data): y has shape (4, 5)"));
+
+  nn::Sequential empty({28, 28, 1});
+  EXPECT_THAT(error_of([&] { empty.compile(nn::make_optimizer("sgd", 0.01f)); }), HasSubstr("compile: the model has no layers"));
+  EXPECT_THAT(error_of([&] { empty.predict(x); }), HasSubstr("predict: the model has no layers"));
+  EXPECT_THAT(error_of([&] { empty.evaluate(x, y); }), HasSubstr("evaluate: the model has no layers"));
+  EXPECT_EQ(empty.param_count(), 0u);
+}
+
 TEST(Fit, ASmallNetworkLearnsFromASubset) {
   Data d = subset(3000, 1000);
   nn::Sequential model = nn::make_mnist_model(7);

@@ -168,12 +168,23 @@ void gather(const Tensor& x, std::span<const std::size_t> index, Tensor& out) {
     std::copy(x.data() + index[i] * item, x.data() + (index[i] + 1) * item, out.data() + i * item);
 }
 
-void check_xy(const Tensor& x, const Tensor& y) {
-  if (x.rank() < 2 || y.rank() != 2 || x.dim(0) != y.dim(0))
-    throw Error(fmt::format("x {} and y {} must have the same number of samples", x.shape().str(), y.shape().str()));
-}
-
 }  // namespace
+
+// x must be a batch of the model's input shape and y (when given) a batch of
+// one-hot rows as wide as the model's output, with as many samples as x.
+void Sequential::check_data(const char* what, const Tensor& x, const Tensor* y) const {
+  if (layers_.empty()) throw Error(fmt::format("{}: the model has no layers", what));
+  const std::span<const std::size_t> dims = x.shape().dims();
+  if (x.rank() != input_shape_.rank() + 1 || !std::equal(dims.begin() + 1, dims.end(), input_shape_.dims().begin()))
+    throw Error(fmt::format("{}: x has shape {}, but the model takes {}", what, x.shape().str(),
+                            keras_shape(with_batch(1, input_shape_))));
+  if (!y) return;
+  Shape out = with_batch(1, input_shape_);
+  for (const auto& l : layers_) out = l->output_shape(out);
+  if (y->rank() != 2 || y->dim(0) != x.dim(0) || y->dim(1) != out[out.rank() - 1])
+    throw Error(fmt::format("{}: y has shape {}; for x {} the model needs ({}, {})", what, y->shape().str(),
+                            x.shape().str(), x.dim(0), out[out.rank() - 1]));
+}
 
 Sequential::Sequential(Shape input_shape) : input_shape_(input_shape) {}
 
@@ -290,7 +301,7 @@ Tensor Sequential::logits(const Tensor& x) {
 }
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
-  check_xy(x, y);
+  check_data("compute_gradients", x, &y);
   // [snippet backprop]
   const Tensor z = logits(x);                           // forward through every layer
   ensure_shape(p_, z.shape());
@@ -340,14 +351,14 @@ std::string progress_line(std::size_t done, std::size_t total, double elapsed, d
 }
 
 History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
-  check_xy(x, y);
+  check_data("fit", x, &y);
   if (!optimizer_) throw Error("fit: call compile() first");
   if (o.batch_size == 0) throw Error("fit: batch_size must be at least 1");
   if (o.epochs < 0) throw Error("fit: epochs must be >= 0");
   const std::size_t n = x.dim(0);
   if (n == 0) throw Error(fmt::format("fit: the training set is empty (x has shape {})", x.shape().str()));
   if (o.x_val && o.y_val) {  // checked now, not after the first epoch's work
-    check_xy(*o.x_val, *o.y_val);
+    check_data("fit (validation data)", *o.x_val, o.y_val);
     if (o.x_val->dim(0) == 0)
       throw Error(fmt::format("fit: the validation set is empty (x_val has shape {})", o.x_val->shape().str()));
   }
@@ -451,7 +462,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
 }
 
 Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t batch_size, std::ostream* progress) {
-  check_xy(x, y);
+  check_data("evaluate", x, &y);
   if (batch_size == 0) throw Error("evaluate: batch_size must be at least 1");
   const auto start = std::chrono::steady_clock::now();
   const std::size_t n = x.dim(0), batches = batches_per_epoch(n, batch_size);
@@ -476,7 +487,8 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
 
 Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   if (batch_size == 0) throw Error("predict: batch_size must be at least 1");
-  if (x.rank() < 2 || x.dim(0) == 0) throw Error(fmt::format("predict: no images to predict (x has shape {})", x.shape().str()));
+  check_data("predict", x, nullptr);
+  if (x.dim(0) == 0) throw Error(fmt::format("predict: no images to predict (x has shape {})", x.shape().str()));
   const std::size_t n = x.dim(0);
   Shape out_shape = with_batch(n, input_shape_);
   for (const auto& l : layers_) out_shape = l->output_shape(out_shape);

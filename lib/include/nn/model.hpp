@@ -151,6 +151,7 @@ class Sequential {
 
  private:
   Tensor logits(const Tensor& x);  // forward through every step of the plan
+  void check_data(const char* what, const Tensor& x, const Tensor* y) const;
   void build_plan();
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
@@ -175,7 +176,8 @@ constexpr std::size_t batches_per_epoch(std::size_t samples, std::size_t batch_s
 std::string progress_line(std::size_t done, std::size_t total, double elapsed_seconds, double loss,
                           double accuracy, bool finished);
 
-// The Keras model from COURSE.md section 1, its layers seeded from `seed`.
+// The Keras program's model (Conv2D(32, 3x3, relu), MaxPooling2D(2), Flatten,
+// Dense(100, relu), Dense(10) + softmax), its layers seeded from `seed`.
 Sequential make_mnist_model(std::uint64_t seed);
 
 }  // namespace nn
