@@ -75,6 +75,29 @@ TEST(Optimizer, AdamSecondStepWithTheSameGradient) {
   EXPECT_THAT(run(adam, 2), ::testing::ElementsAre(::testing::FloatNear(0.8f, 1e-5f), ::testing::FloatNear(-2.2f, 1e-5f)));
 }
 
+// A step that fails validation changes nothing: not the weights, not the
+// optimizer's idea of the parameter list, not its step count. The next
+// correct step works as if the bad one never happened.
+TEST(Optimizer, AFailedStepChangesNothing) {
+  for (const char* name : {"sgd", "adam", "rmsprop"}) {
+    auto opt = nn::make_optimizer(name, 0.1f);
+    nn::Tensor w({2}, std::vector<float>{1.0f, -2.0f}), g({2}, std::vector<float>{0.5f, 0.1f}), wrong({3});
+    nn::Tensor* params[] = {&w};
+    const nn::Tensor* bad[] = {&wrong};
+    EXPECT_THROW(opt->step(params, bad), nn::Error) << name;
+    EXPECT_EQ(opt->iterations(), 0u) << name;
+    EXPECT_EQ(w[0], 1.0f) << name;
+    const nn::Tensor* good[] = {&g};
+    EXPECT_NO_THROW(opt->step(params, good)) << name;
+    EXPECT_EQ(opt->iterations(), 1u) << name;
+    EXPECT_LT(w[0], 1.0f) << name;
+    // And a failure after a good step keeps the remembered list too.
+    EXPECT_THROW(opt->step(params, bad), nn::Error) << name;
+    EXPECT_NO_THROW(opt->step(params, good)) << name;
+    EXPECT_EQ(opt->iterations(), 2u) << name;
+  }
+}
+
 TEST(Optimizer, FactoryAndErrors) {
   EXPECT_EQ(nn::make_optimizer("sgd", 0.01f)->describe(), "SGD(learning_rate=0.01)");
   EXPECT_EQ(nn::make_optimizer("sgd", 0.01f, 0.9f)->describe(), "SGD(learning_rate=0.01, momentum=0.9)");

@@ -10,17 +10,24 @@
 namespace nn {
 
 void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads) {
+  // Validate everything first, then commit: a step that throws changes
+  // nothing, not even the parameter list the optimizer remembers.
   if (params.size() != grads.size())
     throw Error(fmt::format("optimizer: {} parameters but {} gradients", params.size(), grads.size()));
-  if (iterations_ == 0) {
-    for (const Tensor* p : params) sizes_.push_back(p->size());
-  } else if (sizes_.size() != params.size()) {
-    throw Error("optimizer: the parameter list changed between steps");
-  }
-  for (std::size_t i = 0; i < params.size(); ++i)
-    if (params[i]->size() != sizes_[i] || grads[i]->size() != sizes_[i])
+  const bool first = iterations_ == 0;
+  if (!first && sizes_.size() != params.size())
+    throw Error(fmt::format("optimizer: the parameter list changed between steps ({} parameters, then {})",
+                            sizes_.size(), params.size()));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const std::size_t expected = first ? params[i]->size() : sizes_[i];
+    if (params[i]->size() != expected || grads[i]->size() != expected)
       throw Error(fmt::format("optimizer: parameter {} has {} elements and its gradient {}, expected {}", i,
-                              params[i]->size(), grads[i]->size(), sizes_[i]));
+                              params[i]->size(), grads[i]->size(), expected));
+  }
+  if (first) {
+    sizes_.clear();
+    for (const Tensor* p : params) sizes_.push_back(p->size());
+  }
   ++iterations_;
   begin_step(iterations_);
   for (std::size_t i = 0; i < params.size(); ++i) {
