@@ -13,7 +13,7 @@ void flatten_view(benchmark::State& state) {
   nn::Flatten flatten;
   if (flatten.forward(x).data() != x.data()) state.SkipWithError("Flatten copied");
   for (auto _ : state) {
-    nn::Tensor y = flatten.forward(x);
+    nn::ConstView y = flatten.forward(x);
     benchmark::DoNotOptimize(y.data());
   }
 }
@@ -22,7 +22,7 @@ void flatten_backward_view(benchmark::State& state) {
   nn::Tensor x({32, 13, 13, 32}), dy({32, 5408}, 1.0f);
   nn::Flatten flatten;
   for (auto _ : state) {
-    nn::Tensor dx = flatten.backward(x, dy);
+    nn::ConstView dx = flatten.backward(x, dy);
     benchmark::DoNotOptimize(dx.data());
   }
 }

@@ -2,6 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <type_traits>
+#include <utility>
+
 #include <numeric>
 
 #include "nn/error.hpp"
@@ -50,6 +53,52 @@ TEST(Tensor, ReshapeIsAViewOfTheSameBuffer) {
   EXPECT_TRUE(v.shares_buffer_with(x));
   v[101] = 0.25f;  // writes through the view are seen by the original
   EXPECT_EQ(x[101], 0.25f);
+}
+
+// Const in, read-only out: a view of a const tensor is a ConstView, which
+// has no way to write, and no silent conversion into a (writable) Tensor.
+TEST(Tensor, ViewsOfAConstTensorAreReadOnly) {
+  const nn::Tensor x({4, 3}, 1.0f);
+  using Reshaped = decltype(x.reshape({12}));
+  using Viewed = decltype(x.batch_view(1, 2));
+  EXPECT_TRUE((std::is_same_v<Reshaped, nn::ConstView>));
+  EXPECT_TRUE((std::is_same_v<Viewed, nn::ConstView>));
+  EXPECT_TRUE((std::is_same_v<decltype(x.reshape({12}).data()), const float*>));
+  EXPECT_FALSE((std::is_constructible_v<nn::Tensor, nn::ConstView>)) << "a ConstView would become writable";
+  EXPECT_FALSE((std::is_assignable_v<nn::Tensor&, nn::ConstView>));
+  EXPECT_FALSE((std::is_assignable_v<decltype(std::declval<const nn::ConstView&>()[0]), float>)) << "v[0] = 1 must not compile";
+  // The views still share the buffer: no copy, and a copy of a view is a view.
+  const nn::ConstView v = x.batch_view(1, 2);
+  const nn::ConstView w = v;
+  EXPECT_EQ(v.data(), x.data() + 3);
+  EXPECT_EQ(w.data(), v.data());
+  EXPECT_EQ(v.reshape({6}).data(), v.data());
+  // A writable tensor's views stay writable; an explicit copy of a ConstView is a new buffer.
+  nn::Tensor t({4, 3});
+  t.batch_view(1, 1)[0] = 5.0f;
+  EXPECT_EQ(t(1, 0), 5.0f);
+  nn::Tensor copy(v.tensor());
+  EXPECT_NE(copy.data(), v.data());
+}
+
+// A moved-from tensor is empty: it neither owns nor points at the buffer it
+// handed over (b = std::move(a); b = Tensor(); a.fill(2) once wrote into freed memory).
+TEST(Tensor, AMovedFromTensorIsEmpty) {
+  nn::Tensor a({4}, 1.0f);
+  const float* buffer = a.data();
+  nn::Tensor b = std::move(a);
+  EXPECT_EQ(b.data(), buffer);
+  EXPECT_EQ(a.size(), 0u);  // NOLINT(bugprone-use-after-move): checking the moved-from state is the point
+  EXPECT_EQ(a.rank(), 0u);
+  EXPECT_EQ(a.data(), nullptr);
+  b = nn::Tensor();
+  a.fill(2.0f);  // nothing to fill
+  nn::Tensor c({3}, 2.0f), d({5});
+  d = std::move(c);
+  EXPECT_EQ(d.shape().str(), "(3,)");
+  EXPECT_EQ(d[2], 2.0f);
+  EXPECT_EQ(c.size(), 0u);  // NOLINT(bugprone-use-after-move)
+  EXPECT_EQ(c.data(), nullptr);
 }
 
 TEST(Tensor, ReshapeInfersMinusOne) {

@@ -17,11 +17,11 @@ TEST(Flatten, ModelShapeIs5408) {
 TEST(Flatten, ForwardAndBackwardAreViewsOfTheSameBuffer) {
   nn::Flatten flatten;
   nn::Tensor x({2, 13, 13, 32});
-  nn::Tensor y = flatten.forward(x);
+  nn::ConstView y = flatten.forward(x);  // read-only: Flatten never writes its input
   EXPECT_EQ(y.shape().str(), "(2, 5408)");
   EXPECT_EQ(y.data(), x.data());  // the same address: nothing was copied
   nn::Tensor dy({2, 5408});
-  nn::Tensor dx = flatten.backward(x, dy);
+  nn::ConstView dx = flatten.backward(x, dy);
   EXPECT_EQ(dx.shape().str(), "(2, 13, 13, 32)");
   EXPECT_EQ(dx.data(), dy.data());
 }
@@ -31,7 +31,7 @@ TEST(Flatten, KeepsNHWCOrder) {
   // fastest, exactly the order Keras's Flatten uses with channels_last.
   nn::Tensor x({2, 3, 4, 5});
   x(1, 2, 1, 3) = 42.0f;
-  nn::Tensor y = nn::Flatten().forward(x);
+  nn::ConstView y = nn::Flatten().forward(x);
   EXPECT_EQ(y(1, (2 * 4 + 1) * 5 + 3), 42.0f);
 }
 

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     // [snippet ch06-main]
     nn::Flatten flatten;
     nn::Tensor pooled = pool.forward(conv.forward(x));  // (32, 13, 13, 32)
-    nn::Tensor flat = flatten.forward(pooled);          // (32, 5408)
+    nn::ConstView flat = flatten.forward(pooled);       // (32, 5408), a read-only view
     fmt::print("pooled: {} at address {}\n", pooled.shape().str(), fmt::ptr(pooled.data()));
     fmt::print("flat:   {} at address {}\n", flat.shape().str(), fmt::ptr(flat.data()));
     fmt::print("the same buffer: {}\n\n", flat.data() == pooled.data() ? "yes, nothing was copied" : "NO");
@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     const int repeats = 1000;
     auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < repeats; ++i) {
-      nn::Tensor v = flatten.forward(pooled);
+      nn::ConstView v = flatten.forward(pooled);
       if (v.data() != pooled.data()) throw nn::Error("Flatten copied");
     }
     auto t1 = std::chrono::steady_clock::now();

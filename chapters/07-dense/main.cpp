@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
     // [snippet ch07-main]
     nn::Dense hidden({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = seed + 1});
     nn::Dense output({.units = 10, .input_dim = 100, .seed = seed + 2});
-    nn::Tensor features = flatten.forward(pool.forward(conv.forward(x)));  // (32, 5408)
+    nn::ConstView features = flatten.forward(pool.forward(conv.forward(x)));  // (32, 5408), a view
     nn::Tensor h = hidden.forward(features);                                // (32, 100)
     nn::Tensor logits = output.forward(h);                                  // (32, 10)
     // [end snippet ch07-main]

@@ -27,7 +27,7 @@ namespace {
 // Every layer keeps its output and gradient tensors between batches and
 // returns views of them: after the first batch a training step allocates
 // nothing. (A view stays valid until the layer's next call.)
-Tensor view(const Tensor& t) { return t.reshape(t.shape()); }
+ConstView view(const Tensor& t) { return t; }
 
 class Conv2DLayer final : public Layer {
  public:
@@ -36,14 +36,14 @@ class Conv2DLayer final : public Layer {
   std::string type() const override { return "Conv2D"; }
   std::string base_name() const override { return "conv2d"; }
   Shape output_shape(const Shape& x) const override { return conv_.output_shape(x); }
-  Tensor forward(const Tensor& x) override {
+  ConstView forward(const Tensor& x) override {
     ensure_shape(y_, conv_.output_shape(x.shape()));
     conv_.forward(x, y_);
     return view(y_);
   }
-  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+  ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
     conv_.backward(x, y, dy, grads_, relu_grad_, need_dx);
-    return need_dx ? view(grads_.dx) : Tensor();
+    return need_dx ? view(grads_.dx) : ConstView();
   }
   std::vector<Tensor*> parameters() override { return {&conv_.kernel, &conv_.bias}; }
   std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
@@ -62,12 +62,12 @@ class MaxPooling2DLayer final : public Layer {
   std::string type() const override { return "MaxPooling2D"; }
   std::string base_name() const override { return "max_pooling2d"; }
   Shape output_shape(const Shape& x) const override { return pool_.output_shape(x); }
-  Tensor forward(const Tensor& x) override {
+  ConstView forward(const Tensor& x) override {
     ensure_shape(y_, pool_.output_shape(x.shape()));
     max_pool2d_forward(x, pool_.options().pool, y_, pool_.options().variant);
     return view(y_);
   }
-  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override {
+  ConstView backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override {
     ensure_shape(dx_, x.shape());
     max_pool2d_backward(x, dy, pool_.options().pool, dx_, pool_.options().variant);
     return view(dx_);
@@ -89,13 +89,13 @@ class FusedConvPool final : public Layer {
   std::string type() const override { return "Conv2D+MaxPooling2D"; }
   std::string base_name() const override { return "conv2d_max_pooling2d"; }
   Shape output_shape(const Shape& x) const override { return pool_.output_shape(conv_.output_shape(x)); }
-  Tensor forward(const Tensor& x) override {
+  ConstView forward(const Tensor& x) override {
     ensure_shape(y_, output_shape(x.shape()));
     const Conv2D& c = conv_.conv();
     conv2d_relu_maxpool_forward(x, c.kernel, c.bias, pool_.pool(), c.options().variant, y_, where_);
     return view(y_);
   }
-  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+  ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
     if (need_dx) throw Error("the fused Conv2D+MaxPooling2D step computes no input gradient: it must come first");
     const Conv2D& c = conv_.conv();
     conv2d_relu_maxpool_backward(x, c.kernel, y, where_, dy, pool_.pool(), c.options().variant, conv_.grads());
@@ -114,8 +114,8 @@ class FlattenLayer final : public Layer {
   std::string type() const override { return "Flatten"; }
   std::string base_name() const override { return "flatten"; }
   Shape output_shape(const Shape& x) const override { return flatten_.output_shape(x); }
-  Tensor forward(const Tensor& x) override { return flatten_.forward(x); }  // views already
-  Tensor backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return flatten_.backward(x, dy); }
+  ConstView forward(const Tensor& x) override { return flatten_.forward(x); }  // views already
+  ConstView backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return flatten_.backward(x, dy); }
 
  private:
   Flatten flatten_;
@@ -128,14 +128,14 @@ class DenseLayer final : public Layer {
   std::string type() const override { return "Dense"; }
   std::string base_name() const override { return "dense"; }
   Shape output_shape(const Shape& x) const override { return dense_.output_shape(x); }
-  Tensor forward(const Tensor& x) override {
+  ConstView forward(const Tensor& x) override {
     ensure_shape(y_, dense_.output_shape(x.shape()));
     dense_.forward(x, y_);
     return view(y_);
   }
-  Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
+  ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
     dense_.backward(x, y, dy, grads_, relu_grad_, need_dx);
-    return need_dx ? view(grads_.dx) : Tensor();
+    return need_dx ? view(grads_.dx) : ConstView();
   }
   std::vector<Tensor*> parameters() override { return {&dense_.kernel, &dense_.bias}; }
   std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
@@ -293,23 +293,23 @@ std::vector<NamedTensor> Sequential::weights() {
   return out;
 }
 
-Tensor Sequential::logits(const Tensor& x) {
+ConstView Sequential::logits(const Tensor& x) {
   activations_.clear();
-  activations_.push_back(x.reshape(x.shape()));  // a view: no copy of the batch
+  activations_.push_back(x);  // a view: no copy of the batch
   for (Layer* l : plan_) activations_.push_back(l->forward(activations_.back()));
-  return activations_.back().reshape(activations_.back().shape());
+  return activations_.back();
 }
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_data("compute_gradients", x, &y);
   // [snippet backprop]
-  const Tensor z = logits(x);                           // forward through every layer
+  const ConstView z = logits(x);                        // forward through every layer
   ensure_shape(p_, z.shape());
   softmax(z, p_);
   const double loss = softmax_crossentropy(z, y);       // from the logits, as Keras does
   ensure_shape(dz_, z.shape());
   softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
-  Tensor grad = dz_.reshape(dz_.shape());
+  ConstView grad = dz_;
   for (std::size_t i = plan_.size(); i-- > 0;)          // backward, last layer first
     grad = plan_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
   // [end snippet backprop]
@@ -471,8 +471,8 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
   std::size_t correct = 0;
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
-    const Tensor xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
-    const Tensor z = logits(xb);
+    const ConstView xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
+    const ConstView z = logits(xb);
     loss_sum += softmax_crossentropy(z, yb) * static_cast<double>(count);  // from the logits, as Keras does
     correct += correct_count(softmax(z), yb);
   }
@@ -496,7 +496,7 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   const std::size_t classes = out.dim(1);
   for (std::size_t first = 0; first < n; first += batch_size) {
     const std::size_t count = std::min(batch_size, n - first);
-    Tensor p = softmax(logits(x.batch_view(first, count)));
+    const Tensor p = softmax(logits(x.batch_view(first, count)));
     std::copy(p.data(), p.data() + count * classes, out.data() + first * classes);
   }
   return out;

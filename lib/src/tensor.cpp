@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "nn/error.hpp"
 #include "nn/shape.hpp"
@@ -65,9 +66,22 @@ Tensor& Tensor::operator=(const Tensor& other) {
   return *this;
 }
 
+Tensor::Tensor(Tensor&& other) noexcept
+    : shape_(std::exchange(other.shape_, Shape())), storage_(std::move(other.storage_)),
+      data_(std::exchange(other.data_, nullptr)) {}
+
+Tensor& Tensor::operator=(Tensor&& other) noexcept {
+  if (this != &other) {
+    shape_ = std::exchange(other.shape_, Shape());
+    storage_ = std::move(other.storage_);  // leaves other.storage_ empty
+    data_ = std::exchange(other.data_, nullptr);
+  }
+  return *this;
+}
+
 void Tensor::fill(float value) { std::fill(data_, data_ + size(), value); }
 
-Tensor Tensor::reshape(const Shape& shape) const {
+Tensor Tensor::view_with(const Shape& shape) const {
   if (shape.size() != size())
     throw Error(fmt::format("cannot reshape {} ({} elements) to {} ({} elements)", shape_.str(), size(),
                             shape.str(), shape.size()));
@@ -78,7 +92,18 @@ Tensor Tensor::reshape(const Shape& shape) const {
   return view;
 }
 
-Tensor Tensor::batch_view(std::size_t first, std::size_t count) const {
+Tensor Tensor::reshape(const Shape& shape) { return view_with(shape); }
+ConstView Tensor::reshape(const Shape& shape) const { return ConstView(view_with(shape)); }
+Tensor Tensor::batch_view(std::size_t first, std::size_t count) { return batch_items(first, count); }
+ConstView Tensor::batch_view(std::size_t first, std::size_t count) const {
+  return ConstView(batch_items(first, count));
+}
+Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) { return view_with(inferred_shape(dims)); }
+ConstView Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
+  return ConstView(view_with(inferred_shape(dims)));
+}
+
+Tensor Tensor::batch_items(std::size_t first, std::size_t count) const {
   if (rank() == 0 || first > dim(0) || count > dim(0) - first)
     throw Error(fmt::format("cannot view items {}..{} of a batch of shape {}", first, first + count, shape_.str()));
   std::array<std::size_t, Shape::kMaxRank> dims{};
@@ -91,7 +116,8 @@ Tensor Tensor::batch_view(std::size_t first, std::size_t count) const {
   return view;
 }
 
-Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
+// The shape that reshape(dims) asks for, with a -1 worked out.
+Shape Tensor::inferred_shape(std::initializer_list<std::int64_t> dims) const {
   std::array<std::size_t, Shape::kMaxRank> out{};
   if (dims.size() == 0 || dims.size() > Shape::kMaxRank)
     throw Error(fmt::format("cannot reshape {} to rank {}: a tensor has rank 1 to {}", shape_.str(),
@@ -118,7 +144,7 @@ Tensor Tensor::reshape(std::initializer_list<std::int64_t> dims) const {
                               shape_.str(), size(), wanted, size(), known));
     out[inferred] = size() / known;
   }
-  return reshape(Shape(std::span(out.data(), dims.size())));
+  return Shape(std::span(out.data(), dims.size()));
 }
 
 std::size_t Tensor::offset(std::size_t i) const {
@@ -143,7 +169,7 @@ void ensure_shape(Tensor& t, const Shape& shape) {
 }
 
 Tensor slice_batch(const Tensor& x, std::size_t first, std::size_t count) {
-  return Tensor(x.batch_view(first, count));  // the copy constructor copies the viewed elements
+  return Tensor(x.batch_view(first, count).tensor());  // the copy constructor copies the viewed elements
 }
 
 }  // namespace nn

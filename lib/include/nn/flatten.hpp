@@ -4,7 +4,8 @@
 // The elements are already laid out one image after another, and inside an
 // image in NHWC order (row, column, channel), so flattening changes only the
 // shape: it is a view of the same buffer, not a copy. Its backward pass is the
-// reverse reshape of the gradient, also a view.
+// reverse reshape of the gradient, also a view. Both views are read-only
+// (nn::ConstView): Flatten reads its input, it never owns or changes it.
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -15,10 +16,10 @@ class Flatten {
  public:
   Shape output_shape(const Shape& x) const { return flatten_output_shape(x); }
   // [snippet flatten]
-  // x: (N, H, W, C) -> (N, H*W*C), the same buffer.
-  Tensor forward(const Tensor& x) const { return x.reshape(flatten_output_shape(x.shape())); }
-  // dy: (N, H*W*C) -> dx: (N, H, W, C), the same buffer.
-  Tensor backward(const Tensor& x, const Tensor& dy) const { return dy.reshape(x.shape()); }
+  // x: (N, H, W, C) -> (N, H*W*C), the same buffer, read-only.
+  ConstView forward(const Tensor& x) const { return x.reshape(flatten_output_shape(x.shape())); }
+  // dy: (N, H*W*C) -> dx: (N, H, W, C), the same buffer, read-only.
+  ConstView backward(const Tensor& x, const Tensor& dy) const { return dy.reshape(x.shape()); }
   // [end snippet flatten]
 };
 

@@ -41,14 +41,14 @@ class Layer {
   virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d"
   // The output shape for an input shape, batch axis included.
   virtual Shape output_shape(const Shape& x) const = 0;
-  // Returns the output: a view of a buffer the layer keeps and reuses, valid
-  // until its next call.
-  virtual Tensor forward(const Tensor& x) = 0;
+  // Returns the output: a read-only view of a buffer the layer keeps and
+  // reuses, valid until its next call.
+  virtual ConstView forward(const Tensor& x) = 0;
   // From the forward pass's input x and output y and the gradient dy of y:
   // stores the gradients of the parameters and returns dx (empty when
   // need_dx is false: the first layer's input gradient is never used), also
-  // a view of a reused buffer.
-  virtual Tensor backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) = 0;
+  // a read-only view of a reused buffer.
+  virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) = 0;
   virtual std::vector<Tensor*> parameters() { return {}; }  // kernel, bias
   virtual std::vector<Tensor*> gradients() { return {}; }   // in the same order
   std::size_t param_count();
@@ -150,7 +150,7 @@ class Sequential {
   void load(const std::filesystem::path& dir);
 
  private:
-  Tensor logits(const Tensor& x);  // forward through every step of the plan
+  ConstView logits(const Tensor& x);  // forward through every step of the plan
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
   void build_plan();
   Shape input_shape_;
@@ -160,7 +160,7 @@ class Sequential {
   std::vector<Layer*> plan_;
   std::vector<std::unique_ptr<Layer>> fused_;
   bool fusion_ = true;
-  std::vector<Tensor> activations_;  // the last forward pass: the input of plan step i is activations_[i]
+  std::vector<ConstView> activations_;  // the last forward pass: the input of plan step i is activations_[i]
   std::unique_ptr<Optimizer> optimizer_;
   std::size_t last_correct_ = 0;  // argmax matches in the last compute_gradients
   Tensor p_, dz_;                 // softmax output and its gradient, reused every batch
