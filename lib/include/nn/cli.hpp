@@ -1,5 +1,5 @@
 #pragma once
-// The command line every chapter executable shares (COURSE.md section 4):
+// The command line every chapter executable shares:
 // --data DIR, --plots DIR, --seed N, --help, plus the chapter's own options.
 //
 //   nn::cli::Parser cli("ch01-idx-loading", "Loads MNIST from its IDX files.");
