@@ -6,6 +6,7 @@
 
 #include "nn/error.hpp"
 #include "nn/pooling.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -112,6 +113,44 @@ TEST(MaxPool, GradientCheckByCentralDifferences) {
     }
     EXPECT_TRUE(all_close(std::span<const double>(analytic), numeric, 1e-4, 1e-3))
         << nn::max_pool_variant_name(v);
+  }
+}
+
+// L = sum(r * maxpool(x)) in double, through the naive kernels. Max pooling
+// is piecewise linear: as long as a step does not change which input wins a
+// window, the central difference is exact up to double rounding. Random
+// inputs have no ties; the smallest gap between a window's maximum and its
+// runner-up is checked to be far above the step.
+TEST(MaxPool, BackwardMatchesCentralDifferencesInDouble) {
+  const std::vector<std::pair<nn::Shape, std::size_t>> cases{{{2, 6, 7, 3}, 2}, {{1, 9, 11, 2}, 3}};
+  std::uint64_t seed = 11;
+  for (const auto& [shape, pool] : cases) {
+    SCOPED_TRACE(shape.str() + " pool " + std::to_string(pool));
+    // Float values, so that the float variants below see exactly the same inputs.
+    const nn::Tensor xf = random_tensor(shape, seed++), rf = random_tensor(nn::max_pool2d_output_shape(shape, pool), seed++);
+    std::vector<double> x = testing_nn::as_double(xf);
+    const std::vector<double> r = testing_nn::as_double(rf);
+    const double eps = 1e-6;
+    // Shifted up by 2 (a shift changes no gap), every window's maximum is positive and every gap counts.
+    std::vector<double> shifted(x);
+    for (double& v : shifted) v += 2.0;
+    ASSERT_GT(testing_nn::smallest_pool_gap(shape, pool, shifted), 100 * eps) << "near-tie: other seeds";
+    auto loss = [&] {
+      std::vector<double> y(r.size());
+      nn::max_pool2d_forward_naive(shape, pool, x.data(), y.data());
+      double l = 0;
+      for (std::size_t i = 0; i < y.size(); ++i) l += r[i] * y[i];
+      return l;
+    };
+    std::vector<double> dx(x.size(), 99.0);  // garbage: the kernel must overwrite every element
+    nn::max_pool2d_backward_naive(shape, pool, x.data(), r.data(), dx.data());
+    EXPECT_TRUE(all_close(std::span<const double>(dx), testing_nn::central_differences(x, loss, eps), 1e-8, 1e-6));
+    // The float variants route the same float dy to the same inputs: exactly the double gradient.
+    for (auto v : nn::max_pool_variants()) {
+      const nn::Tensor dxf = nn::max_pool2d_backward(xf, rf, pool, v);
+      EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(dxf)), dx, 0.0, 0.0))
+          << nn::max_pool_variant_name(v);
+    }
   }
 }
 

@@ -5,11 +5,13 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <random>
 
 #include "nn/dense.hpp"
 #include "nn/error.hpp"
 #include "nn/init.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -127,6 +129,72 @@ TEST(Dense, GradientCheckByCentralDifferences) {
   check(d.kernel, g.dkernel, "dW");
   check(d.bias, g.dbias, "db");
   check(x, g.dx, "dx");
+}
+
+// L = sum(r * relu(x W + b)) in double, through the naive kernels; every
+// weight, bias and input nudged by +-eps and the slope compared with the
+// analytic gradient. L is linear in each parameter as long as no
+// pre-activation crosses 0, so with every |z| far above eps the central
+// difference is exact up to double rounding (~1e-10 here).
+TEST(Dense, GradientsMatchCentralDifferencesInDouble) {
+  const std::size_t n = 3, in = 7, out = 5;
+  std::vector<double> x = testing_nn::random_doubles(n * in, 1), kernel = testing_nn::random_doubles(in * out, 2),
+                      bias = testing_nn::random_doubles(out, 3), r = testing_nn::random_doubles(n * out, 4);
+  const double eps = 1e-6;
+  auto forward = [&](std::vector<double>& z, std::vector<double>& y) {
+    z.resize(n * out);
+    y.resize(n * out);
+    nn::dense_forward_naive(n, in, out, x.data(), kernel.data(), bias.data(), z.data());
+    nn::relu_forward_naive(z.data(), y.data(), z.size());
+  };
+  std::vector<double> z, y;
+  forward(z, y);
+  // A step of eps moves a pre-activation by at most eps * max(1, |x|, |W|) <= eps.
+  ASSERT_GT(testing_nn::smallest_magnitude(z), 100 * eps) << "a pre-activation sits at the ReLU's kink: other seeds";
+  auto loss = [&] {
+    std::vector<double> zz, yy;
+    forward(zz, yy);
+    double l = 0;
+    for (std::size_t i = 0; i < yy.size(); ++i) l += r[i] * yy[i];
+    return l;
+  };
+  std::vector<double> dz(n * out), dkernel(in * out), dbias(out), dx(n * in);
+  nn::relu_backward_naive(y.data(), r.data(), dz.data(), dz.size());
+  nn::dense_backward_naive(n, in, out, x.data(), kernel.data(), dz.data(), dkernel.data(), dbias.data(), dx.data());
+  EXPECT_TRUE(all_close(std::span<const double>(dkernel), testing_nn::central_differences(kernel, loss, eps), 1e-8, 1e-6)) << "dW";
+  EXPECT_TRUE(all_close(std::span<const double>(dbias), testing_nn::central_differences(bias, loss, eps), 1e-8, 1e-6)) << "db";
+  EXPECT_TRUE(all_close(std::span<const double>(dx), testing_nn::central_differences(x, loss, eps), 1e-8, 1e-6)) << "dx";
+  // Some units are off, some on: the ReLU's mask is exercised.
+  EXPECT_GT(std::count(dz.begin(), dz.end(), 0.0), 0);
+  EXPECT_LT(std::count(dz.begin(), dz.end(), 0.0), static_cast<std::ptrdiff_t>(dz.size()));
+}
+
+// The layer in float, both variants, against that double-precision gradient
+// (the naive kernels in double, checked above): float layer -> double exact.
+TEST(Dense, FloatGradientsMatchDoubleReference) {
+  const std::size_t n = 32, in = 300, out = 20;
+  nn::Dense d({.units = out, .input_dim = in, .activation = nn::Activation::relu, .seed = 5});
+  d.bias = random_tensor({out}, 6, -0.1f, 0.1f);
+  const nn::Tensor x = random_tensor({n, in}, 7), r = random_tensor({n, out}, 8);
+  const auto xd = testing_nn::as_double(x), kd = testing_nn::as_double(d.kernel), bd = testing_nn::as_double(d.bias),
+             rd = testing_nn::as_double(r);
+  std::vector<double> z(n * out), y(n * out), dz(n * out), dk(in * out), db(out), dx(n * in);
+  nn::dense_forward_naive(n, in, out, xd.data(), kd.data(), bd.data(), z.data());
+  nn::relu_forward_naive(z.data(), y.data(), z.size());
+  ASSERT_GT(testing_nn::smallest_magnitude(z), 1e-4) << "a float rounding could flip a ReLU: other seeds";
+  nn::relu_backward_naive(y.data(), rd.data(), dz.data(), dz.size());
+  nn::dense_backward_naive(n, in, out, xd.data(), kd.data(), dz.data(), dk.data(), db.data(), dx.data());
+  for (auto v : nn::dense_variants()) {
+    SCOPED_TRACE(std::string(nn::dense_variant_name(v)));
+    d.set_variant(v);
+    const nn::Tensor yf = d.forward(x);
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(yf)), y, 1e-5, 1e-5)) << "y";
+    const auto g = d.backward(x, yf, r);
+    // Sums of up to 300 float products of values in [-1, 1].
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dkernel)), dk, 1e-5, 1e-5)) << "dW";
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dbias)), db, 1e-5, 1e-5)) << "db";
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dx)), dx, 1e-5, 1e-5)) << "dx";
+  }
 }
 
 TEST(Dense, ShapeErrors) {

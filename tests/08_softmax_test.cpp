@@ -9,6 +9,7 @@
 #include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/softmax.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -140,6 +141,59 @@ TEST(CrossEntropy, GradientCheckInDouble) {
   nn::Tensor dz = nn::softmax_crossentropy_backward(nn::softmax(zf), y);
   std::vector<double> analytic(dz.span().begin(), dz.span().end());
   EXPECT_TRUE(all_close(std::span<const double>(analytic), numeric, 1e-6, 1e-4));
+}
+
+// softmax_backward on its own: L = sum(r * softmax(z)) in double, every
+// logit nudged by +-eps, against softmax_backward_rows(p, r). The float
+// layer function is then checked against that double gradient.
+TEST(Softmax, BackwardMatchesCentralDifferencesInDouble) {
+  const std::size_t n = 4, k = 10;
+  const nn::Tensor zf = random_logits({n, k}, 5), rf = testing_nn::random_tensor({n, k}, 6);
+  std::vector<double> z = testing_nn::as_double(zf);
+  const std::vector<double> r = testing_nn::as_double(rf);
+  auto loss = [&] {
+    std::vector<double> p(n * k);
+    nn::softmax_rows(z.data(), p.data(), n, k);
+    double l = 0;
+    for (std::size_t i = 0; i < p.size(); ++i) l += r[i] * p[i];
+    return l;
+  };
+  std::vector<double> p(n * k), dz(n * k);
+  nn::softmax_rows(z.data(), p.data(), n, k);
+  nn::softmax_backward_rows(p.data(), r.data(), dz.data(), n, k);
+  EXPECT_TRUE(all_close(std::span<const double>(dz), testing_nn::central_differences(z, loss, 1e-6), 1e-9, 1e-6));
+  const nn::Tensor dzf = nn::softmax_backward(nn::softmax(zf), rf);
+  EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(dzf)), dz, 1e-7, 1e-5));
+}
+
+// categorical_crossentropy_backward on its own: L(p) = crossentropy_rows(p, y)
+// as a function of every entry of p (not only the simplex), with soft labels
+// so that every entry has a slope. Entries inside the clip range get
+// -y / (p N); the two entries below 1e-7 sit where the clip is flat: slope 0
+// on both sides. The step is relative (1e-5 p), so it never leaves either region.
+TEST(CrossEntropy, BackwardMatchesCentralDifferencesInDouble) {
+  const std::size_t n = 3, k = 10;
+  std::vector<double> p = testing_nn::random_doubles(n * k, 7, 0.01, 0.99);
+  const std::vector<double> y = testing_nn::random_doubles(n * k, 8, 0.0, 1.0);
+  p[4] = 3e-8;   // clipped from below
+  p[17] = 0.0;   // clipped: log(0) never seen
+  auto loss = [&] { return nn::crossentropy_rows(p.data(), y.data(), n, k); };
+  std::vector<double> dp(n * k);
+  nn::crossentropy_backward_rows(p.data(), y.data(), dp.data(), n, k);
+  std::vector<double> numeric(n * k);
+  for (std::size_t i = 0; i < n * k; ++i) {
+    const std::size_t at[] = {i};
+    numeric[i] = testing_nn::central_differences(p, loss, p[i] == 0 ? 1e-12 : 1e-5 * p[i], at)[0];
+  }
+  EXPECT_TRUE(all_close(std::span<const double>(dp), numeric, 1e-8, 1e-6));
+  EXPECT_EQ(dp[4], 0.0);
+  EXPECT_EQ(dp[17], 0.0);
+  const nn::Tensor pf({n, k}, std::vector<float>(p.begin(), p.end())), yf({n, k}, std::vector<float>(y.begin(), y.end()));
+  const auto pd = testing_nn::as_double(pf), yd = testing_nn::as_double(yf);  // p and y as float sees them
+  std::vector<double> dpd(n * k);
+  nn::crossentropy_backward_rows(pd.data(), yd.data(), dpd.data(), n, k);
+  EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(nn::categorical_crossentropy_backward(pf, yf))),
+                        dpd, 1e-7, 1e-6));
 }
 
 TEST(Accuracy, ArgmaxMatch) {

@@ -13,10 +13,12 @@ Tensor relu(const Tensor& x) {
   return y;
 }
 
-void relu_inplace(Tensor& x) {
-  float* v = x.data();
-  for (std::size_t i = 0, n = x.size(); i < n; ++i) v[i] = v[i] > 0.0f ? v[i] : 0.0f;
+template <class T>
+void relu_forward_naive(const T* x, T* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] = x[i] > T(0) ? x[i] : T(0);
 }
+
+void relu_inplace(Tensor& x) { relu_forward_naive(x.data(), x.data(), x.size()); }
 
 Tensor relu_backward(const Tensor& y, const Tensor& dy) {
   Tensor dx(dy.shape());
@@ -29,12 +31,19 @@ void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx) {
     throw Error(fmt::format("relu_backward: y is {} but dy is {}", y.shape().str(), dy.shape().str()));
   if (dx.shape() != dy.shape())
     throw Error(fmt::format("relu_backward: dx is {} but dy is {}", dx.shape().str(), dy.shape().str()));
-  const float* out = y.data();
-  const float* g = dy.data();
-  float* d = dx.data();
-  for (std::size_t i = 0, n = dx.size(); i < n; ++i) d[i] = out[i] > 0.0f ? g[i] : 0.0f;
+  relu_backward_naive(y.data(), dy.data(), dx.data(), dx.size());
+}
+
+template <class T>
+void relu_backward_naive(const T* y, const T* dy, T* dx, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) dx[i] = y[i] > T(0) ? dy[i] : T(0);
 }
 // [end snippet relu]
+
+template void relu_forward_naive<float>(const float*, float*, std::size_t);
+template void relu_forward_naive<double>(const double*, double*, std::size_t);
+template void relu_backward_naive<float>(const float*, const float*, float*, std::size_t);
+template void relu_backward_naive<double>(const double*, const double*, double*, std::size_t);
 
 const Tensor& activation_backward(Activation activation, const Tensor& y, const Tensor& dy, Tensor& buffer) {
   if (activation == Activation::linear) return dy;

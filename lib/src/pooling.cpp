@@ -44,25 +44,37 @@ void check_backward(const Tensor& x, const Tensor& dy, std::size_t pool, const T
     throw Error(fmt::format("MaxPooling2D backward: dx is {}, expected {}", dx.shape().str(), x.shape().str()));
 }
 
+}  // namespace
+
 // [snippet pool-naive]
-void forward_naive(const Tensor& x, std::size_t pool, Tensor& y) {
-  const std::size_t n = y.dim(0), oh = y.dim(1), ow = y.dim(2), c = y.dim(3);
-  for (std::size_t b = 0; b < n; ++b)                // x: (N, H, W, C), y: (N, OH, OW, C)
+template <class T>
+void max_pool2d_forward_naive(const Shape& x_shape, std::size_t pool, const T* x, T* y) {
+  const Shape out = max_pool2d_output_shape(x_shape, pool);
+  const std::size_t n = out[0], oh = out[1], ow = out[2], c = out[3], h = x_shape[1], w = x_shape[2];
+  auto X = [&](std::size_t b, std::size_t i, std::size_t j, std::size_t ch) {  // x: (N, H, W, C)
+    return x[((b * h + i) * w + j) * c + ch];
+  };
+  for (std::size_t b = 0; b < n; ++b)                // y: (N, OH, OW, C)
     for (std::size_t i = 0; i < oh; ++i)
       for (std::size_t j = 0; j < ow; ++j)
         for (std::size_t ch = 0; ch < c; ++ch) {
-          float best = x(b, i * pool, j * pool, ch);
+          T best = X(b, i * pool, j * pool, ch);
           for (std::size_t p = 0; p < pool; ++p)       // the pool x pool window
             for (std::size_t q = 0; q < pool; ++q)
-              best = std::max(best, x(b, i * pool + p, j * pool + q, ch));
-          y(b, i, j, ch) = best;
+              best = std::max(best, X(b, i * pool + p, j * pool + q, ch));
+          y[((b * oh + i) * ow + j) * c + ch] = best;
         }
 }
 // [end snippet pool-naive]
 
-void backward_naive(const Tensor& x, const Tensor& dy, std::size_t pool, Tensor& dx) {
-  dx.fill(0.0f);
-  const std::size_t n = dy.dim(0), oh = dy.dim(1), ow = dy.dim(2), c = dy.dim(3);
+template <class T>
+void max_pool2d_backward_naive(const Shape& x_shape, std::size_t pool, const T* x, const T* dy, T* dx) {
+  const Shape out = max_pool2d_output_shape(x_shape, pool);
+  const std::size_t n = out[0], oh = out[1], ow = out[2], c = out[3], h = x_shape[1], w = x_shape[2];
+  auto at = [&](std::size_t b, std::size_t i, std::size_t j, std::size_t ch) {  // an index into x and dx
+    return ((b * h + i) * w + j) * c + ch;
+  };
+  std::fill(dx, dx + x_shape.size(), T(0));  // inputs that win no window get 0
   for (std::size_t b = 0; b < n; ++b)
     for (std::size_t i = 0; i < oh; ++i)
       for (std::size_t j = 0; j < ow; ++j)
@@ -71,10 +83,18 @@ void backward_naive(const Tensor& x, const Tensor& dy, std::size_t pool, Tensor&
           std::size_t bp = 0, bq = 0;
           for (std::size_t p = 0; p < pool; ++p)
             for (std::size_t q = 0; q < pool; ++q)
-              if (x(b, i * pool + p, j * pool + q, ch) > x(b, i * pool + bp, j * pool + bq, ch)) bp = p, bq = q;
-          dx(b, i * pool + bp, j * pool + bq, ch) = dy(b, i, j, ch);
+              if (x[at(b, i * pool + p, j * pool + q, ch)] > x[at(b, i * pool + bp, j * pool + bq, ch)]) bp = p, bq = q;
+          dx[at(b, i * pool + bp, j * pool + bq, ch)] = dy[((b * oh + i) * ow + j) * c + ch];
         }
 }
+
+template void max_pool2d_forward_naive<float>(const Shape&, std::size_t, const float*, float*);
+template void max_pool2d_forward_naive<double>(const Shape&, std::size_t, const double*, double*);
+template void max_pool2d_backward_naive<float>(const Shape&, std::size_t, const float*, const float*, float*);
+template void max_pool2d_backward_naive<double>(const Shape&, std::size_t, const double*, const double*,
+                                                double*);
+
+namespace {
 
 // [snippet pool-vectorized]
 void forward_vectorized(const Tensor& x, std::size_t pool, Tensor& y) {
@@ -137,7 +157,7 @@ void max_pool2d_forward(const Tensor& x, std::size_t pool, Tensor& y, MaxPoolVar
   Shape shape = max_pool2d_output_shape(x.shape(), pool);
   if (!(y.shape() == shape))
     throw Error(fmt::format("MaxPooling2D forward: y is {}, expected {}", y.shape().str(), shape.str()));
-  if (variant == MaxPoolVariant::naive) forward_naive(x, pool, y);
+  if (variant == MaxPoolVariant::naive) max_pool2d_forward_naive(x.shape(), pool, x.data(), y.data());
   else forward_vectorized(x, pool, y);
 }
 
@@ -149,7 +169,7 @@ Tensor max_pool2d_forward(const Tensor& x, std::size_t pool, MaxPoolVariant vari
 
 void max_pool2d_backward(const Tensor& x, const Tensor& dy, std::size_t pool, Tensor& dx, MaxPoolVariant variant) {
   check_backward(x, dy, pool, dx);
-  if (variant == MaxPoolVariant::naive) backward_naive(x, dy, pool, dx);
+  if (variant == MaxPoolVariant::naive) max_pool2d_backward_naive(x.shape(), pool, x.data(), dy.data(), dx.data());
   else backward_vectorized(x, dy, pool, dx);
 }
 

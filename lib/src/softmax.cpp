@@ -96,26 +96,43 @@ double categorical_crossentropy(const Tensor& p, const Tensor& y) {
   return crossentropy_rows(p.data(), y.data(), p.dim(0), p.dim(1));
 }
 
+template <typename T>
+void crossentropy_backward_rows(const T* p, const T* y, T* dp, std::size_t n, std::size_t k) {
+  const T inv_n = T(1) / static_cast<T>(n);
+  for (std::size_t i = 0; i < n * k; ++i) {
+    const bool clipped = p[i] < T(kEpsilon) || p[i] > T(1) - T(kEpsilon);
+    dp[i] = clipped ? T(0) : -y[i] / p[i] * inv_n;
+  }
+}
+
+template <typename T>
+void softmax_backward_rows(const T* p_all, const T* dp_all, T* dz_all, std::size_t n, std::size_t k) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* p = p_all + i * k;     // p, dp, dz: (K,)
+    const T* dp = dp_all + i * k;
+    T* dz = dz_all + i * k;
+    double dot = 0.0;  // sum_j dp_j p_j
+    for (std::size_t j = 0; j < k; ++j) dot += static_cast<double>(dp[j]) * p[j];
+    for (std::size_t j = 0; j < k; ++j) dz[j] = p[j] * static_cast<T>(dp[j] - dot);
+  }
+}
+
+template void crossentropy_backward_rows<float>(const float*, const float*, float*, std::size_t, std::size_t);
+template void crossentropy_backward_rows<double>(const double*, const double*, double*, std::size_t, std::size_t);
+template void softmax_backward_rows<float>(const float*, const float*, float*, std::size_t, std::size_t);
+template void softmax_backward_rows<double>(const double*, const double*, double*, std::size_t, std::size_t);
+
 Tensor categorical_crossentropy_backward(const Tensor& p, const Tensor& y) {
   check_pair("categorical_crossentropy_backward", p, y);
   Tensor dp(p.shape());
-  const float inv_n = 1.0f / static_cast<float>(p.dim(0));
-  for (std::size_t i = 0; i < p.size(); ++i) {
-    const bool clipped = p[i] < kEpsilon || p[i] > 1.0f - kEpsilon;
-    dp[i] = clipped ? 0.0f : -y[i] / p[i] * inv_n;
-  }
+  crossentropy_backward_rows(p.data(), y.data(), dp.data(), p.dim(0), p.dim(1));
   return dp;
 }
 
 Tensor softmax_backward(const Tensor& p, const Tensor& dp) {
   check_pair("softmax_backward", p, dp);
-  const std::size_t n = p.dim(0), k = p.dim(1);
   Tensor dz(p.shape());
-  for (std::size_t i = 0; i < n; ++i) {
-    double dot = 0.0;  // sum_j dp_j p_j
-    for (std::size_t j = 0; j < k; ++j) dot += static_cast<double>(dp(i, j)) * p(i, j);
-    for (std::size_t j = 0; j < k; ++j) dz(i, j) = p(i, j) * static_cast<float>(dp(i, j) - dot);
-  }
+  softmax_backward_rows(p.data(), dp.data(), dz.data(), p.dim(0), p.dim(1));
   return dz;
 }
 

@@ -2,6 +2,8 @@
 // Activations, each its own small layer as in Keras (activation="relu" on a
 // Conv2D or Dense is the layer followed by this function). Chapter 04 also
 // fuses ReLU into the convolution, where it costs nothing.
+#include <cstddef>
+
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -17,6 +19,17 @@ void relu_inplace(Tensor& x);
 // is taken as 0, as TensorFlow does.
 Tensor relu_backward(const Tensor& y, const Tensor& dy);
 void relu_backward(const Tensor& y, const Tensor& dy, Tensor& dx);  // into a preallocated dx
+
+// The same two on plain arrays of n floats or doubles (the gradient checks run
+// them in double); the Tensor functions above call them. y may alias x.
+template <class T>
+void relu_forward_naive(const T* x, T* y, std::size_t n);
+template <class T>
+void relu_backward_naive(const T* y, const T* dy, T* dx, std::size_t n);
+extern template void relu_forward_naive<float>(const float*, float*, std::size_t);
+extern template void relu_forward_naive<double>(const double*, double*, std::size_t);
+extern template void relu_backward_naive<float>(const float*, const float*, float*, std::size_t);
+extern template void relu_backward_naive<double>(const double*, const double*, double*, std::size_t);
 
 // The gradient at a layer's pre-activation from the gradient dy at its
 // output y: dy itself for linear, the ReLU's backward pass (written into

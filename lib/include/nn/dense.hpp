@@ -8,9 +8,10 @@
 //   db = sum_n dy      (out,)
 //   dx = dy W^T        (N, in)
 //
-// All three products go through chapter 04's GEMM (nn::gemm); the naive
-// variant uses its reference (nn::gemm_naive) instead. There is no second
-// matrix multiply in the course.
+// The fast variant runs all three products through chapter 04's GEMM
+// (nn::gemm). The naive variant is the loops of the definitions above,
+// written once on plain arrays of float or double so that the gradient checks
+// can run them in double: the reference the fast variant is tested against.
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -26,6 +27,24 @@ enum class DenseVariant { naive, fast };
 std::span<const DenseVariant> dense_variants();
 std::string_view dense_variant_name(DenseVariant v);
 DenseVariant dense_variant(std::string_view name);  // throws nn::Error listing the names
+
+// The naive reference. x: (n, in), kernel: (in, out), bias and dbias: (out,),
+// y and dy: (n, out), dkernel: (in, out), dx: (n, in). The gradients are
+// overwritten; dx may be null to skip the input gradient.
+template <class T>
+void dense_forward_naive(std::size_t n, std::size_t in, std::size_t out, const T* x, const T* kernel, const T* bias,
+                         T* y);
+template <class T>
+void dense_backward_naive(std::size_t n, std::size_t in, std::size_t out, const T* x, const T* kernel, const T* dy,
+                          T* dkernel, T* dbias, T* dx);
+extern template void dense_forward_naive<float>(std::size_t, std::size_t, std::size_t, const float*, const float*,
+                                                const float*, float*);
+extern template void dense_forward_naive<double>(std::size_t, std::size_t, std::size_t, const double*,
+                                                 const double*, const double*, double*);
+extern template void dense_backward_naive<float>(std::size_t, std::size_t, std::size_t, const float*, const float*,
+                                                 const float*, float*, float*, float*);
+extern template void dense_backward_naive<double>(std::size_t, std::size_t, std::size_t, const double*,
+                                                  const double*, const double*, double*, double*, double*);
 
 // y = x W + b into a preallocated y (N, out).
 void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Tensor& y, DenseVariant variant);

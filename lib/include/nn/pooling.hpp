@@ -36,6 +36,21 @@ MaxPoolVariant max_pool_variant(std::string_view name);  // throws nn::Error lis
 // larger than the input.
 Shape max_pool2d_output_shape(const Shape& x, std::size_t pool);
 
+// The naive reference on plain arrays of float or double (the gradient checks
+// run it in double): x has the shape `x_shape` (N, H, W, C), y the output
+// shape, dx (overwritten) the shape of x. Throws nn::Error as
+// max_pool2d_output_shape does.
+template <class T>
+void max_pool2d_forward_naive(const Shape& x_shape, std::size_t pool, const T* x, T* y);
+template <class T>
+void max_pool2d_backward_naive(const Shape& x_shape, std::size_t pool, const T* x, const T* dy, T* dx);
+extern template void max_pool2d_forward_naive<float>(const Shape&, std::size_t, const float*, float*);
+extern template void max_pool2d_forward_naive<double>(const Shape&, std::size_t, const double*, double*);
+extern template void max_pool2d_backward_naive<float>(const Shape&, std::size_t, const float*, const float*,
+                                                      float*);
+extern template void max_pool2d_backward_naive<double>(const Shape&, std::size_t, const double*, const double*,
+                                                       double*);
+
 Tensor max_pool2d_forward(const Tensor& x, std::size_t pool, MaxPoolVariant variant = MaxPoolVariant::vectorized);
 void max_pool2d_forward(const Tensor& x, std::size_t pool, Tensor& y, MaxPoolVariant variant);
 

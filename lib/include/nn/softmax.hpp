@@ -58,6 +58,20 @@ Tensor categorical_crossentropy_backward(const Tensor& p, const Tensor& y);
 //   dz_k = p_k * (dp_k - sum_j dp_j p_j)
 Tensor softmax_backward(const Tensor& p, const Tensor& dp);
 
+// The two backward passes above on plain (n, k) arrays of float or double
+// (the gradient checks run them in double); the Tensor functions call them.
+template <typename T>
+void crossentropy_backward_rows(const T* p, const T* y, T* dp, std::size_t n, std::size_t k);
+template <typename T>
+void softmax_backward_rows(const T* p, const T* dp, T* dz, std::size_t n, std::size_t k);
+extern template void crossentropy_backward_rows<float>(const float*, const float*, float*, std::size_t,
+                                                       std::size_t);
+extern template void crossentropy_backward_rows<double>(const double*, const double*, double*, std::size_t,
+                                                        std::size_t);
+extern template void softmax_backward_rows<float>(const float*, const float*, float*, std::size_t, std::size_t);
+extern template void softmax_backward_rows<double>(const double*, const double*, double*, std::size_t,
+                                                   std::size_t);
+
 // The two above fused: d loss / d z = (p - y) / N, the exact gradient of
 // softmax_crossentropy (the loss from the logits). It equals the chain of the
 // clipped loss's two backward passes wherever no p is clipped.
