@@ -82,40 +82,6 @@ TEST(MaxPool, VectorizedMatchesNaiveOnRandomShapes) {
   }
 }
 
-TEST(MaxPool, GradientCheckByCentralDifferences) {
-  // L = sum(r * maxpool(x)). Max pooling is piecewise linear: as long as a
-  // step h does not change which input wins a window, (L(x+h) - L(x-h)) / 2h
-  // is exact, so with inputs at least 2h apart the check is tight. L is
-  // summed in double from outputs that are exactly some input each.
-  const nn::Shape shape{2, 6, 7, 3};
-  nn::Tensor x(shape);
-  std::vector<float> distinct(x.size());
-  for (std::size_t i = 0; i < distinct.size(); ++i) distinct[i] = 0.01f * static_cast<float>(i);
-  std::shuffle(distinct.begin(), distinct.end(), std::mt19937_64(7));
-  std::copy(distinct.begin(), distinct.end(), x.data());
-  nn::Tensor r = random_tensor(nn::max_pool2d_output_shape(shape, 2), 3);
-  auto loss = [&](const nn::Tensor& in) {
-    nn::Tensor y = nn::max_pool2d_forward(in, 2, nn::MaxPoolVariant::naive);
-    double l = 0;
-    for (std::size_t i = 0; i < y.size(); ++i) l += static_cast<double>(r[i]) * y[i];
-    return l;
-  };
-  for (auto v : nn::max_pool_variants()) {
-    nn::Tensor dx = nn::max_pool2d_backward(x, r, 2, v);
-    std::vector<double> numeric(x.size()), analytic(x.size());
-    const float h = 0.004f;
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      nn::Tensor xp = x, xm = x;
-      xp[i] += h;
-      xm[i] -= h;
-      numeric[i] = (loss(xp) - loss(xm)) / (static_cast<double>(xp[i]) - xm[i]);
-      analytic[i] = dx[i];
-    }
-    EXPECT_TRUE(all_close(std::span<const double>(analytic), numeric, 1e-4, 1e-3))
-        << nn::max_pool_variant_name(v);
-  }
-}
-
 // L = sum(r * maxpool(x)) in double, through the naive kernels. Max pooling
 // is piecewise linear: as long as a step does not change which input wins a
 // window, the central difference is exact up to double rounding. Random

@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <random>
 
 #include "nn/error.hpp"
@@ -10,6 +11,7 @@
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -116,53 +118,62 @@ TEST(Optimizer, FactoryAndErrors) {
   EXPECT_THROW(sgd.step(params, grads), nn::Error);
 }
 
-// A small network with every layer kind: (6, 6, 2) -> Conv2D(3, 3x3, relu) -> (4, 4, 3)
-// -> MaxPooling2D -> (2, 2, 3) -> Flatten -> 12 -> Dense(5, relu) -> Dense(4).
-nn::Sequential small_network() {
-  nn::Sequential model({6, 6, 2});
-  model.add(nn::Conv2D({.filters = 3, .kernel = 3, .input_channels = 2, .activation = nn::Activation::relu, .seed = 11}));
-  model.add(nn::MaxPooling2D({.pool = 2}));
-  model.add(nn::Flatten());
-  model.add(nn::Dense({.units = 5, .input_dim = 12, .activation = nn::Activation::relu, .seed = 12}));
-  model.add(nn::Dense({.units = 4, .input_dim = 5, .seed = 13}));
-  return model;
-}
-
-TEST(Backprop, WholeNetworkGradientCheck) {
-  nn::Sequential model = small_network();
-  // Non-zero biases, so that no unit sits exactly at a ReLU kink.
-  std::mt19937_64 rng(5);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+// The course's model, whole, in double: its analytic gradient (the naive
+// kernels' backward passes chained, tests/gradcheck.cpp) against central
+// differences of its loss, over every weight of conv2d and dense_1, the
+// dense bias, and 2000 random weights of the (5408, 100) dense kernel. Then
+// the float model's compute_gradients, fused and not, against that gradient.
+TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
+  const std::size_t n = 2;
+  nn::Sequential model = nn::make_mnist_model(21);
+  // Non-zero biases, so that no unit sits at a ReLU kink on a zero input.
+  std::uint64_t seed = 30;
   for (auto& w : model.weights())
-    if (w.name.ends_with(".bias"))
-      for (float& v : w.tensor->span()) v = 0.1f * u(rng);
-  nn::Tensor x({3, 6, 6, 2});
-  for (float& v : x.span()) v = u(rng);
-  nn::Tensor y = nn::one_hot(std::vector<int>{0, 3, 1}, 4);
+    if (w.name.ends_with(".bias")) *w.tensor = testing_nn::random_tensor(w.tensor->shape(), seed++, -0.1f, 0.1f);
+  const nn::Tensor xf = testing_nn::random_tensor({n, 28, 28, 1}, 40, 0.0f, 1.0f);  // pixel-like
+  const nn::Tensor yf = nn::one_hot(std::vector<int>{3, 8}, 10);
+  const std::vector<double> x = testing_nn::as_double(xf), y = testing_nn::as_double(yf);
+  testing_nn::DoubleModel net = testing_nn::DoubleModel::of(model, xf.shape());
+  ASSERT_EQ(net.flat(), 5408u);
 
-  model.compute_gradients(x, y);
-  std::vector<nn::Tensor> analytic;
-  for (nn::Tensor* g : model.gradients()) analytic.push_back(*g);
+  // No kink within reach of a step: a step of eps moves a pre-activation by
+  // at most eps * max(1, |input|) = eps, and a window's winner keeps winning
+  // while its lead is above 2 eps.
+  const double eps = 1e-6;
+  auto pass = net.forward(x);
+  ASSERT_GT(testing_nn::smallest_magnitude(pass.conv.z), 4 * eps) << "a conv unit at its kink: other seeds";
+  ASSERT_GT(testing_nn::smallest_pool_gap(net.conv.y_shape(), net.pool, pass.conv.a), 4 * eps) << "a near-tie";
+  ASSERT_GT(testing_nn::smallest_magnitude(pass.hidden_z), 4 * eps * 100) << "a dense unit at its kink";
 
-  // Central differences of the loss for a few weights in each tensor. The
-  // loss is a float forward pass summed in double; h = 1e-3 keeps both the
-  // truncation and the rounding error near 1e-5.
-  auto weights = model.weights();
-  for (std::size_t t = 0; t < weights.size(); ++t) {
-    nn::Tensor& w = *weights[t].tensor;
-    std::vector<double> numeric, exact;
-    for (std::size_t k = 0; k < std::min<std::size_t>(w.size(), 6); ++k) {
-      const std::size_t i = (k * 7919) % w.size();
-      const float saved = w[i], h = 1e-3f;
-      w[i] = saved + h;
-      const double plus = model.compute_gradients(x, y);
-      w[i] = saved - h;
-      const double minus = model.compute_gradients(x, y);
-      w[i] = saved;
-      numeric.push_back((plus - minus) / (2.0 * h));
-      exact.push_back(analytic[t][i]);
+  const auto analytic = net.gradients(x, y);
+  const auto weights = model.weights();
+  for (std::size_t t = 0; t < 6; ++t) {
+    SCOPED_TRACE(weights[t].name);
+    // A step in a Dense weight leaves the convolution's output as it is.
+    std::function<double()> loss = [&] { return net.loss(x, y); };
+    if (t >= 2) loss = [&] { return net.loss_from_pooled(pass, y); };
+    // Every weight, except the 540,800 of the big kernel: 2000 of those.
+    const auto which = t == 2 ? testing_nn::sample_indices(net.w[t].size(), 2000, 50) : std::vector<std::size_t>{};
+    const auto numeric = testing_nn::central_differences(net.w[t], loss, eps, which);
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::pick(analytic[t], which)), numeric, 1e-8, 1e-6));
+  }
+
+  // The float model on the same weights and batch. Its gradients are sums of
+  // float products (off by up to ~6e-7 of the largest gradient here):
+  // compared within 2e-5 of the tensor's largest gradient, or 1e-4 relative.
+  const double loss_double = net.loss(x, y);
+  for (bool fusion : {true, false}) {
+    SCOPED_TRACE(fusion ? "fused" : "unfused");
+    model.set_fusion(fusion);
+    EXPECT_NEAR(model.compute_gradients(xf, yf), loss_double, 1e-5 * loss_double);
+    const auto grads = model.gradients();
+    for (std::size_t t = 0; t < 6; ++t) {
+      double largest = 0;
+      for (double g : analytic[t]) largest = std::max(largest, std::abs(g));
+      ASSERT_GT(largest, 0.0) << weights[t].name;
+      EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(*grads[t])), analytic[t], 2e-5 * largest, 1e-4))
+          << weights[t].name;
     }
-    EXPECT_TRUE(all_close(std::span<const double>(exact), numeric, 2e-4, 2e-2)) << weights[t].name;
   }
 }
 

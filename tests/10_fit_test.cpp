@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -17,6 +19,7 @@
 #include "nn/npy.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/softmax.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -357,6 +360,70 @@ TEST(Fused, ConvReluPoolMatchesTheLayersOneByOne) {
       nn::conv2d_relu_maxpool_backward(x, conv.kernel, y, where, dy, pool, conv.options().variant, fused);
       EXPECT_TRUE(testing_nn::all_close(fused.dkernel, expected.dkernel, 1e-5, 1e-4));
       EXPECT_TRUE(testing_nn::all_close(fused.dbias, expected.dbias, 1e-5, 1e-4));
+    }
+  }
+  nn::set_thread_count(before);
+}
+
+// The fused step's backward pass on its own, against central differences of
+// L = sum(r * maxpool(relu(conv(x)))) computed in double by the naive kernels
+// (tests/gradcheck.cpp), for every kernel weight and bias. The double chain's
+// own analytic gradient is checked first at 1e-6; the fused float one then at
+// float tolerance. Inputs are chosen with no pre-activation and no pooling
+// near-tie within reach of a step.
+TEST(Fused, BackwardMatchesCentralDifferencesInDouble) {
+  struct Case { std::size_t n, h, w, c_in, c_out, pool; nn::Conv2DVariant variant; };
+  const std::size_t before = nn::thread_count();
+  const double eps = 1e-6;
+  for (std::size_t threads : {1u, 3u}) {
+    nn::set_thread_count(threads);
+    std::uint64_t seed = 60;  // the same data for every thread count
+    for (auto [n, h, w, c_in, c_out, pool, variant] :
+         {Case{3, 28, 28, 1, 8, 2, nn::Conv2DVariant::direct3x3}, Case{2, 11, 9, 2, 16, 2, nn::Conv2DVariant::threaded},
+          Case{2, 12, 12, 1, 8, 3, nn::Conv2DVariant::direct3x3}}) {
+      SCOPED_TRACE(fmt::format("threads {} n {} {}x{}x{} c_out {} pool {} {}", threads, n, h, w, c_in, c_out, pool,
+                               nn::conv2d_variant_name(variant)));
+      const nn::Tensor x = testing_nn::random_tensor({n, h, w, c_in}, seed++, 0.0f, 1.0f);
+      const nn::Tensor kernel = testing_nn::random_tensor({3, 3, c_in, c_out}, seed++, -0.5f, 0.5f);
+      const nn::Tensor bias = testing_nn::random_tensor({c_out}, seed++, -0.1f, 0.1f);
+      const nn::Conv2DDims d = nn::conv2d_dims(x.shape(), kernel.shape());
+      const nn::Tensor r = testing_nn::random_tensor(nn::max_pool2d_output_shape(d.y_shape(), pool), seed++);
+      const auto xd = testing_nn::as_double(x), rd = testing_nn::as_double(r);
+      auto kd = testing_nn::as_double(kernel), bd = testing_nn::as_double(bias);
+
+      const auto pass = testing_nn::conv_relu_pool(d, pool, xd, kd, bd);
+      // A step of eps moves a pre-activation by at most eps (|x| < 1).
+      ASSERT_GT(testing_nn::smallest_magnitude(pass.z), 4 * eps) << "a unit at the ReLU's kink: other seeds";
+      ASSERT_GT(testing_nn::smallest_pool_gap(d.y_shape(), pool, pass.a), 4 * eps) << "a near-tie: other seeds";
+      auto loss = [&] {
+        const auto p = testing_nn::conv_relu_pool(d, pool, xd, kd, bd);
+        double l = 0;
+        for (std::size_t i = 0; i < p.pooled.size(); ++i) l += rd[i] * p.pooled[i];
+        return l;
+      };
+      const auto dk_numeric = testing_nn::central_differences(kd, loss, eps);
+      const auto db_numeric = testing_nn::central_differences(bd, loss, eps);
+      std::vector<double> dk, db;
+      testing_nn::conv_relu_pool_backward(d, pool, xd, kd, pass, rd, dk, db);
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(dk), dk_numeric, 1e-8, 1e-6)) << "double dkernel";
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(db), db_numeric, 1e-8, 1e-6)) << "double dbias";
+
+      nn::Tensor y(r.shape());
+      std::vector<std::uint8_t> where;
+      nn::conv2d_relu_maxpool_forward(x, kernel, bias, pool, variant, y, where);
+      nn::Conv2DGradients fused;
+      nn::conv2d_relu_maxpool_backward(x, kernel, y, where, r, pool, variant, fused);
+      // Float sums of up to n * OH * OW terms: within 2e-5 of the largest
+      // gradient, or 1e-4 relative.
+      auto largest = [](const std::vector<double>& v) {
+        double m = 0;
+        for (double e : v) m = std::max(m, std::abs(e));
+        return m;
+      };
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(fused.dkernel)), dk_numeric,
+                                        2e-5 * largest(dk_numeric), 1e-4)) << "fused dkernel";
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(fused.dbias)), db_numeric,
+                                        2e-5 * largest(db_numeric), 1e-4)) << "fused dbias";
     }
   }
   nn::set_thread_count(before);

@@ -128,6 +128,11 @@ std::size_t DoubleModel::flat() const {
 DoubleModel::Pass DoubleModel::forward(std::span<const double> x) const {
   Pass p;
   p.conv = conv_relu_pool(conv, pool, x, w[0], w[1]);
+  forward_dense(p);
+  return p;
+}
+
+void DoubleModel::forward_dense(Pass& p) const {
   // Flatten: (N, 13, 13, 32) is already (N, 5408) in memory.
   const std::size_t n = conv.n;
   p.hidden_z.resize(n * hidden);
@@ -138,11 +143,15 @@ DoubleModel::Pass DoubleModel::forward(std::span<const double> x) const {
   nn::dense_forward_naive(n, hidden, classes, p.hidden_a.data(), w[4].data(), w[5].data(), p.logits.data());
   p.p.resize(p.logits.size());
   nn::softmax_rows(p.logits.data(), p.p.data(), n, classes);
-  return p;
 }
 
 double DoubleModel::loss(std::span<const double> x, std::span<const double> y) const {
   return nn::crossentropy_rows(forward(x).p.data(), y.data(), conv.n, classes);
+}
+
+double DoubleModel::loss_from_pooled(Pass& pass, std::span<const double> y) const {
+  forward_dense(pass);
+  return nn::crossentropy_rows(pass.p.data(), y.data(), conv.n, classes);
 }
 
 std::array<std::vector<double>, 6> DoubleModel::gradients(std::span<const double> x,

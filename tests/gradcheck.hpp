@@ -74,7 +74,12 @@ struct DoubleModel {
   static DoubleModel of(nn::Sequential& model, const nn::Shape& x);
   std::size_t flat() const;  // the Flatten width: 5408 for the course's model
   Pass forward(std::span<const double> x) const;
+  // The layers after the pooling, on pass.conv.pooled (fills the rest of pass).
+  void forward_dense(Pass& pass) const;
   double loss(std::span<const double> x, std::span<const double> y) const;
+  // The loss from pass.conv.pooled on: for a step in a Dense weight, the
+  // convolution's output stays the same and need not be recomputed.
+  double loss_from_pooled(Pass& pass, std::span<const double> y) const;
   // d loss / d w, in the order of w.
   std::array<std::vector<double>, 6> gradients(std::span<const double> x, std::span<const double> y) const;
 };
