@@ -9,17 +9,26 @@
 // The parts run on the activations of one real forward pass, so each is
 // timed on the data it sees in training. fit runs the first two layers as one
 // fused step (nn/fused.hpp), timed as "conv2d+max_pooling2d_fused" beside the
-// two layers on their own.
+// two layers on their own. Every part is checked before it is timed: each
+// layer's output and gradients against the naive variants of its kernels, the
+// fused step against the two layers, the loss and its gradient against the
+// double-precision kernels; a part that fails is reported as an error, not timed.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <random>
+#include <string>
 
+#include "nn/activations.hpp"
+#include "nn/conv2d.hpp"
+#include "nn/dense.hpp"
 #include "nn/fused.hpp"
 #include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
+#include "nn/pooling.hpp"
 #include "nn/softmax.hpp"
 
 namespace {
@@ -58,13 +67,83 @@ Step& step() {
   return s;
 }
 
+// "" when every |a - b| <= atol + rtol |b| (and the shapes agree), else what differs.
+std::string differs(const char* what, const nn::Tensor& a, const nn::Tensor& b, double atol, double rtol) {
+  if (!(a.shape() == b.shape())) return std::string(what) + ": shape " + a.shape().str() + ", expected " + b.shape().str();
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!(std::abs(double(a[i]) - b[i]) <= atol + rtol * std::abs(double(b[i]))))
+      return std::string(what) + " differs from the naive reference at " + std::to_string(i) + ": " +
+             std::to_string(a[i]) + " instead of " + std::to_string(b[i]);
+  return "";
+}
+
+// The layers of the model with the naive variants of their kernels, on the
+// step's activations: what each layer's forward (backward) pass must give.
+// Returns "" or what differs.
+std::string check_forward(Step& s, std::size_t i) {
+  const std::string type = s.model.layers()[i]->type();
+  auto params = s.model.layers()[i]->parameters();
+  const nn::Tensor& x = s.a[i];
+  nn::Tensor want;
+  if (type == "Conv2D") {
+    want = nn::conv2d_forward(x, *params[0], *params[1], nn::Conv2DVariant::naive, nn::Activation::relu);
+  } else if (type == "MaxPooling2D") {
+    want = nn::max_pool2d_forward(x, 2, nn::MaxPoolVariant::naive);
+  } else if (type == "Flatten") {
+    want = x.reshape(s.a[i + 1].shape());
+  } else if (type == "Dense") {
+    want = nn::Tensor(s.a[i + 1].shape());
+    nn::dense_forward(x, *params[0], *params[1], want, nn::DenseVariant::naive);
+    if (i + 1 < s.model.layers().size()) nn::relu_inplace(want);  // every Dense but the last has activation="relu"
+  } else {
+    return "no reference for a " + type + " layer";
+  }
+  return differs("the output", s.model.layers()[i]->forward(x), want, 1e-5, 1e-4);
+}
+
+std::string check_backward(Step& s, std::size_t i) {
+  auto& layer = *s.model.layers()[i];
+  const std::string type = layer.type();
+  auto params = layer.parameters();
+  const nn::Tensor& x = s.a[i];
+  const nn::Tensor& y = s.a[i + 1];
+  const nn::Tensor& dy = s.da[i + 1];
+  const nn::Tensor dx = layer.backward(x, y, dy, i > 0);
+  auto grads = layer.gradients();
+  if (type == "Conv2D") {
+    const auto want = nn::conv2d_backward(x, *params[0], nn::relu_backward(y, dy), nn::Conv2DVariant::naive, false);
+    std::string e = differs("dkernel", *grads[0], want.dkernel, 1e-4, 1e-4);
+    return e.empty() ? differs("dbias", *grads[1], want.dbias, 1e-4, 1e-4) : e;
+  }
+  if (type == "MaxPooling2D") return differs("dx", dx, nn::max_pool2d_backward(x, dy, 2, nn::MaxPoolVariant::naive), 0, 0);
+  if (type == "Flatten") return differs("dx", dx, dy.reshape(x.shape()), 0, 0);
+  if (type == "Dense") {
+    const bool relu = i + 1 < s.model.layers().size();  // every Dense but the last
+    const nn::Tensor g = relu ? nn::relu_backward(y, dy) : dy;
+    const auto want = nn::dense_backward(x, *params[0], g, nn::DenseVariant::naive, i > 0);
+    std::string e = differs("dkernel", *grads[0], want.dkernel, 1e-4, 1e-4);
+    if (e.empty()) e = differs("dbias", *grads[1], want.dbias, 1e-4, 1e-4);
+    if (e.empty() && i > 0) e = differs("dx", dx, want.dx, 1e-4, 1e-4);
+    return e;
+  }
+  return "no reference for a " + type + " layer";
+}
+
 void layer_forward(benchmark::State& state, std::size_t i) {
   Step& s = step();
+  if (std::string e = check_forward(s, i); !e.empty()) {
+    state.SkipWithError(e.c_str());
+    return;
+  }
   for (auto _ : state) benchmark::DoNotOptimize(s.model.layers()[i]->forward(s.a[i]).data());
 }
 
 void layer_backward(benchmark::State& state, std::size_t i) {
   Step& s = step();
+  if (std::string e = check_backward(s, i); !e.empty()) {
+    state.SkipWithError(e.c_str());
+    return;
+  }
   for (auto _ : state)
     benchmark::DoNotOptimize(s.model.layers()[i]->backward(s.a[i], s.a[i + 1], s.da[i + 1], i > 0).data());
 }
@@ -93,16 +172,54 @@ void fused_backward(benchmark::State& state) {
   std::vector<std::uint8_t> where;
   nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
   nn::Conv2DGradients g;
+  // Checked before timing: the fused gradients are those of MaxPooling2D ->
+  // ReLU -> Conv2D backward with the naive kernels, up to float summation order.
+  nn::conv2d_relu_maxpool_backward(s.x, *w[0].tensor, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, g);
+  const nn::Tensor maps = nn::conv2d_forward(s.x, *w[0].tensor, *w[1].tensor, nn::Conv2DVariant::naive,
+                                             nn::Activation::relu);
+  const auto want = nn::conv2d_backward(
+      s.x, *w[0].tensor, nn::relu_backward(maps, nn::max_pool2d_backward(maps, s.da[2], 2, nn::MaxPoolVariant::naive)),
+      nn::Conv2DVariant::naive, /*input_gradient=*/false);
+  std::string e = differs("the fused dkernel", g.dkernel, want.dkernel, 1e-4, 1e-4);
+  if (e.empty()) e = differs("the fused dbias", g.dbias, want.dbias, 1e-4, 1e-4);
+  if (!e.empty()) {
+    state.SkipWithError(e.c_str());
+    return;
+  }
   for (auto _ : state)
     nn::conv2d_relu_maxpool_backward(s.x, *w[0].tensor, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, g);
 }
 
+// The loss and its gradient, into buffers allocated once, as the model does.
 void loss(benchmark::State& state) {
   Step& s = step();
+  const nn::Tensor& z = s.a.back();
+  nn::Tensor p(z.shape()), dz(z.shape());
+  // Checked before timing, against the double-precision kernels: softmax, the
+  // loss from the logits, and the chain of the two separate backward passes
+  // (equal to the fused (p - y) / N: no p of this batch is near the clip).
+  const std::size_t n = z.dim(0), k = z.dim(1);
+  std::vector<double> zd(z.span().begin(), z.span().end()), yd(s.y.span().begin(), s.y.span().end());
+  std::vector<double> pd(n * k), dpd(n * k), dzd(n * k);
+  nn::softmax_rows(zd.data(), pd.data(), n, k);
+  nn::crossentropy_backward_rows(pd.data(), yd.data(), dpd.data(), n, k);
+  nn::softmax_backward_rows(pd.data(), dpd.data(), dzd.data(), n, k);
+  const double want = nn::softmax_crossentropy_rows(zd.data(), yd.data(), n, k);
+  nn::softmax(z, p);
+  const double got = nn::softmax_crossentropy(z, s.y);
+  nn::softmax_crossentropy_backward(p, s.y, dz);
+  std::string e = std::abs(got - want) <= 1e-5 * want ? "" : "the loss differs from the double-precision one";
+  if (e.empty()) e = differs("p", p, nn::Tensor(p.shape(), std::vector<float>(pd.begin(), pd.end())), 1e-7, 1e-5);
+  if (e.empty()) e = differs("dz", dz, nn::Tensor(dz.shape(), std::vector<float>(dzd.begin(), dzd.end())), 1e-7, 1e-4);
+  if (!e.empty()) {
+    state.SkipWithError(e.c_str());
+    return;
+  }
   for (auto _ : state) {
-    nn::Tensor p = nn::softmax(s.a.back());
-    benchmark::DoNotOptimize(nn::softmax_crossentropy(s.a.back(), s.y));  // the model's loss, from the logits
-    benchmark::DoNotOptimize(nn::softmax_crossentropy_backward(p, s.y).data());
+    nn::softmax(z, p);
+    benchmark::DoNotOptimize(nn::softmax_crossentropy(z, s.y));  // the model's loss, from the logits
+    nn::softmax_crossentropy_backward(p, s.y, dz);
+    benchmark::DoNotOptimize(dz.data());
   }
 }
 
@@ -111,12 +228,38 @@ void update(benchmark::State& state) {
   auto params = s.model.parameters();
   auto grads = s.model.gradients();
   std::vector<const nn::Tensor*> const_grads(grads.begin(), grads.end());
+  {  // Checked before timing, on copies: one step at rate 1 is w - g, exactly.
+    std::vector<nn::Tensor> copies;
+    for (nn::Tensor* p : params) copies.push_back(*p);
+    std::vector<nn::Tensor*> copy_ptrs;
+    for (nn::Tensor& c : copies) copy_ptrs.push_back(&c);
+    nn::SGD one({.learning_rate = 1.0f});
+    one.step(copy_ptrs, const_grads);
+    for (std::size_t t = 0; t < params.size(); ++t)
+      for (std::size_t i = 0; i < params[t]->size(); ++i)
+        if (copies[t][i] != (*params[t])[i] - (*grads[t])[i]) {
+          state.SkipWithError("an SGD step is not w - lr * g");
+          return;
+        }
+  }
   nn::SGD sgd({.learning_rate = 1e-9f});  // a tiny rate: the weights barely move over the run
   for (auto _ : state) sgd.step(params, const_grads);
 }
 
 void whole_step(benchmark::State& state) {
   Step& s = step();
+  // Checked before timing: the step's loss is the loss of the layers run one
+  // by one on the current weights (Google Benchmark calls this function more
+  // than once, and each call trains).
+  nn::Tensor z = s.x;
+  for (const auto& l : s.model.layers()) z = l->forward(z);
+  const double want = nn::categorical_crossentropy(nn::softmax(z), s.y);
+  const double got = s.model.train_on_batch(s.x, s.y);
+  if (!(std::abs(got - want) <= 1e-4 * want)) {
+    state.SkipWithError(("the training step's loss " + std::to_string(got) + " is not the parts' " +
+                         std::to_string(want)).c_str());
+    return;
+  }
   for (auto _ : state) benchmark::DoNotOptimize(s.model.train_on_batch(s.x, s.y));
   state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(batch_size()));
 }
