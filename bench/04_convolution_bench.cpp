@@ -7,7 +7,9 @@
 //   build/bin/04_convolution_bench --benchmark_filter='conv2d_forward/.*/32'
 //   scripts/plot-bench-04.sh        # the chart in docs/figures
 //
-// Each benchmark checks its result against the naive variant before timing.
+// Each benchmark checks its result against the naive variant before timing
+// (the peak, which computes nothing useful, against the same recurrence in
+// scalar FMAs), and writes into buffers allocated before the timed loop.
 // "Time" is wall-clock time (the threaded variants use every core), and
 // GFLOP/s is counted from wall-clock time too:
 //   forward:  2 * N * OH * OW * KH * KW * C_in * C_out   (12.5 MFLOP per 32 images)
@@ -97,11 +99,14 @@ void conv2d_backward(benchmark::State& state, nn::Conv2DVariant variant, std::si
     if (err > 1e-4) return state.SkipWithError(("differs from naive by " + std::to_string(err)).c_str());
   }
   const nn::Tensor x = Model::x(batch), dy = Model::dy(batch);
+  nn::Conv2DGradients g;  // allocated here, once, as the forward benchmark allocates y
+  nn::conv2d_backward(x, m.kernel, dy, variant, g);
   const double flops = 2 * nn::conv2d_dims(x.shape(), m.kernel.shape()).forward_flops();  // dkernel + dx
   timed(state, flops, [&] {
-    auto g = nn::conv2d_backward(x, m.kernel, dy, variant);
+    nn::conv2d_backward(x, m.kernel, dy, variant, g);
     benchmark::DoNotOptimize(g.dkernel.data());
     benchmark::DoNotOptimize(g.dx.data());
+    benchmark::ClobberMemory();
   });
 }
 
@@ -134,7 +139,23 @@ float fma_loop(std::size_t iterations) {
   return sum;
 }
 
+// The same recurrence one lane at a time with std::fma (one rounding, as the
+// vector FMA): checks that the vector loop runs the FMAs it is credited with.
+float fma_loop_scalar(std::size_t iterations) {
+  float sum = 0;
+  for (std::size_t c = 0; c < kChains; ++c) {
+    float acc = 1.0f + 0.001f * c;
+    for (std::size_t i = 0; i < iterations; ++i) acc = std::fma(acc, 0.9999999f, 1e-7f);
+    for (std::size_t lane = 0; lane < nn::simd::kVecWidth; ++lane) sum += acc;
+  }
+  return sum;
+}
+
 void peak_fma(benchmark::State& state, bool all_threads) {
+  if (fma_loop(1000) != fma_loop_scalar(1000)) {
+    state.SkipWithError("the FMA loop differs from scalar FMAs");
+    return;
+  }
   const std::size_t threads = all_threads ? nn::thread_count() : 1;
   const double flops = 2.0 * nn::simd::kVecWidth * kChains * kFmaIterations * threads;
   timed(state, flops, [&] {

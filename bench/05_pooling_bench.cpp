@@ -7,6 +7,7 @@
 // and writes y; backward reads x and dy and writes dx.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <random>
 
 #include "nn/pooling.hpp"
@@ -28,7 +29,10 @@ void forward(benchmark::State& state, nn::MaxPoolVariant variant) {
   // Checked before timing: the same result as the naive reference.
   nn::Tensor ref = nn::max_pool2d_forward(x, 2, nn::MaxPoolVariant::naive);
   nn::max_pool2d_forward(x, 2, y, variant);
-  if (!std::equal(y.span().begin(), y.span().end(), ref.span().begin())) state.SkipWithError("differs from naive");
+  if (!std::equal(y.span().begin(), y.span().end(), ref.span().begin())) {
+    state.SkipWithError("differs from naive");
+    return;
+  }
   for (auto _ : state) {
     nn::max_pool2d_forward(x, 2, y, variant);
     benchmark::DoNotOptimize(y.data());
@@ -43,7 +47,10 @@ void backward(benchmark::State& state, nn::MaxPoolVariant variant) {
   nn::Tensor dx(x.shape());
   nn::Tensor ref = nn::max_pool2d_backward(x, dy, 2, nn::MaxPoolVariant::naive);
   nn::max_pool2d_backward(x, dy, 2, dx, variant);
-  if (!std::equal(dx.span().begin(), dx.span().end(), ref.span().begin())) state.SkipWithError("differs from naive");
+  if (!std::equal(dx.span().begin(), dx.span().end(), ref.span().begin())) {
+    state.SkipWithError("differs from naive");
+    return;
+  }
   for (auto _ : state) {
     nn::max_pool2d_backward(x, dy, 2, dx, variant);
     benchmark::DoNotOptimize(dx.data());
