@@ -22,7 +22,7 @@ nn::Tensor distinct_values() {
 void flatten_view(benchmark::State& state) {
   nn::Tensor x({32, 13, 13, 32}, 1.0f);
   nn::Flatten flatten;
-  const nn::Tensor check = flatten.forward(x);
+  const nn::ConstView check = flatten.forward(x);
   if (check.data() != x.data() || !(check.shape() == nn::Shape{32, 5408})) {
     state.SkipWithError("Flatten copied, or gave the wrong shape");
     return;
@@ -36,7 +36,7 @@ void flatten_view(benchmark::State& state) {
 void flatten_backward_view(benchmark::State& state) {
   nn::Tensor x({32, 13, 13, 32}), dy({32, 5408}, 1.0f);
   nn::Flatten flatten;
-  const nn::Tensor check = flatten.backward(x, dy);
+  const nn::ConstView check = flatten.backward(x, dy);
   if (check.data() != dy.data() || !(check.shape() == x.shape())) {
     state.SkipWithError("Flatten's backward copied, or gave the wrong shape");
     return;

@@ -90,7 +90,7 @@ std::string check_forward(Step& s, std::size_t i) {
   } else if (type == "MaxPooling2D") {
     want = nn::max_pool2d_forward(x, 2, nn::MaxPoolVariant::naive);
   } else if (type == "Flatten") {
-    want = x.reshape(s.a[i + 1].shape());
+    want = nn::Tensor(x).reshape(s.a[i + 1].shape());  // a copy, reshaped
   } else if (type == "Dense") {
     want = nn::Tensor(s.a[i + 1].shape());
     nn::dense_forward(x, *params[0], *params[1], want, nn::DenseVariant::naive);
@@ -108,7 +108,7 @@ std::string check_backward(Step& s, std::size_t i) {
   const nn::Tensor& x = s.a[i];
   const nn::Tensor& y = s.a[i + 1];
   const nn::Tensor& dy = s.da[i + 1];
-  const nn::Tensor dx = layer.backward(x, y, dy, i > 0);
+  const nn::ConstView dx = layer.backward(x, y, dy, i > 0);
   auto grads = layer.gradients();
   if (type == "Conv2D") {
     const auto want = nn::conv2d_backward(x, *params[0], nn::relu_backward(y, dy), nn::Conv2DVariant::naive, false);
@@ -251,7 +251,7 @@ void whole_step(benchmark::State& state) {
   // Checked before timing: the step's loss is the loss of the layers run one
   // by one on the current weights (Google Benchmark calls this function more
   // than once, and each call trains).
-  nn::Tensor z = s.x;
+  nn::ConstView z = s.x;
   for (const auto& l : s.model.layers()) z = l->forward(z);
   const double want = nn::categorical_crossentropy(nn::softmax(z), s.y);
   const double got = s.model.train_on_batch(s.x, s.y);

@@ -146,12 +146,12 @@ void DoubleModel::forward_dense(Pass& p) const {
 }
 
 double DoubleModel::loss(std::span<const double> x, std::span<const double> y) const {
-  return nn::crossentropy_rows(forward(x).p.data(), y.data(), conv.n, classes);
+  return nn::softmax_crossentropy_rows(forward(x).logits.data(), y.data(), conv.n, classes);
 }
 
 double DoubleModel::loss_from_pooled(Pass& pass, std::span<const double> y) const {
   forward_dense(pass);
-  return nn::crossentropy_rows(pass.p.data(), y.data(), conv.n, classes);
+  return nn::softmax_crossentropy_rows(pass.logits.data(), y.data(), conv.n, classes);
 }
 
 std::array<std::vector<double>, 6> DoubleModel::gradients(std::span<const double> x,
@@ -160,7 +160,9 @@ std::array<std::vector<double>, 6> DoubleModel::gradients(std::span<const double
   const std::size_t n = conv.n;
   std::array<std::vector<double>, 6> g;
   for (std::size_t i = 0; i < 6; ++i) g[i].resize(w[i].size());
-  // The loss's two backward passes chained: cross-entropy, then softmax.
+  // The loss's gradient as the two backward passes chained: cross-entropy,
+  // then softmax. (Equal to the model's (p - y) / N where no p is clipped;
+  // the gradient check below shows it is the slope of the loss from the logits.)
   std::vector<double> dp(p.p.size()), dlogits(p.p.size());
   nn::crossentropy_backward_rows(p.p.data(), y.data(), dp.data(), n, classes);
   nn::softmax_backward_rows(p.p.data(), dp.data(), dlogits.data(), n, classes);

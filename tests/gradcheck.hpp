@@ -56,8 +56,8 @@ void conv_relu_pool_backward(const nn::Conv2DDims& d, std::size_t pool, std::spa
                              std::vector<double>& dbias);
 
 // The course's model in double: Conv2D(relu) -> MaxPooling2D -> Flatten ->
-// Dense(relu) -> Dense -> softmax with categorical cross-entropy, on a batch
-// of conv.n images.
+// Dense(relu) -> Dense -> softmax with categorical cross-entropy from the
+// logits (the model's loss), on a batch of conv.n images.
 struct DoubleModel {
   nn::Conv2DDims conv;
   std::size_t pool = 2, hidden = 0, classes = 0;
