@@ -3,12 +3,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <set>
 #include <sstream>
+#include <thread>
 
 #include "nn/error.hpp"
 #include "nn/fused.hpp"
@@ -445,6 +452,142 @@ TEST(Fused, TheModelTrainsTheSameWithAndWithoutFusion) {
   ASSERT_EQ(g_fused.size(), g_plain.size());
   for (std::size_t i = 0; i < g_fused.size(); ++i)
     EXPECT_TRUE(testing_nn::all_close(g_fused[i], g_plain[i], 1e-6, 1e-4)) << "gradient " << i;
+}
+
+}  // namespace
+
+// ---- A weights folder is saved and loaded as one set ------------------------
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// Every weight of the model set to `value`: the identity of a saved set.
+void fill_weights(nn::Sequential& model, float value) {
+  for (auto& nt : model.weights()) nt.tensor->fill(value);
+}
+
+// The one value every weight of the model holds, or NaN when they differ (a
+// set mixed from two saves).
+float the_value_of(nn::Sequential& model) {
+  const float first = model.weights().front().tensor->data()[0];
+  for (auto& nt : model.weights())
+    for (float v : nt.tensor->span())
+      if (v != first) return NAN;
+  return first;
+}
+
+// The names in `dir`'s parent that start with "." + dir's name: the temporaries of a save.
+std::vector<std::string> temporaries_beside(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::directory_iterator(dir.parent_path()))
+    if (e.path().filename().string().starts_with("." + dir.filename().string())) out.push_back(e.path().filename());
+  return out;
+}
+
+TEST(WeightSet, AWriteThatFailsMidwayLeavesTheOldSetIntactAndLoadable) {
+  TempDir tmp;
+  const fs::path dir = tmp / "weights";
+  nn::Sequential model = nn::make_mnist_model(1);
+  fill_weights(model, 1.0f);
+  model.save(dir);
+  fill_weights(model, 2.0f);
+  nn::fail_writes_after(3);  // the disk fills during the fourth file
+  const std::string error = testing_nn::error_of([&] { model.save(dir); });
+  nn::fail_writes_after(-1);
+  EXPECT_THAT(error, HasSubstr("write failed (disk full?)"));
+  nn::Sequential fresh = nn::make_mnist_model(2);
+  ASSERT_EQ(testing_nn::error_of([&] { fresh.load(dir); }), "");
+  EXPECT_EQ(the_value_of(fresh), 1.0f) << "the old set, whole";
+  EXPECT_EQ(fmt::format("{}", fmt::join(temporaries_beside(dir), " ")), "") << "temporaries left beside the folder";
+}
+
+TEST(WeightSet, AProcessKilledMidSaveLeavesTheOldSetOrTheNewOneNeverAMix) {
+  TempDir tmp;
+  const fs::path dir = tmp / "weights";
+  nn::Sequential model = nn::make_mnist_model(1);
+  fill_weights(model, 0.0f);
+  model.save(dir);
+  std::mt19937_64 rng(11);
+  std::set<float> seen;
+  for (int run = 1; run <= 25; ++run) {
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {  // saves sets 1000*run + 1, + 2, ... until it is killed
+      try {
+        for (int k = 1;; ++k) {
+          fill_weights(model, static_cast<float>(1000 * run + k));
+          model.save(dir);
+        }
+      } catch (...) {
+      }
+      ::_exit(2);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    ::kill(child, SIGKILL);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the saving child stopped by itself in run " << run;
+    nn::Sequential fresh = nn::make_mnist_model(2);
+    ASSERT_EQ(testing_nn::error_of([&] { fresh.load(dir); }), "") << "run " << run;
+    const float v = the_value_of(fresh);
+    ASSERT_FALSE(std::isnan(v)) << "run " << run << ": the folder mixes two saves";
+    seen.insert(v);
+  }
+  EXPECT_GE(seen.size(), 3u) << "the kills should land after a few different saves";
+  // The next save cleans up what the killed ones left beside the folder.
+  fill_weights(model, 5.0f);
+  model.save(dir);
+  EXPECT_EQ(fmt::format("{}", fmt::join(temporaries_beside(dir), " ")), "") << "temporaries left beside the folder";
+  nn::Sequential fresh = nn::make_mnist_model(2);
+  fresh.load(dir);
+  EXPECT_EQ(the_value_of(fresh), 5.0f);
+}
+
+TEST(WeightSet, AFolderMixedFromTwoSavesIsRefused) {
+  TempDir tmp;
+  nn::Sequential model = nn::make_mnist_model(1);
+  fill_weights(model, 1.0f);
+  model.save(tmp / "a");
+  fill_weights(model, 2.0f);
+  model.save(tmp / "b");
+  fs::copy_file(tmp / "b" / "dense.kernel.npy", tmp / "a" / "dense.kernel.npy", fs::copy_options::overwrite_existing);
+  nn::Sequential fresh = nn::make_mnist_model(2);
+  const std::string error = testing_nn::error_of([&] { fresh.load(tmp / "a"); });
+  EXPECT_THAT(error, HasSubstr((tmp / "a" / "dense.kernel.npy").string()));
+  EXPECT_THAT(error, HasSubstr("does not match the manifest"));
+  // Without its manifest a folder is not a set this course saved (or one whose save never finished).
+  fs::remove(tmp / "b" / "manifest.txt");
+  EXPECT_THAT(testing_nn::error_of([&] { fresh.load(tmp / "b"); }),
+              HasSubstr((tmp / "b").string() + ": no manifest.txt"));
+}
+
+TEST(WeightSet, NonFiniteWeightsAreRefusedNamingTheFile) {
+  TempDir tmp;
+  for (float bad : {NAN, INFINITY}) {
+    nn::Sequential model = nn::make_mnist_model(1);
+    model.weights()[3].tensor->data()[7] = bad;  // dense.bias
+    model.save(tmp / "w");
+    nn::Sequential fresh = nn::make_mnist_model(2);
+    EXPECT_THAT(testing_nn::error_of([&] { fresh.load(tmp / "w"); }),
+                HasSubstr((tmp / "w" / "dense.bias.npy").string() + ": value 7 is " + (std::isnan(bad) ? "NaN" : "inf")));
+  }
+}
+
+TEST(WeightSet, StaleTemporariesAreRemovedAndForeignFilesAreNeverDeleted) {
+  TempDir tmp;
+  const fs::path dir = tmp / "weights";
+  nn::Sequential model = nn::make_mnist_model(1);
+  // What a save killed long ago left: its process no longer exists.
+  fs::create_directories(tmp / ".weights.saving-999999999");
+  nn::write_file_atomic(tmp / ".weights.saving-999999999" / "conv2d.kernel.npy", std::string("half"));
+  model.save(dir);
+  EXPECT_FALSE(fs::exists(tmp / ".weights.saving-999999999"));
+  // A folder that holds something else than weights is not replaced.
+  nn::write_file_atomic(dir / "notes.txt", std::string("mine"));
+  EXPECT_THAT(testing_nn::error_of([&] { model.save(dir); }), HasSubstr("holds notes.txt, which a save would delete"));
+  EXPECT_TRUE(fs::exists(dir / "notes.txt"));
+  EXPECT_TRUE(fs::exists(dir / "conv2d.kernel.npy"));
 }
 
 }  // namespace

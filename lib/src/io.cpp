@@ -2,8 +2,13 @@
 
 #include <fmt/format.h>
 #include <fmt/std.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -32,13 +37,35 @@ std::vector<std::uint8_t> read_file(const fs::path& file) {
   return bytes;
 }
 
+namespace {
+
+// The test hook of fail_writes_after: writes left before the failure; < 0: none.
+std::atomic<std::int64_t> writes_before_failure{-1};
+
+// True when this write is the one (or after the one) the test hook fails.
+bool injected_failure() {
+  std::int64_t left = writes_before_failure.load();
+  while (left > 0 && !writes_before_failure.compare_exchange_weak(left, left - 1)) {
+  }
+  return left == 0;
+}
+
+}  // namespace
+
+void fail_writes_after(std::int64_t writes) { writes_before_failure.store(writes < 0 ? -1 : writes); }
+
 void write_file_atomic(const fs::path& file, std::span<const std::uint8_t> bytes) {
   fs::path tmp = file;
   tmp += ".tmp";
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) throw Error(fmt::format("{}: cannot write: {}", tmp.string(), std::strerror(errno)));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
+  const bool fail = injected_failure();  // a full disk, for the tests: half the bytes, then an error
+  const std::size_t count = fail ? bytes.size() / 2 : bytes.size();
+  bool ok = std::fwrite(bytes.data(), 1, count, f) == count && !fail;
   ok = (std::fflush(f) == 0) && ok;
+  // On the disk before the rename makes it visible: else a power cut after the
+  // rename could leave the new name with no data behind it.
+  ok = ok && ::fsync(::fileno(f)) == 0;
   ok = (std::fclose(f) == 0) && ok;
   if (!ok) {
     std::remove(tmp.c_str());
@@ -54,6 +81,125 @@ void write_file_atomic(const fs::path& file, std::span<const std::uint8_t> bytes
 
 void write_file_atomic(const fs::path& file, std::string_view text) {
   write_file_atomic(file, std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()));
+}
+
+// ---- A folder of files replaced as one ------------------------------------
+//
+// The new set is written into ".<name>.saving-<pid>" beside `dir`, then
+// swapped with `dir` by renameat2(RENAME_EXCHANGE): one system call that
+// exchanges the two names, so there is no moment at which `dir` is missing or
+// mixed. The old set, now under the temporary name, is then removed. Why not
+// a symlink `dir` -> ".<name>.set-N" flipped by a rename? It would work as
+// well, but `dir` would stop being a plain folder (what older versions of the
+// course wrote and what NumPy users open), and the first save over such a
+// plain folder would need two renames anyway. Filesystems without
+// RENAME_EXCHANGE (some network ones) get those two renames: `dir` ->
+// ".<name>.old-<pid>", then the new set -> `dir`. A kill between the two
+// leaves no `dir` but the complete old set under the .old name, and the next
+// save renames it back before anything else.
+namespace {
+
+// fsync of a file or a folder (a folder's fsync makes the renames inside it durable).
+void sync_path(const fs::path& path, bool folder) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (folder ? O_DIRECTORY : 0));
+  if (fd < 0) throw Error(fmt::format("{}: cannot open to sync: {}", path.string(), std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int saved = errno;
+  ::close(fd);
+  if (rc != 0) throw Error(fmt::format("{}: fsync failed: {}", path.string(), std::strerror(saved)));
+}
+
+// The temporaries of a save to `name`: ".<name>.saving-<pid>" and ".<name>.old-<pid>".
+std::string temporary_name(const std::string& name, const char* kind, long pid) {
+  return fmt::format(".{}.{}-{}", name, kind, pid);
+}
+
+// Removes the temporaries that killed saves left beside `dir` (those of live
+// processes are another save in progress: left alone), and puts back an old
+// set that a kill between the two fallback renames left without a `dir`.
+void clean_up_stale(const fs::path& dir) {
+  const std::string name = dir.filename().string();
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir.parent_path(), ec)) {
+    const std::string file = entry.path().filename().string();
+    for (const char* kind : {"saving", "old"}) {
+      const std::string prefix = fmt::format(".{}.{}-", name, kind);
+      if (!file.starts_with(prefix)) continue;
+      const std::string digits = file.substr(prefix.size());
+      if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
+        continue;
+      const long pid = std::stol(digits);
+      const bool alive = pid != ::getpid() && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+      if (alive) continue;
+      std::error_code ignored;
+      if (std::string_view(kind) == "old" && !fs::exists(dir, ignored))
+        fs::rename(entry.path(), dir, ignored);  // the complete old set, back in place
+      else
+        fs::remove_all(entry.path(), ignored);
+    }
+  }
+}
+
+}  // namespace
+
+void replace_folder_atomic(const fs::path& dir_given, const std::function<void(const fs::path&)>& fill,
+                           const std::function<bool(const std::string&)>& replaceable) {
+  // Work on the real folder: "weights/" and "./weights" name the same one,
+  // and a symlink to a folder elsewhere keeps pointing at it.
+  fs::path dir = fs::absolute(dir_given).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();
+  std::error_code ec;
+  if (fs::is_symlink(dir, ec)) {
+    dir = fs::canonical(dir, ec);
+    if (ec) throw Error(fmt::format("{}: a symlink to a folder that does not exist", dir_given.string()));
+  }
+  const fs::path parent = dir.parent_path();
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create folder: {}", parent.string(), ec.message()));
+  clean_up_stale(dir);
+
+  const bool exists = fs::exists(dir, ec);
+  if (exists) {
+    if (!fs::is_directory(dir, ec)) throw Error(fmt::format("{}: exists and is not a folder", dir_given.string()));
+    for (const auto& entry : fs::directory_iterator(dir)) {
+      const std::string file = entry.path().filename().string();
+      if (!replaceable(file) || !entry.is_regular_file())
+        throw Error(fmt::format("{}: holds {}, which a save would delete; refusing to replace the folder "
+                                "(choose another one)",
+                                dir_given.string(), file));
+    }
+  }
+
+  const fs::path staging = parent / temporary_name(dir.filename().string(), "saving", ::getpid());
+  fs::remove_all(staging, ec);  // this process's own, from an earlier failed attempt
+  if (!fs::create_directory(staging, ec) || ec)
+    throw Error(fmt::format("{}: cannot create folder: {}", staging.string(), ec.message()));
+  try {
+    fill(staging);
+    for (const auto& entry : fs::directory_iterator(staging))
+      if (entry.is_regular_file()) sync_path(entry.path(), false);
+    sync_path(staging, true);
+    if (!exists) {
+      fs::rename(staging, dir);
+    } else if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+      if (errno != EINVAL && errno != ENOSYS)
+        throw Error(fmt::format("{}: cannot swap in the new files: {}", dir_given.string(), std::strerror(errno)));
+      const fs::path old = parent / temporary_name(dir.filename().string(), "old", ::getpid());
+      fs::rename(dir, old);
+      fs::rename(staging, dir);
+      fs::rename(old, staging);  // removed below, with the exchanged set's name
+    }
+    sync_path(parent, true);
+  } catch (const fs::filesystem_error& e) {
+    fs::remove_all(staging, ec);
+    clean_up_stale(dir);  // puts the old set back if a fallback rename failed halfway
+    throw Error(fmt::format("{}: cannot replace the folder: {}", dir_given.string(), e.what()));
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    clean_up_stale(dir);
+    throw;
+  }
+  fs::remove_all(staging, ec);  // the old set
 }
 
 std::vector<std::uint8_t> gzip_compress(std::span<const std::uint8_t> bytes) {

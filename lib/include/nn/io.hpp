@@ -5,6 +5,7 @@
 // new one.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,9 +16,27 @@ namespace nn {
 // a folder, or unreadable.
 std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
 
-// Writes `bytes` to `file.tmp` beside it, flushes, then renames it over `file`.
+// Writes `bytes` to `file.tmp` beside it, flushes and fsyncs it, then renames
+// it over `file`.
 void write_file_atomic(const std::filesystem::path& file, std::span<const std::uint8_t> bytes);
 void write_file_atomic(const std::filesystem::path& file, std::string_view text);
+
+// Replaces the folder `dir` by a new set of files as one step: a reader sees
+// the complete old set or the complete new set, never a mix, even when the
+// disk fills or the process is killed midway. `fill` writes the new set into
+// the empty folder it is given (a fresh sibling of `dir`); every file and the
+// folder are then fsynced and swapped in. Temporaries that a killed run left
+// beside `dir` are cleaned up first. An existing `dir` may hold only files
+// that `replaceable` accepts (the swap deletes them); anything else is an
+// nn::Error, and so is a failed `fill`, which leaves `dir` untouched.
+void replace_folder_atomic(const std::filesystem::path& dir,
+                           const std::function<void(const std::filesystem::path& staging)>& fill,
+                           const std::function<bool(const std::string& file_name)>& replaceable);
+
+// For tests only: the next `writes` calls of write_file_atomic succeed, then
+// every later one fails as a full disk does (half the bytes written, then an
+// error). A negative value turns the failure off again.
+void fail_writes_after(std::int64_t writes);
 
 // gzip (RFC 1952) compression of a buffer, with zlib.
 std::vector<std::uint8_t> gzip_compress(std::span<const std::uint8_t> bytes);
