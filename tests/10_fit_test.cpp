@@ -293,9 +293,14 @@ TEST(Weights, NpyHeaderAsNumPyWritesIt) {
 
 TEST(Weights, LoadNamesAMismatchAndChangesNothing) {
   TempDir dir;
-  nn::Sequential model = nn::make_mnist_model(1);
+  // A complete set, from a model whose hidden layer has 99 units instead of 100.
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = 1}));
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Flatten());
+  model.add(nn::Dense({.units = 99, .input_dim = 5408, .activation = nn::Activation::relu, .seed = 2}));
+  model.add(nn::Dense({.units = 10, .input_dim = 99, .seed = 3}));
   model.save(dir.path());
-  nn::save_npy(dir / "dense.bias.npy", nn::Tensor({99}));
   nn::Sequential other = nn::make_mnist_model(2);
   std::vector<nn::Tensor> before;
   for (auto& nt : other.weights()) before.push_back(*nt.tensor);
@@ -303,7 +308,7 @@ TEST(Weights, LoadNamesAMismatchAndChangesNothing) {
     other.load(dir.path());
     FAIL() << "no error";
   } catch (const nn::Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("dense.bias.npy: shape (99,) does not match the model's dense.bias (100,)"));
+    EXPECT_THAT(e.what(), HasSubstr("dense.kernel.npy: shape (5408, 99) does not match the model's dense.kernel (5408, 100)"));
   }
   auto w = other.weights();
   for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, before[i])) << w[i].name;
@@ -507,7 +512,12 @@ TEST(WeightSet, AProcessKilledMidSaveLeavesTheOldSetOrTheNewOneNeverAMix) {
   const fs::path dir = tmp / "weights";
   nn::Sequential model = nn::make_mnist_model(1);
   fill_weights(model, 0.0f);
+  // Kill at random moments within about three saves' time (fsync makes a
+  // save's time depend on the disk).
+  const auto start = std::chrono::steady_clock::now();
   model.save(dir);
+  model.save(dir);
+  const auto save_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count() / 2;
   std::mt19937_64 rng(11);
   std::set<float> seen;
   for (int run = 1; run <= 25; ++run) {
@@ -523,7 +533,7 @@ TEST(WeightSet, AProcessKilledMidSaveLeavesTheOldSetOrTheNewOneNeverAMix) {
       }
       ::_exit(2);
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 60000)(rng)));
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<long>(0, 3 * save_us + 1000)(rng)));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
@@ -534,7 +544,7 @@ TEST(WeightSet, AProcessKilledMidSaveLeavesTheOldSetOrTheNewOneNeverAMix) {
     ASSERT_FALSE(std::isnan(v)) << "run " << run << ": the folder mixes two saves";
     seen.insert(v);
   }
-  EXPECT_GE(seen.size(), 3u) << "the kills should land after a few different saves";
+  EXPECT_GE(seen.size(), 3u) << "the kills should land after a few different saves (one save takes " << save_us << " us)";
   // The next save cleans up what the killed ones left beside the folder.
   fill_weights(model, 5.0f);
   model.save(dir);
@@ -588,6 +598,24 @@ TEST(WeightSet, StaleTemporariesAreRemovedAndForeignFilesAreNeverDeleted) {
   EXPECT_THAT(testing_nn::error_of([&] { model.save(dir); }), HasSubstr("holds notes.txt, which a save would delete"));
   EXPECT_TRUE(fs::exists(dir / "notes.txt"));
   EXPECT_TRUE(fs::exists(dir / "conv2d.kernel.npy"));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(WeightSet, TheManifestRecordsTheEpochAndItsFormatIsChecked) {
+  TempDir tmp;
+  nn::Sequential model = nn::make_mnist_model(1);
+  model.save(tmp / "w", 7);
+  nn::Sequential fresh = nn::make_mnist_model(2);
+  EXPECT_EQ(fresh.load(tmp / "w"), 7);
+  const auto manifest = nn::read_file(tmp / "w" / "manifest.txt");
+  std::string text(manifest.begin(), manifest.end());
+  EXPECT_THAT(text, HasSubstr("\nfile conv2d.kernel.npy 1280 crc32 "));
+  text.replace(text.find("format 1"), 8, "format 2");
+  nn::write_file_atomic(tmp / "w" / "manifest.txt", text);
+  EXPECT_THAT(testing_nn::error_of([&] { fresh.load(tmp / "w"); }), HasSubstr("manifest.txt: format 2 is not the 1 this version reads"));
 }
 
 }  // namespace

@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
                                       .shuffle = !no_shuffle, .seed = seed, .max_steps = max_steps,
                                       .progress = &std::cout, .live = isatty(STDOUT_FILENO) == 1,
                                       .x_val = &x_test, .y_val = &y_test, .interrupt = &interrupted,
-                                      .on_epoch_end = [&](int, const nn::EpochLog&) {
-                                        if (!save.empty()) model.save(save);  // atomic, file by file
+                                      .on_epoch_end = [&](int epoch, const nn::EpochLog&) {
+                                        if (!save.empty()) model.save(save, epoch);  // the whole set or nothing
                                       }});
     nn::Evaluation test = model.evaluate(x_test, y_test, 32, &std::cout);
     // [end snippet ch10-main]

@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     nn::Mnist m = nn::load_mnist(common.data);
-    if (!std::filesystem::exists(load / "dense.kernel.npy"))
+    if (!std::filesystem::exists(load / "manifest.txt") && !std::filesystem::exists(load / "dense.kernel.npy"))
       throw nn::Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
                                   "(it saves its weights in {}), or pass --load DIR",
                                   load.string(), nn::cli::default_weights_dir().string()));

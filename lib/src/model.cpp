@@ -2,13 +2,20 @@
 
 #include <fmt/format.h>
 
+#include <zlib.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <numeric>
 #include <random>
+#include <sstream>
 
 #include "nn/error.hpp"
 #include "nn/fused.hpp"
+#include "nn/io.hpp"
 #include "nn/npy.hpp"
 #include "nn/softmax.hpp"
 
@@ -502,28 +509,141 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   return out;
 }
 
-void Sequential::save(const std::filesystem::path& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw Error(fmt::format("{}: cannot create folder: {}", dir.string(), ec.message()));
-  for (const NamedTensor& w : weights()) save_npy(dir / (w.name + ".npy"), *w.tensor);
+// ---- The weights folder ------------------------------------------------------
+//
+// One .npy file per weight tensor, with Keras's names, and a manifest.txt
+// written last that ties them into one set:
+//
+//   # Line by Line weights: load() checks every file against this list.
+//   format 1
+//   epoch 3
+//   file conv2d.kernel.npy 1280 crc32 5f1c0a2b
+//   ...
+//
+// The save swaps the whole folder in at once (nn::replace_folder_atomic), so a
+// full disk or a kill never leaves a mix; the manifest catches a folder mixed
+// by hand, or files from an older version that wrote no manifest.
+namespace {
+
+constexpr const char* kManifest = "manifest.txt";
+constexpr int kManifestFormat = 1;
+
+std::uint32_t crc32_of(std::span<const std::uint8_t> bytes) {
+  return static_cast<std::uint32_t>(::crc32(::crc32(0L, Z_NULL, 0), bytes.data(), static_cast<uInt>(bytes.size())));
 }
 
-void Sequential::load(const std::filesystem::path& dir) {
+struct ManifestEntry {
+  std::uintmax_t bytes = 0;
+  std::uint32_t crc = 0;
+};
+
+struct Manifest {
+  int epoch = 0;
+  std::map<std::string, ManifestEntry> files;
+};
+
+Manifest read_manifest(const std::filesystem::path& dir) {
+  const auto file = dir / kManifest;
+  if (!std::filesystem::exists(file))
+    throw Error(fmt::format("{}: no {}: not a complete set of weights saved by this version of the course (an older "
+                            "version, or a save that never finished); save the weights again with ch10-fit",
+                            dir.string(), kManifest));
+  const auto bytes = read_file(file);
+  std::istringstream in(std::string(bytes.begin(), bytes.end()));
+  Manifest m;
+  int format = -1;
+  std::size_t line_no = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++line_no;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream words(line);
+    std::string key, name, crc_word, crc_hex, extra;
+    bool ok = false;
+    if (words >> key; key == "format") {
+      ok = static_cast<bool>(words >> format);
+    } else if (key == "epoch") {
+      ok = static_cast<bool>(words >> m.epoch);
+    } else if (key == "file") {
+      ManifestEntry e;
+      ok = words >> name >> e.bytes >> crc_word >> crc_hex && crc_word == "crc32" && crc_hex.size() == 8 &&
+           crc_hex.find_first_not_of("0123456789abcdef") == std::string::npos;
+      if (ok) e.crc = static_cast<std::uint32_t>(std::stoul(crc_hex, nullptr, 16));
+      ok = ok && m.files.emplace(name, e).second;  // a name listed twice is malformed
+    }
+    if (!ok || words >> extra)
+      throw Error(fmt::format("{}: line {} is malformed: '{}'", file.string(), line_no, line));
+  }
+  if (format != kManifestFormat)
+    throw Error(fmt::format("{}: format {} is not the {} this version reads", file.string(), format, kManifestFormat));
+  return m;
+}
+
+}  // namespace
+
+void Sequential::save(const std::filesystem::path& dir, int epoch) {
+  // Only a previous save's files may be replaced: anything else in the folder is the user's.
+  auto replaceable = [](const std::string& f) {
+    return f == kManifest || f.ends_with(".kernel.npy") || f.ends_with(".bias.npy") || f.ends_with(".npy.tmp");
+  };
+  replace_folder_atomic(
+      dir,
+      [&](const std::filesystem::path& staging) {
+        std::string manifest = fmt::format(
+            "# Line by Line weights: load() checks every file against this list.\nformat {}\nepoch {}\n",
+            kManifestFormat, epoch);
+        for (const NamedTensor& w : weights()) {
+          const std::string file = w.name + ".npy";
+          save_npy(staging / file, *w.tensor);
+          const auto bytes = read_file(staging / file);  // the checksum of what is on the disk
+          manifest += fmt::format("file {} {} crc32 {:08x}\n", file, bytes.size(), crc32_of(bytes));
+        }
+        write_file_atomic(staging / kManifest, manifest);  // last: a set without it is incomplete
+      },
+      replaceable);
+}
+
+int Sequential::load(const std::filesystem::path& dir) {
   if (!std::filesystem::is_directory(dir))
     throw Error(fmt::format("{}: no such weights folder", dir.string()));
+  const Manifest manifest = read_manifest(dir);
   // Read and check everything first, so that a bad file leaves the model unchanged.
   std::vector<Tensor> loaded;
   for (const NamedTensor& w : weights()) {
-    const auto file = dir / (w.name + ".npy");
+    const std::string name = w.name + ".npy";
+    const auto file = dir / name;
+    const auto listed = manifest.files.find(name);
+    if (listed == manifest.files.end())
+      throw Error(fmt::format("{}: lists no {}: the folder holds the weights of another model", (dir / kManifest).string(),
+                              name));
+    const auto bytes = read_file(file);
+    if (bytes.size() != listed->second.bytes || crc32_of(bytes) != listed->second.crc)
+      throw Error(fmt::format("{}: does not match the manifest ({} bytes, crc32 {:08x}; it lists {} bytes, crc32 "
+                              "{:08x}): the folder mixes files from different saves",
+                              file.string(), bytes.size(), crc32_of(bytes), listed->second.bytes, listed->second.crc));
     Tensor t = load_npy(file);
+    // The file was read twice (once for the checksum): the data must be the bytes checked.
+    if (t.size() * sizeof(float) > bytes.size() ||
+        std::memcmp(t.data(), bytes.data() + bytes.size() - t.size() * sizeof(float), t.size() * sizeof(float)) != 0)
+      throw Error(fmt::format("{}: changed while being read", file.string()));
     if (!(t.shape() == w.tensor->shape()))
       throw Error(fmt::format("{}: shape {} does not match the model's {} {}", file.string(), t.shape().str(), w.name,
                               w.tensor->shape().str()));
+    const float* bad = std::find_if(t.data(), t.data() + t.size(), [](float v) { return !std::isfinite(v); });
+    if (bad != t.data() + t.size())
+      throw Error(fmt::format("{}: value {} is {}; these weights are not usable (training diverged?)", file.string(),
+                              bad - t.data(), std::isnan(*bad) ? "NaN" : *bad > 0 ? "inf" : "-inf"));
     loaded.push_back(std::move(t));
+  }
+  for (const auto& [name, entry] : manifest.files) {  // every listed file was loaded above
+    const auto ws = weights();
+    if (std::none_of(ws.begin(), ws.end(), [&](const NamedTensor& w) { return w.name + ".npy" == name; }))
+      throw Error(fmt::format("{}: lists {}, which the model has no weight for: the folder holds the weights of "
+                              "another model",
+                              (dir / kManifest).string(), name));
   }
   auto ws = weights();
   for (std::size_t i = 0; i < ws.size(); ++i) *ws[i].tensor = std::move(loaded[i]);
+  return manifest.epoch;
 }
 
 Sequential make_mnist_model(std::uint64_t seed) {

@@ -144,10 +144,14 @@ class Sequential {
   std::vector<Tensor*> gradients();
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
-  // One .npy file per weight tensor in `dir` ("conv2d.kernel.npy", ...), each
-  // written atomically. load() checks every shape and names any mismatch.
-  void save(const std::filesystem::path& dir);
-  void load(const std::filesystem::path& dir);
+  // One .npy file per weight tensor in `dir` ("conv2d.kernel.npy", ...) and
+  // a manifest.txt (each file's size and CRC32, and `epoch`), saved as one
+  // set: a failed or killed save leaves the previous set whole. load()
+  // refuses a folder whose files do not match its manifest (a mix of two
+  // saves), a wrong shape, or a NaN or infinite weight, naming the file, and
+  // then leaves the model unchanged; it returns the saved epoch.
+  void save(const std::filesystem::path& dir, int epoch = 0);
+  int load(const std::filesystem::path& dir);
 
  private:
   ConstView logits(const Tensor& x);  // forward through every step of the plan
