@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <array>
 #include <fstream>
 #include <numeric>
@@ -163,7 +165,7 @@ struct TinyDataset {
 
 std::string load_error(const std::filesystem::path& dir) {
   try {
-    nn::load_mnist(dir);
+    nn::load_mnist(dir, nn::any_image_size);  // 2x2 digits
   } catch (const nn::Error& e) {
     return e.what();
   }
@@ -174,7 +176,7 @@ TEST(Mnist, LoadsRawOrGzipFolders) {
   for (auto c : {nn::Compression::none, nn::Compression::gzip}) {
     TinyDataset t;
     t.write(c);
-    auto m = nn::load_mnist(t.dir.path());
+    auto m = nn::load_mnist(t.dir.path(), nn::any_image_size);
     EXPECT_EQ(m.x_train.shape, (std::vector<std::size_t>{3, 2, 2}));
     EXPECT_EQ(m.y_test.data, (Bytes{9, 0}));
   }
@@ -248,6 +250,57 @@ TEST(RealMnist, TheSameDataThroughGzip) {
 TEST(Shape, FormatAsKeras) {
   EXPECT_EQ(nn::format_shape(std::vector<std::size_t>{5}), "(5,)");
   EXPECT_EQ(nn::format_shape(std::vector<std::size_t>{1, 28, 28, 1}), "(1, 28, 28, 1)");
+}
+
+}  // namespace
+
+// ---- Image sizes, and the executable on malformed folders --------------------
+
+namespace {
+
+TEST(Mnist, ImagesMustBeTheSizeTheNetworkReads) {
+  TinyDataset t;  // 2x2 digits
+  t.write();
+  try {
+    nn::load_mnist(t.dir.path());
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("train-images-idx3-ubyte: images have shape (3, 2, 2): they are 2x2, but the "
+                                    "network reads 28x28 digits"));
+  }
+  EXPECT_EQ(nn::load_mnist(t.dir.path(), nn::ImageSize{2, 2}).x_test.shape, (std::vector<std::size_t>{2, 2, 2}));
+}
+
+TEST(Mnist, ImagesWithoutPixelsAreRefusedAtAnySize) {
+  for (auto shape : {std::vector<std::size_t>{3, 0, 5}, {3, 5, 0}, {0, 0, 0}}) {
+    TinyDataset t;
+    t.x_test = nn::IdxArray{shape, {}};
+    t.y_test = nn::IdxArray{{shape[0]}, Bytes(shape[0], 1)};
+    t.write();
+    EXPECT_THAT(load_error(t.dir.path()),
+                HasSubstr(fmt::format("t10k-images-idx3-ubyte: images have shape {}: {}x{} pixels is no image",
+                                      nn::format_shape(shape), shape[1], shape[2])));
+  }
+}
+
+TEST(Ch01Executable, ImagesOfZeroHeightOrWidthAreAClearError) {
+  for (auto shape : {std::vector<std::size_t>{3, 0, 28}, {3, 28, 0}}) {
+    TempDir dir;
+    testing_nn::write_mnist_folder(dir / "data", shape, {2, 28, 28});
+    auto run = testing_nn::run_program("ch01-idx-loading", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string()});
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_THAT(run.output, HasSubstr(fmt::format("train-images-idx3-ubyte: images have shape {}: {}x{} pixels is no image",
+                                                  nn::format_shape(shape), shape[1], shape[2])));
+  }
+}
+
+TEST(Ch01Executable, AnEmptyTrainingSetHasNoDigitToShow) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {0, 28, 28}, {2, 28, 28});
+  auto run = testing_nn::run_program("ch01-idx-loading", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string()});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("error: --index 0: the training set is empty"));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("18446744073709551615")));
 }
 
 }  // namespace

@@ -171,3 +171,24 @@ TEST(Dense, ShapeErrors) {
 }
 
 }  // namespace
+
+// ---- The executable's --units option ------------------------------------------
+
+namespace {
+
+TEST(Ch07Executable, EveryAdvertisedUnitCountIsPlotted) {
+  testing_nn::TempDir dir;
+  for (int units : {1, 4, 5, 100}) {  // one column of mosaics, then a grid
+    auto run = testing_nn::run_program("ch07-dense", {"--units", std::to_string(units), "--seed", "1", "--plots",
+                                                      (dir / std::to_string(units)).string()});
+    EXPECT_EQ(run.exit_code, 0) << "--units " << units << ":\n" << run.output;
+    EXPECT_TRUE(std::filesystem::exists(dir / std::to_string(units) / "07-dense-units.png")) << run.output;
+  }
+  for (int units : {0, 101}) {
+    auto run = testing_nn::run_program("ch07-dense", {"--units", std::to_string(units), "--plots", dir.path().string()});
+    EXPECT_EQ(run.exit_code, 1);
+    EXPECT_THAT(run.output, HasSubstr(fmt::format("--units {} is outside 1..100", units)));
+  }
+}
+
+}  // namespace

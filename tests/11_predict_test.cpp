@@ -2,6 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
+#include <cmath>
 #include <numeric>
 
 #include "nn/error.hpp"
@@ -11,7 +14,9 @@
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/pgm.hpp"
+#include "nn/shape.hpp"
 #include "nn/softmax.hpp"
+#include "nn/terminal.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -141,6 +146,93 @@ TEST(Pgm, BlackOnWhiteIsInvertedAndScaled) {
   auto same = nn::to_mnist_digit(mnist, "mnist.pgm", &inverted);
   EXPECT_FALSE(inverted);
   EXPECT_EQ(same, digit);
+}
+
+}  // namespace
+
+// ---- The executable on malformed inputs -------------------------------------
+
+namespace {
+
+using testing_nn::TempDir;
+
+// A folder of weights ch11-predict accepts: an untrained model's, every value `value` unless NaN.
+std::filesystem::path saved_weights(const TempDir& dir, float value = NAN) {
+  nn::Sequential model = nn::make_mnist_model(1);
+  if (!std::isnan(value))
+    for (auto& nt : model.weights()) nt.tensor->fill(value);
+  model.save(dir / "weights");
+  return dir / "weights";
+}
+
+testing_nn::ProgramRun predict(const TempDir& dir, std::vector<std::string> args) {
+  for (const std::string& a : std::vector<std::string>{"--data", (dir / "data").string(), "--load",
+                                                       (dir / "weights").string(), "--plots", (dir / "plots").string(),
+                                                       "--seed", "1"})
+    args.push_back(a);
+  return testing_nn::run_program("ch11-predict", args);
+}
+
+TEST(Ch11Executable, TestImagesThatAreNot28x28AreRefused) {
+  for (auto shape : {std::vector<std::size_t>{200, 1, 1}, {200, 14, 14}, {200, 0, 0}}) {
+    TempDir dir;
+    testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, shape);
+    saved_weights(dir);
+    for (std::vector<std::string> index : {std::vector<std::string>{}, {"--index", "3"}}) {
+      auto run = predict(dir, index);
+      EXPECT_EQ(run.exit_code, 1) << run.output;
+      EXPECT_THAT(run.output, HasSubstr(fmt::format("error: {}: images have shape {}",
+                                                    (dir / "data" / "t10k-images-idx3-ubyte").string(),
+                                                    nn::format_shape(shape))));
+    }
+  }
+}
+
+TEST(Ch11Executable, AnEmptyTestSetIsAClearError) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {0, 28, 28});
+  saved_weights(dir);
+  for (std::vector<std::string> index : {std::vector<std::string>{}, {"--index", "0"}}) {
+    auto run = predict(dir, index);
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_THAT(run.output, HasSubstr("the test set is empty"));
+    EXPECT_THAT(run.output, ::testing::Not(HasSubstr("18446744073709551615")));
+  }
+}
+
+TEST(Ch11Executable, ANegativeIndexIsRefused) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {10, 28, 28});
+  saved_weights(dir);
+  auto run = predict(dir, {"--index", "-2"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("error: --index -2 is outside 0..9"));
+  run = predict(dir, {"--index", "10"});
+  EXPECT_THAT(run.output, HasSubstr("error: --index 10 is outside 0..9"));
+  run = predict(dir, {"--index", "9"});
+  EXPECT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("x_test[9]"));
+}
+
+TEST(Ch11Executable, WeightsThatOverflowGiveAClearError) {
+  // Finite weights so large that the logits overflow: the probabilities are NaN.
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {10, 28, 28});
+  saved_weights(dir, 1e30f);
+  auto run = predict(dir, {"--index", "0"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("error: {}: these weights give the probabilities", (dir / "weights").string())));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("internal error")));
+}
+
+TEST(Terminal, AProbabilityBarIsClampedToItsWidth) {
+  EXPECT_EQ(nn::probability_bar(0.5f, 40), std::string(20, '#'));
+  EXPECT_EQ(nn::probability_bar(1.0f, 40), std::string(40, '#'));
+  EXPECT_EQ(nn::probability_bar(0.0f, 40), "");
+  EXPECT_EQ(nn::probability_bar(7.0f, 40), std::string(40, '#'));
+  EXPECT_EQ(nn::probability_bar(-3.0f, 40), "");
+  EXPECT_EQ(nn::probability_bar(NAN, 40), "?");
+  EXPECT_EQ(nn::probability_bar(INFINITY, 40), std::string(40, '#'));
 }
 
 }  // namespace

@@ -10,7 +10,12 @@
 #include <random>
 
 #include "nn/error.hpp"
+#include "nn/idx.hpp"
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
 
 namespace testing_nn {
 
@@ -107,5 +112,45 @@ std::string error_of(const std::function<void()>& fn) {
 }
 
 fs::path source_dir() { return NN_SOURCE_DIR; }
+
+ProgramRun run_program(const std::string& program, const std::vector<std::string>& args) {
+  auto quoted = [](const std::string& s) {  // for the shell: '...' with each ' as '\''
+    std::string q = "'";
+    for (char c : s) {
+      if (c == '\'') q += "'\\''";
+      else q += c;
+    }
+    return q + "'";
+  };
+  std::string command = quoted((fs::path(NN_BIN_DIR) / program).string());
+  for (const auto& a : args) {
+    command += ' ';
+    command += quoted(a);
+  }
+  command += " 2>&1";
+  ProgramRun run;
+  std::FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed: " + command);
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) run.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
+  return run;
+}
+
+void write_mnist_folder(const fs::path& dir, const std::vector<std::size_t>& train_images,
+                        const std::vector<std::size_t>& test_images) {
+  fs::create_directories(dir);
+  auto write = [&](const std::string& images, const std::string& labels, const std::vector<std::size_t>& shape) {
+    std::size_t pixels = 1;
+    for (std::size_t d : shape) pixels *= d;
+    nn::write_idx(dir / images, nn::IdxArray{shape, std::vector<std::uint8_t>(pixels, 0)});
+    std::vector<std::uint8_t> y(shape.empty() ? 0 : shape[0]);
+    for (std::size_t i = 0; i < y.size(); ++i) y[i] = static_cast<std::uint8_t>(i % 10);
+    nn::write_idx(dir / labels, nn::IdxArray{{y.size()}, y});
+  };
+  write("train-images-idx3-ubyte", "train-labels-idx1-ubyte", train_images);
+  write("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test_images);
+}
 
 }  // namespace testing_nn

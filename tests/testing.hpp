@@ -7,6 +7,7 @@
 #include <functional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "nn/mnist.hpp"
 #include "nn/tensor.hpp"
@@ -52,5 +53,19 @@ std::string error_of(const std::function<void()>& fn);
 
 // The repository's root folder.
 std::filesystem::path source_dir();
+
+// What a chapter's executable did: its exit status and its stdout and stderr together.
+struct ProgramRun {
+  int exit_code = -1;  // 128 + the signal when a signal killed it
+  std::string output;
+};
+// Runs build/bin/<program> with `args` and waits for it. (The test target
+// must depend on the program's target: tests/CMakeLists.txt.)
+ProgramRun run_program(const std::string& program, const std::vector<std::string>& args);
+
+// A dataset folder in `dir`: the four MNIST file names, holding images of
+// zeros of the shapes given (N, height, width) and N labels 0, 1, ..., 9, 0, ...
+void write_mnist_folder(const std::filesystem::path& dir, const std::vector<std::size_t>& train_images,
+                        const std::vector<std::size_t>& test_images);
 
 }  // namespace testing_nn

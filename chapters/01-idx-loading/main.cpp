@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
     if (!cli.parse(argc, argv)) return 0;
     fmt::print("Loading the dataset from {}\n\n", common.data.string());
     // [snippet ch01-load]
-    nn::Mnist m = nn::load_mnist(common.data);
+    nn::Mnist m = nn::load_mnist(common.data, nn::any_image_size);  // the later chapters ask for 28x28
     fmt::print("x_train: {} uint8\n", nn::format_shape(m.x_train.shape));
     fmt::print("y_train: {} uint8\n", nn::format_shape(m.y_train.shape));
     fmt::print("x_test:  {} uint8\n", nn::format_shape(m.x_test.shape));
@@ -83,11 +83,10 @@ int main(int argc, char** argv) {
     for (std::size_t i = 0; i < 10 && i < m.y_train.data.size(); ++i) fmt::print("{} ", m.y_train.data[i]);
     fmt::print("\n");
 
-    const std::size_t n = m.x_train.shape[0], h = m.x_train.shape[1], w = m.x_train.shape[2];
-    if (index < 0 || static_cast<std::size_t>(index) >= n)
-      throw nn::Error(fmt::format("--index {} is outside 0..{}", index, n - 1));
-    fmt::print("\nx_train[{}], labelled {}:\n", index, m.y_train.data[index]);
-    std::cout << nn::shade_image(&m.x_train.data[index * h * w], h, w);
+    const std::size_t h = m.x_train.shape[1], w = m.x_train.shape[2];  // both > 0: load_mnist checks
+    const std::size_t i = nn::cli::checked_index("--index", index, m.x_train.shape[0], "the training set");
+    fmt::print("\nx_train[{}], labelled {}:\n", i, m.y_train.data[i]);
+    std::cout << nn::shade_image(&m.x_train.data[i * h * w], h, w);
 
     auto train = count_labels(m.y_train), test = count_labels(m.y_test);
     fmt::print("\nlabel   train    test\n");

@@ -26,9 +26,15 @@ namespace {
 // the kernel, read back as (13, 13, 32), drawn as 32 tiles of 13x13.
 void plot_units(const nn::Tensor& kernel, std::size_t units, const std::filesystem::path& file) {
   const float limit = *std::max_element(kernel.span().begin(), kernel.span().end());
-  nn::plot::Png png(file, 1200, 330 * static_cast<int>(units));
+  // Up to 4 units: one mosaic per row, 330 pixels each. More: 4 mosaics per
+  // row and 190 pixels per row, so that all 100 units fit in 1200x4810
+  // pixels (cairo refuses an image much past 32,000 pixels).
+  const std::size_t grid_cols = units <= 4 ? 1 : 4, grid_rows = (units + grid_cols - 1) / grid_cols;
+  const int height = grid_cols == 1 ? 330 * static_cast<int>(units) : 60 + 190 * static_cast<int>(grid_rows);
+  nn::plot::Png png(file, 1200, height);
   auto& gp = png.gp();
-  gp << fmt::format("set multiplot layout {},1 title 'Dense(100) at initialisation: the 5408 weights of a unit as 32 channels of 13x13'\n", units)
+  gp << fmt::format("set multiplot layout {},{} title 'Dense(100) at initialisation: the 5408 weights of a unit as 32 channels of 13x13'\n",
+                    grid_rows, grid_cols)
      << "unset key; unset tics; set size ratio -1\n"
      << fmt::format("set palette defined (-1 '#2166ac', 0 'white', 1 '#b2182b'); set cbrange [{}:{}]\n", -limit, limit);
   const std::size_t side = 13, channels = 32, cols = 8, rows = channels / cols;

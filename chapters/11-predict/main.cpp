@@ -7,9 +7,11 @@
 // image, --index I, or your own 28x28 PGM with --image), then evaluates the
 // whole test set: its confusion matrix and the 25 most confident mistakes.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include "nn/cli.hpp"
@@ -74,8 +76,6 @@ void plot_mistakes(const std::vector<nn::Mistake>& mistakes, const nn::IdxArray&
   png.finish();
 }
 
-std::string bar(float p) { return std::string(static_cast<std::size_t>(p * 40.0f + 0.5f), '#'); }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -83,13 +83,16 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common);
   std::filesystem::path load = nn::cli::default_weights_dir(), image;
-  int index = -1;
+  std::optional<std::int64_t> index;
   cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
-  cli.option("--index", "I", "predict test image I (else a random one)", &index);
+  cli.option("--index", "I", "predict test image I", &index, "a random one");
   cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     nn::Mnist m = nn::load_mnist(common.data);
+    if (m.x_test.shape[0] == 0)  // nothing to pick from, nothing to evaluate
+      throw nn::Error(fmt::format("{}: the test set is empty: there is no image to predict or evaluate",
+                                  common.data.string()));
     if (!std::filesystem::exists(load / "manifest.txt") && !std::filesystem::exists(load / "dense.kernel.npy"))
       throw nn::Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
                                   "(it saves its weights in {}), or pass --load DIR",
@@ -106,17 +109,15 @@ int main(int argc, char** argv) {
       what = fmt::format("{} ({})", image.filename().string(), inverted ? "black on white: inverted" : "white on black");
     } else {
       const std::uint64_t seed = common.seed_or_random();
-      const std::size_t n = m.x_test.shape[0];
-      if (index >= 0 && static_cast<std::size_t>(index) >= n)
-        throw nn::Error(fmt::format("--index {} is outside 0..{}", index, n - 1));
+      const std::size_t n = m.x_test.shape[0];  // of 28x28 images: load_mnist checks
       // [snippet pick]
       std::mt19937_64 rng(seed);
-      const std::size_t i = index >= 0 ? static_cast<std::size_t>(index)
-                                       : std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);  // a random test image
+      const std::size_t i = index ? nn::cli::checked_index("--index", *index, n, "the test set")
+                                  : std::uniform_int_distribution<std::size_t>(0, n - 1)(rng);  // a random test image
       // [end snippet pick]
       pixels.assign(m.x_test.data.begin() + static_cast<long>(i * 784), m.x_test.data.begin() + static_cast<long>((i + 1) * 784));
       label = m.y_test.data[i];
-      what = index >= 0 ? fmt::format("x_test[{}]", i) : fmt::format("x_test[{}], chosen with seed {}", i, seed);
+      what = index ? fmt::format("x_test[{}]", i) : fmt::format("x_test[{}], chosen with seed {}", i, seed);
     }
     fmt::print("{}:\n", what);
     std::cout << nn::shade_image(pixels.data(), 28, 28);
@@ -127,9 +128,14 @@ int main(int argc, char** argv) {
     nn::Tensor prediction = model.predict(x);      // (1, 10) probabilities
     const std::size_t digit = nn::argmax(prediction)[0];
     // [end snippet predict]
+    for (float v : prediction.span())
+      if (!std::isfinite(v))
+        throw nn::Error(fmt::format("{}: these weights give the probabilities {} for this image: their products "
+                                    "overflow float32 (NaN or infinity); they are not usable",
+                                    load.string(), fmt::join(prediction.span(), " ")));
     fmt::print("\ninput {} -> prediction {}\n", x.shape().str(), prediction.shape().str());
     for (std::size_t k = 0; k < 10; ++k)
-      fmt::print("  {}  {:6.2f}%  {}{}\n", k, 100 * prediction(0, k), bar(prediction(0, k)), k == digit ? "  <- argmax" : "");
+      fmt::print("  {}  {:6.2f}%  {}{}\n", k, 100 * prediction(0, k), nn::probability_bar(prediction(0, k), 40), k == digit ? "  <- argmax" : "");
     if (label >= 0)
       fmt::print("predicted {}, labelled {}: {}\n", digit, label, static_cast<int>(digit) == label ? "correct" : "WRONG");
     else

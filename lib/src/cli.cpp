@@ -86,6 +86,12 @@ void Parser::option(std::string name, std::string metavar, std::string help,
        }});
 }
 
+void Parser::option(std::string name, std::string metavar, std::string help, std::optional<std::int64_t>* target,
+                    std::string unset_text) {
+  add({name, std::move(metavar), std::move(help), *target ? std::to_string(**target) : std::move(unset_text),
+       [target, name](const std::string& v) { *target = parse_number<std::int64_t>(name, v, "an integer"); }});
+}
+
 void Parser::add_common(Common& common, bool with_seed) {
   common.data = default_data_dir();
   common.plots = default_plots_dir();
@@ -140,6 +146,13 @@ bool Parser::parse(int argc, char** argv) {
     found->set(value);
   }
   return true;
+}
+
+std::size_t checked_index(const std::string& option, std::int64_t index, std::size_t count, const std::string& what) {
+  if (count == 0) throw Error(fmt::format("{} {}: {} is empty", option, index, what));
+  if (index < 0 || static_cast<std::uint64_t>(index) >= count)
+    throw Error(fmt::format("{} {} is outside 0..{}", option, index, count - 1));
+  return static_cast<std::size_t>(index);
 }
 
 int run(const std::string& program, const std::function<int()>& body) {

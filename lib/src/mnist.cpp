@@ -21,10 +21,16 @@ fs::path find_idx_file(const fs::path& dir, const std::string& base) {
 }
 
 void check_images_and_labels(const IdxArray& x, const IdxArray& y, const std::string& x_name,
-                             const std::string& y_name, int num_classes) {
+                             const std::string& y_name, int num_classes, std::optional<ImageSize> size) {
   if (x.shape.size() != 3)
     throw Error(fmt::format("{}: images have shape {}; expected (N, height, width)", x_name,
                             format_shape(x.shape)));
+  if (x.shape[1] == 0 || x.shape[2] == 0)
+    throw Error(fmt::format("{}: images have shape {}: {}x{} pixels is no image", x_name, format_shape(x.shape),
+                            x.shape[1], x.shape[2]));
+  if (size && (x.shape[1] != size->height || x.shape[2] != size->width))
+    throw Error(fmt::format("{}: images have shape {}: they are {}x{}, but the network reads {}x{} digits", x_name,
+                            format_shape(x.shape), x.shape[1], x.shape[2], size->height, size->width));
   if (y.shape.size() != 1)
     throw Error(fmt::format("{}: labels have shape {}; expected (N,)", y_name, format_shape(y.shape)));
   if (x.shape[0] != y.shape[0])
@@ -36,15 +42,15 @@ void check_images_and_labels(const IdxArray& x, const IdxArray& y, const std::st
                               num_classes - 1));
 }
 
-Mnist load_mnist(const fs::path& dir) {
+Mnist load_mnist(const fs::path& dir, std::optional<ImageSize> size) {
   // [snippet load-mnist]
   const fs::path x_train = find_idx_file(dir, "train-images-idx3-ubyte");
   const fs::path y_train = find_idx_file(dir, "train-labels-idx1-ubyte");
   const fs::path x_test = find_idx_file(dir, "t10k-images-idx3-ubyte");
   const fs::path y_test = find_idx_file(dir, "t10k-labels-idx1-ubyte");
   Mnist m{read_idx(x_train), read_idx(y_train), read_idx(x_test), read_idx(y_test)};
-  check_images_and_labels(m.x_train, m.y_train, x_train.string(), y_train.string());
-  check_images_and_labels(m.x_test, m.y_test, x_test.string(), y_test.string());
+  check_images_and_labels(m.x_train, m.y_train, x_train.string(), y_train.string(), 10, size);
+  check_images_and_labels(m.x_test, m.y_test, x_test.string(), y_test.string(), 10, size);
   return m;
   // [end snippet load-mnist]
 }

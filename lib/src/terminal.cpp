@@ -1,5 +1,8 @@
 #include "nn/terminal.hpp"
 
+#include <algorithm>
+#include <cmath>
+
 namespace nn {
 
 std::string shade_image(const std::uint8_t* pixels, std::size_t rows, std::size_t cols) {
@@ -15,6 +18,12 @@ std::string shade_image(const std::uint8_t* pixels, std::size_t rows, std::size_
     out += '\n';
   }
   return out;
+}
+
+std::string probability_bar(float p, std::size_t width) {
+  if (std::isnan(p)) return "?";
+  const double clamped = std::clamp(static_cast<double>(p), 0.0, 1.0);  // in range before the cast
+  return std::string(static_cast<std::size_t>(clamped * static_cast<double>(width) + 0.5), '#');
 }
 
 }  // namespace nn

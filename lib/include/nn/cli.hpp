@@ -44,6 +44,9 @@ class Parser {
   void option(std::string name, std::string metavar, std::string help, double* target);
   void option(std::string name, std::string metavar, std::string help,
               std::optional<std::uint64_t>* target);
+  // An integer that may be left out (its default shows as `unset_text`).
+  void option(std::string name, std::string metavar, std::string help, std::optional<std::int64_t>* target,
+              std::string unset_text);
   // --data, --plots and (unless with_seed is false) --seed.
   void add_common(Common& common, bool with_seed = true);
 
@@ -63,6 +66,11 @@ class Parser {
   std::string program_, about_;
   std::vector<Option> options_;
 };
+
+// An --index option's value checked against a set of `count` items (`what`:
+// "the test set"): returns it, or throws nn::Error "--index -2 is outside
+// 0..9", or "--index 0: the test set is empty".
+std::size_t checked_index(const std::string& option, std::int64_t index, std::size_t count, const std::string& what);
 
 // Runs a chapter's body, turning an nn::Error (or any other exception) into
 // one line on stderr, "<program>: error: <message>", and exit status 1.
