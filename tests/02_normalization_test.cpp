@@ -2,10 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <numeric>
 #include <type_traits>
 #include <utility>
-
-#include <numeric>
+#include <vector>
 
 #include "nn/error.hpp"
 #include "nn/normalize.hpp"
@@ -194,6 +195,19 @@ TEST(RealMnist, ClassMeansAreOrderedByLabel) {
     if (c != 1) {
       EXPECT_LT(ink(1), ink(c)) << "class " << c;
     }
+}
+
+}  // namespace
+
+namespace {
+
+// The bin index is a float cast to an integer: its range must be checked first
+// (a NaN or a value beyond the integer's range is undefined behaviour).
+TEST(Histogram, RangesWhoseWidthIsNotFiniteAreRefused) {
+  const std::vector<float> v{0.0f, 1.0f, 3e38f};
+  for (auto [lo, hi] : {std::pair{-3.4e38f, 3.4e38f}, {-INFINITY, INFINITY}, {0.0f, INFINITY}})
+    EXPECT_THAT(error_of([&] { nn::histogram(v, 4, lo, hi); }), HasSubstr("histogram: need bins > 0 and a finite range"))
+        << lo << ".." << hi;
 }
 
 }  // namespace

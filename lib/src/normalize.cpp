@@ -111,7 +111,10 @@ PixelStats pixel_stats(std::span<const std::uint8_t> pixels) { return stats(pixe
 PixelStats pixel_stats(std::span<const float> pixels) { return stats(pixels); }
 
 std::vector<std::size_t> histogram(std::span<const float> values, std::size_t bins, float lo, float hi) {
-  if (bins == 0 || !(hi > lo)) throw Error("histogram: need bins > 0 and hi > lo");
+  // A finite hi - lo keeps (v - lo) / (hi - lo) in [0, 1] for every v counted,
+  // so the cast to a bin index below is always in range.
+  if (bins == 0 || !(hi > lo) || !std::isfinite(hi - lo))
+    throw Error(fmt::format("histogram: need bins > 0 and a finite range lo < hi (bins {}, range {}..{})", bins, lo, hi));
   std::vector<std::size_t> counts(bins);
   for (float v : values) {
     if (!(v >= lo && v <= hi)) continue;  // outside the range, or NaN
