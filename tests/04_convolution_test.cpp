@@ -452,3 +452,15 @@ TEST(Parallel, RethrowsAnExceptionFromAChunk) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Ch04Executable, AnEmptyTestSetIsAClearError) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {0, 28, 28});
+  auto run = testing_nn::run_program("ch04-convolution", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("error: --index 0: the test set is empty"), std::string::npos) << run.output;
+}
+
+}  // namespace

@@ -126,3 +126,15 @@ TEST(MaxPool, VariantNames) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(Ch05Executable, AnEmptyTrainingSetIsAClearError) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {0, 28, 28}, {10, 28, 28});
+  auto run = testing_nn::run_program("ch05-pooling", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("error: --index 0: the training set is empty"));
+}
+
+}  // namespace

@@ -121,8 +121,7 @@ int main(int argc, char** argv) {
     const std::uint64_t seed = common.seed_or_random();
     const nn::Mnist m = nn::load_mnist(common.data);
     const std::size_t n_test = m.x_test.shape[0];
-    if (index < 0 || static_cast<std::size_t>(index) >= n_test)
-      throw nn::Error(fmt::format("--index {} is outside 0..{}", index, n_test - 1));
+    nn::cli::checked_index("--index", index, n_test, "the test set");
     if (batch < 1 || static_cast<std::size_t>(batch) > n_test)
       throw nn::Error(fmt::format("--batch {} is outside 1..{}", batch, n_test));
     const nn::Tensor x_test = nn::images_to_tensor(m.x_test);  // (10000, 28, 28, 1) in [0, 1]

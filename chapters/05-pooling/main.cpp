@@ -53,8 +53,7 @@ int main(int argc, char** argv) {
     const std::uint64_t seed = common.seed_or_random();
     nn::Mnist m = nn::load_mnist(common.data);
     nn::Tensor x_all = nn::images_to_tensor(m.x_train);
-    if (index < 0 || static_cast<std::size_t>(index) >= x_all.dim(0))
-      throw nn::Error(fmt::format("--index {} is outside 0..{}", index, x_all.dim(0) - 1));
+    nn::cli::checked_index("--index", index, x_all.dim(0), "the training set");
     nn::Tensor x = nn::slice_batch(x_all, static_cast<std::size_t>(index), 1);  // (1, 28, 28, 1)
 
     // [snippet ch05-main]
