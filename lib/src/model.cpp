@@ -529,7 +529,7 @@ constexpr const char* kManifest = "manifest.txt";
 constexpr int kManifestFormat = 1;
 
 std::uint32_t crc32_of(std::span<const std::uint8_t> bytes) {
-  return static_cast<std::uint32_t>(::crc32(::crc32(0L, Z_NULL, 0), bytes.data(), static_cast<uInt>(bytes.size())));
+  return static_cast<std::uint32_t>(::crc32_z(0L, bytes.data(), bytes.size()));  // zlib's CRC-32, as Python's zlib.crc32
 }
 
 struct ManifestEntry {
