@@ -619,3 +619,25 @@ TEST(WeightSet, TheManifestRecordsTheEpochAndItsFormatIsChecked) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(WeightSet, AFolderAnOlderVersionWroteIsReplacedWhole) {
+  // Older versions wrote the .npy files straight into the folder, without a
+  // manifest (and a killed write could leave a .npy.tmp).
+  TempDir tmp;
+  const fs::path dir = tmp / "weights";
+  nn::Sequential model = nn::make_mnist_model(1);
+  fs::create_directories(dir);
+  for (auto& nt : model.weights()) nn::save_npy(dir / (nt.name + ".npy"), *nt.tensor);
+  nn::write_file_atomic(dir / "dense.kernel.npy.tmp", std::string("half a file"));
+  nn::Sequential fresh = nn::make_mnist_model(2);
+  EXPECT_THAT(testing_nn::error_of([&] { fresh.load(dir); }), HasSubstr("no manifest.txt"));
+  fill_weights(model, 3.0f);
+  model.save(dir, 1);
+  EXPECT_FALSE(fs::exists(dir / "dense.kernel.npy.tmp"));
+  EXPECT_EQ(fresh.load(dir), 1);
+  EXPECT_EQ(the_value_of(fresh), 3.0f);
+}
+
+}  // namespace
