@@ -13,7 +13,6 @@
 #include <cstring>
 #include <fstream>
 #include <random>
-#include <set>
 #include <sstream>
 #include <thread>
 
@@ -512,39 +511,53 @@ TEST(WeightSet, AProcessKilledMidSaveLeavesTheOldSetOrTheNewOneNeverAMix) {
   const fs::path dir = tmp / "weights";
   nn::Sequential model = nn::make_mnist_model(1);
   fill_weights(model, 0.0f);
-  // Kill at random moments within about three saves' time (fsync makes a
-  // save's time depend on the disk).
   const auto start = std::chrono::steady_clock::now();
   model.save(dir);
   model.save(dir);
-  const auto save_us = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count() / 2;
+  const long save_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count() / 2;
   std::mt19937_64 rng(11);
-  std::set<float> seen;
+  float before = 0.0f;  // the set in the folder before this run's child
   for (int run = 1; run <= 25; ++run) {
+    int done[2];  // the child writes one byte to done[1] after each complete save
+    ASSERT_EQ(::pipe(done), 0);
     const pid_t child = ::fork();
     ASSERT_GE(child, 0);
-    if (child == 0) {  // saves sets 1000*run + 1, + 2, ... until it is killed
+    if (child == 0) {  // saves the sets 1000*run + 1, + 2, ... until it is killed
+      ::close(done[0]);
       try {
         for (int k = 1;; ++k) {
           fill_weights(model, static_cast<float>(1000 * run + k));
           model.save(dir);
+          if (::write(done[1], "s", 1) != 1) break;
         }
       } catch (...) {
       }
       ::_exit(2);
     }
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<long>(0, 3 * save_us + 1000)(rng)));
+    ::close(done[1]);
+    // Let 0, 1 or 2 saves complete, then kill at a random moment within about
+    // one save's time (fsync makes a save's time depend on the disk).
+    const int complete = std::uniform_int_distribution<int>(0, 2)(rng);
+    char byte = 0;
+    for (int k = 0; k < complete; ++k) ASSERT_EQ(::read(done[0], &byte, 1), 1) << "the saving child died in run " << run;
+    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<long>(0, save_us)(rng)));
     ::kill(child, SIGKILL);
     int status = 0;
     ::waitpid(child, &status, 0);
+    ::close(done[0]);
     ASSERT_TRUE(WIFSIGNALED(status)) << "the saving child stopped by itself in run " << run;
     nn::Sequential fresh = nn::make_mnist_model(2);
     ASSERT_EQ(testing_nn::error_of([&] { fresh.load(dir); }), "") << "run " << run;
     const float v = the_value_of(fresh);
     ASSERT_FALSE(std::isnan(v)) << "run " << run << ": the folder mixes two saves";
-    seen.insert(v);
+    // The set the kill found complete: the one before, or one of this child's, at least its last complete one.
+    if (complete == 0)
+      EXPECT_TRUE(v == before || v >= static_cast<float>(1000 * run + 1)) << "run " << run << ": " << v;
+    else
+      EXPECT_GE(v, static_cast<float>(1000 * run + complete)) << "run " << run << ": a completed save was lost";
+    before = v;
   }
-  EXPECT_GE(seen.size(), 3u) << "the kills should land after a few different saves (one save takes " << save_us << " us)";
   // The next save cleans up what the killed ones left beside the folder.
   fill_weights(model, 5.0f);
   model.save(dir);
