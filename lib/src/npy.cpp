@@ -43,9 +43,8 @@ void save_npy(const std::filesystem::path& file, const Tensor& t) {
   write_file_atomic(file, bytes);
 }
 
-Tensor load_npy(const std::filesystem::path& file) {
-  auto fail = [&](const std::string& what) { return Error(fmt::format("{}: {}", file.string(), what)); };
-  std::vector<std::uint8_t> bytes = read_file(file);
+Tensor decode_npy(std::span<const std::uint8_t> bytes, std::string_view name) {
+  auto fail = [&](const std::string& what) { return Error(fmt::format("{}: {}", name, what)); };
   if (bytes.size() < kPreamble || std::memcmp(bytes.data(), kMagic, 6) != 0) throw fail("not a .npy file");
   if (bytes[6] != 1) throw fail(fmt::format("unsupported .npy version {}.{}", bytes[6], bytes[7]));
   const std::size_t header_len = bytes[8] | (std::size_t{bytes[9]} << 8);
@@ -83,5 +82,7 @@ Tensor load_npy(const std::filesystem::path& file) {
   if (t.size() > 0) std::memcpy(t.data(), bytes.data() + data, t.size() * sizeof(float));
   return t;
 }
+
+Tensor load_npy(const std::filesystem::path& file) { return decode_npy(read_file(file), file.string()); }
 
 }  // namespace nn

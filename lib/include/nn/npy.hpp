@@ -5,8 +5,11 @@
 //   "\x93NUMPY" 0x01 0x00  <header length, uint16 little-endian>
 //   {'descr': '<f4', 'fortran_order': False, 'shape': (3, 3, 1, 32), }   padded with spaces, ends in '\n'
 //   the float32 values, little-endian, row-major
+#include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include "nn/tensor.hpp"
 
@@ -15,7 +18,10 @@ namespace nn {
 std::string npy_header(const Shape& shape);
 // Written atomically (a temporary file, then a rename).
 void save_npy(const std::filesystem::path& file, const Tensor& t);
-// Throws nn::Error naming the file for anything malformed or not float32.
+// Parses a .npy file held in memory; `name` appears in errors. Throws
+// nn::Error for anything malformed or not float32.
+Tensor decode_npy(std::span<const std::uint8_t> bytes, std::string_view name);
+// read_file, then decode_npy: errors name the file.
 Tensor load_npy(const std::filesystem::path& file);
 
 }  // namespace nn
