@@ -197,6 +197,17 @@ TEST(RealMnist, ClassMeansAreOrderedByLabel) {
     }
 }
 
+TEST(Tensor, ShapesWhoseByteCountOverflowAreRefused) {
+  // 2^62 + 1 elements fit in size_t, but 4 bytes each do not: (2^62 + 1) * 4
+  // wraps to 4, and a tensor of "size" 2^62 + 1 would sit over a 64-byte buffer.
+  EXPECT_THAT(error_of([] { nn::Shape{4611686018427387905u}; }),
+              HasSubstr("the shape (4611686018427387905,) has more elements than a float tensor can hold"));
+  EXPECT_THAT(error_of([] { nn::Tensor({std::size_t{1} << 30, std::size_t{1} << 30, 2}); }),
+              HasSubstr("the shape (1073741824, 1073741824, 2)"));  // 2^63 bytes
+  // Any shape whose byte count fits stays a valid shape (nothing is allocated here).
+  EXPECT_EQ((nn::Shape{std::size_t{1} << 20, std::size_t{1} << 20, 1024}.size()), std::size_t{1} << 50);
+}
+
 }  // namespace
 
 namespace {
