@@ -336,6 +336,44 @@ TEST(Weights, MalformedNpyFiles) {
   EXPECT_THROW(nn::load_npy(dir / "missing.npy"), nn::Error);
 }
 
+// A .npy file of `data_bytes` zero bytes of data whose header says `shape`.
+std::vector<std::uint8_t> npy_bytes(const std::string& shape, std::size_t data_bytes) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  const std::string preamble{'\x93', 'N', 'U', 'M', 'P', 'Y', 1, 0, static_cast<char>(header.size()),
+                             static_cast<char>(header.size() >> 8)};
+  const std::string file = preamble + header + std::string(data_bytes, '\0');
+  return {file.begin(), file.end()};
+}
+
+TEST(Weights, NpyShapesWhoseByteCountOverflowAreRefused) {
+  // (2^62 + 1) * 4 bytes wraps to 4 in 64 bits: a 132-byte file whose header
+  // claims 2^62 + 1 floats once passed the size check.
+  TempDir dir;
+  auto b = npy_bytes("(4611686018427387905,)", 4);
+  nn::write_file_atomic(dir / "huge.npy", b);
+  EXPECT_THAT(testing_nn::error_of([&] { nn::load_npy(dir / "huge.npy"); }),
+              HasSubstr("huge.npy: the shape (4611686018427387905,) has more elements than a float tensor can hold"));
+  // The product itself overflows.
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(npy_bytes("(4294967296, 4294967296, 2)", 0), "big.npy"); }),
+              HasSubstr("big.npy: the shape (4294967296, 4294967296, 2) has more elements"));
+  // A minus sign is not a huge dimension (std::stoull would read -1 as 2^64 - 1).
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(npy_bytes("(-1,)", 0), "neg.npy"); }),
+              HasSubstr("neg.npy: bad shape '(-1,)' in the .npy header"));
+}
+
+TEST(Weights, DecodeNpyFromMemoryIsLoadNpy) {
+  TempDir dir;
+  nn::Tensor t({2, 3}, std::vector<float>{1, 2, 3, 4, 5, 6.5f});
+  nn::save_npy(dir / "t.npy", t);
+  nn::Tensor back = nn::decode_npy(nn::read_file(dir / "t.npy"), "t.npy");
+  EXPECT_EQ(back.shape(), t.shape());
+  EXPECT_EQ(std::vector<float>(back.span().begin(), back.span().end()), std::vector<float>(t.span().begin(), t.span().end()));
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(npy_bytes("(2,)", 4), "mem.npy"); }),
+              HasSubstr("mem.npy: holds 4 bytes of data, but the shape (2,) needs 8"));
+}
+
 }  // namespace
 
 namespace {

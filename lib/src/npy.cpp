@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <bit>
+#include <cctype>
 #include <cstring>
 #include <vector>
 
@@ -61,19 +62,27 @@ Tensor decode_npy(std::span<const std::uint8_t> bytes, std::string_view name) {
   for (std::size_t pos = 0; pos < inside.size();) {
     while (pos < inside.size() && (inside[pos] == ' ' || inside[pos] == ',')) ++pos;
     if (pos >= inside.size()) break;
+    const Error bad_shape = fail(fmt::format("bad shape '({})' in the .npy header", inside));
+    // Digits only: std::stoull would also take "-1" (as 2^64 - 1) and "+5".
+    if (!std::isdigit(static_cast<unsigned char>(inside[pos]))) throw bad_shape;
     std::size_t used = 0;
     unsigned long long d = 0;
     try {
       d = std::stoull(inside.substr(pos), &used);
-    } catch (const std::exception&) {
-      throw fail(fmt::format("bad shape '({})' in the .npy header", inside));
+    } catch (const std::exception&) {  // out of range
+      throw bad_shape;
     }
     dims.push_back(d);
     pos += used;
   }
   if (dims.empty() || dims.size() > Shape::kMaxRank)
     throw fail(fmt::format("shape '({})' has rank {}; the course's tensors have rank 1 to 4", inside, dims.size()));
-  Shape shape(dims);
+  Shape shape;
+  try {
+    shape = Shape(dims);  // refuses a shape whose byte count would overflow
+  } catch (const Error& e) {
+    throw fail(e.what());
+  }
   const std::size_t data = kPreamble + header_len;
   if (bytes.size() - data != shape.size() * sizeof(float))
     throw fail(fmt::format("holds {} bytes of data, but the shape {} needs {}", bytes.size() - data, shape.str(),
