@@ -116,7 +116,7 @@ TEST(Pgm, BadFiles) {
   EXPECT_THAT(error_of(text("P2 3 x")), HasSubstr("expected the height here, found 'x'"));
   EXPECT_THAT(error_of(text("P2 0 3 255\n")), HasSubstr("empty image (0x3)"));
   EXPECT_THAT(error_of(text("P2 1 1 70000\n1")), HasSubstr("maximum value 70000 is outside 1..65535"));
-  EXPECT_THAT(error_of(text("P2 2 1 9\n3")), HasSubstr("file ends before the next pixel value"));
+  EXPECT_THAT(error_of(text("P2 2 1 9\n3   ")), HasSubstr("file ends before the next pixel value"));
   EXPECT_THAT(error_of(text("P2 1 1 9\n10")), HasSubstr("pixel 0 has value 10, above the maximum 9"));
   EXPECT_THAT(error_of(text("P5 2 2 255\n\x01\x02")), HasSubstr("truncated: 4 pixels need 4 bytes, found 2"));
   EXPECT_THAT(error_of(text("P2 99999999 1 255\n")), HasSubstr("absurdly large"));
@@ -146,6 +146,29 @@ TEST(Pgm, BlackOnWhiteIsInvertedAndScaled) {
   auto same = nn::to_mnist_digit(mnist, "mnist.pgm", &inverted);
   EXPECT_FALSE(inverted);
   EXPECT_EQ(same, digit);
+}
+
+TEST(Pgm, SizeIsCheckedAgainstTheFileBeforeAllocating) {
+  // A 23-byte header claiming 10^12 pixels: the reader must see that the file
+  // cannot hold them before it allocates (2 TB here; 20 GB for 100000 x 100000).
+  EXPECT_THAT(error_of(text("P5\n1000000 1000000\n255\n")),
+              HasSubstr("d.pgm: truncated: 1000000000000 pixels need 1000000000000 bytes, found 0"));
+  EXPECT_THAT(error_of(text("P5 1000000 1000000 65535\n\x01\x02")),
+              HasSubstr("truncated: 1000000000000 pixels need 2000000000000 bytes, found 2"));
+  // As text, each value needs a separator and a digit: 2 bytes at least.
+  EXPECT_THAT(error_of(text("P2\n1000000 1000000\n255\n0 0")),
+              HasSubstr("d.pgm: truncated: 1000000000000 pixels as text need at least 2000000000000 bytes, found 4"));
+  // Bytes after the pixels: the size in the header and the file disagree.
+  EXPECT_THAT(error_of(text("P5 1 1 255\n\x01\x02")), HasSubstr("d.pgm: 1 byte after the 1 pixels of a 1x1 image"));
+}
+
+TEST(Pgm, PlainValuesAboveMaxvalAreRefusedNotWrapped) {
+  // 65537 does not fit in 16 bits: stored as it was, it wrapped to 1 (below 9).
+  EXPECT_THAT(error_of(text("P2 1 1 9\n65537")), HasSubstr("d.pgm: pixel 0 has value 65537, above the maximum 9"));
+  EXPECT_THAT(error_of(text("P2 2 1 65535\n0 65536")), HasSubstr("pixel 1 has value 65536, above the maximum 65535"));
+  EXPECT_THAT(error_of(text("P2 1 1 0\n0")), HasSubstr("maximum value 0 is outside 1..65535"));
+  EXPECT_THAT(error_of(text("P2 3 0 255\n")), HasSubstr("empty image (3x0)"));
+  EXPECT_EQ(nn::decode_pgm(text("P2 2 1 65535\n65535 7\n"), "ok.pgm").pixels, (std::vector<std::uint16_t>{65535, 7}));
 }
 
 }  // namespace

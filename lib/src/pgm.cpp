@@ -60,23 +60,38 @@ GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name)
   if (img.width == 0 || img.height == 0) throw r.fail(fmt::format("empty image ({}x{})", img.width, img.height));
   if (maxval == 0 || maxval > 65535) throw r.fail(fmt::format("maximum value {} is outside 1..65535", maxval));
   img.maxval = static_cast<unsigned>(maxval);
+  // width and height are at most 10^6 each: n and the byte counts below fit.
   const std::size_t n = img.width * img.height;
-  img.pixels.resize(n);
+  // Check that the file can hold n pixels before allocating them: a 20-byte
+  // header may claim 10^10 pixels.
   if (binary) {
     // Exactly one whitespace byte separates the header from the pixels.
     if (r.pos() >= bytes.size() || !std::isspace(bytes[r.pos()])) throw r.fail("no pixel data after the header");
-    const std::size_t start = r.pos() + 1, per = maxval > 255 ? 2 : 1;
-    if (bytes.size() - start < n * per)
-      throw r.fail(fmt::format("truncated: {} pixels need {} bytes, found {}", n, n * per, bytes.size() - start));
+    const std::size_t start = r.pos() + 1, per = maxval > 255 ? 2 : 1, found = bytes.size() - start;
+    if (found < n * per) throw r.fail(fmt::format("truncated: {} pixels need {} bytes, found {}", n, n * per, found));
+    if (found > n * per)
+      throw r.fail(fmt::format("{} byte{} after the {} pixels of a {}x{} image", found - n * per,
+                               found - n * per == 1 ? "" : "s", n, img.width, img.height));
+    img.pixels.resize(n);
     for (std::size_t i = 0; i < n; ++i)
       img.pixels[i] = per == 1 ? bytes[start + i]
                                : static_cast<std::uint16_t>(bytes[start + 2 * i] << 8 | bytes[start + 2 * i + 1]);
+    for (std::size_t i = 0; i < n; ++i)
+      if (img.pixels[i] > maxval)
+        throw r.fail(fmt::format("pixel {} has value {}, above the maximum {}", i, img.pixels[i], maxval));
   } else {
-    for (std::size_t i = 0; i < n; ++i) img.pixels[i] = static_cast<std::uint16_t>(r.number("next pixel value"));
+    // Each value as text takes a separator and at least one digit.
+    const std::size_t found = bytes.size() - r.pos();
+    if (found / 2 < n)
+      throw r.fail(fmt::format("truncated: {} pixels as text need at least {} bytes, found {}", n, 2 * n, found));
+    img.pixels.resize(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const unsigned long v = r.number("next pixel value");
+      // Compared before narrowing to 16 bits: 65537 would wrap to 1.
+      if (v > maxval) throw r.fail(fmt::format("pixel {} has value {}, above the maximum {}", i, v, maxval));
+      img.pixels[i] = static_cast<std::uint16_t>(v);
+    }
   }
-  for (std::size_t i = 0; i < n; ++i)
-    if (img.pixels[i] > maxval)
-      throw r.fail(fmt::format("pixel {} has value {}, above the maximum {}", i, img.pixels[i], maxval));
   return img;
 }
 
