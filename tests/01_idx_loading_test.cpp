@@ -3,9 +3,14 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <fstream>
+#include <future>
 #include <numeric>
 
 #include "nn/error.hpp"
@@ -301,6 +306,35 @@ TEST(Ch01Executable, AnEmptyTrainingSetHasNoDigitToShow) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("error: --index 0: the training set is empty"));
   EXPECT_THAT(run.output, ::testing::Not(HasSubstr("18446744073709551615")));
+}
+
+TEST(ReadFile, OnlyRegularFiles) {
+  // A FIFO with no writer: opening it for reading blocks until someone opens
+  // it for writing, and reading it then blocks until they write. read_file
+  // must refuse it at once.
+  TempDir dir;
+  const auto fifo = dir / "fifo.idx";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto reading = std::async(std::launch::async, [&] { return testing_nn::error_of([&] { nn::read_file(fifo); }); });
+  if (reading.wait_for(std::chrono::seconds(10)) == std::future_status::timeout) {
+    ADD_FAILURE() << "read_file blocked on a FIFO for 10 s";
+    // Unblock it: open and close the write end, so the reader sees end of file.
+    int fd = open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) close(fd);
+  }
+  EXPECT_THAT(reading.get(), HasSubstr("fifo.idx: not a regular file (a FIFO)"));
+  // Devices: /dev/null has no size, /dev/zero never ends.
+  EXPECT_THAT(testing_nn::error_of([] { nn::read_file("/dev/null"); }),
+              HasSubstr("/dev/null: not a regular file (a character device)"));
+  EXPECT_THAT(testing_nn::error_of([] { nn::read_idx("/dev/zero"); }),
+              HasSubstr("/dev/zero: not a regular file (a character device)"));
+  // The errors that were already clear stay so.
+  EXPECT_THAT(testing_nn::error_of([&] { nn::read_file(dir / "missing.idx"); }), HasSubstr("missing.idx: no such file"));
+  EXPECT_THAT(testing_nn::error_of([&] { nn::read_file(dir.path()); }), HasSubstr("is a folder, not a file"));
+  // A symbolic link to a regular file is read through.
+  nn::write_file_atomic(dir / "real.idx", std::string_view("abc"));
+  std::filesystem::create_symlink(dir / "real.idx", dir / "link.idx");
+  EXPECT_EQ(nn::read_file(dir / "link.idx"), (Bytes{'a', 'b', 'c'}));
 }
 
 }  // namespace

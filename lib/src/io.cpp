@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -21,18 +22,55 @@ namespace nn {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+std::string file_kind(mode_t mode) {
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a file";
+}
+
+}  // namespace
+
 std::vector<std::uint8_t> read_file(const fs::path& file) {
-  std::error_code ec;
-  auto status = fs::status(file, ec);
-  if (!fs::exists(status)) throw Error(fmt::format("{}: no such file", file.string()));
-  if (fs::is_directory(status)) throw Error(fmt::format("{}: is a folder, not a file", file.string()));
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
+  // O_NONBLOCK: opening a FIFO that no one writes to would otherwise block
+  // forever. fstat then looks at what was opened, not at a path that may have
+  // changed since (no race between the check and the read). For a regular
+  // file O_NONBLOCK changes nothing.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) throw Error(fmt::format("{}: no such file", file.string()));
+    throw Error(fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) throw Error(fmt::format("{}: cannot stat: {}", file.string(), std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a folder, not a file", file.string()));
+  // A FIFO or a device has no size to trust: /dev/zero never ends.
+  if (!S_ISREG(st.st_mode))
+    throw Error(fmt::format("{}: not a regular file ({}); only regular files are read", file.string(),
+                            file_kind(st.st_mode)));
   // One allocation of the file's size and one read; then check nothing was
   // appended meanwhile (a file still being written).
-  std::vector<std::uint8_t> bytes(fs::file_size(file, ec));
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-  if (static_cast<std::size_t>(in.gcount()) != bytes.size() || in.peek() != EOF)
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(st.st_size));
+  std::size_t got = 0;
+  while (got < bytes.size()) {
+    const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
+    if (n == 0) break;  // it shrank
+    got += static_cast<std::size_t>(n);
+  }
+  std::uint8_t extra;
+  ssize_t more;
+  do more = ::read(fd, &extra, 1);  // 0 at the end of the file, 1 if it grew
+  while (more < 0 && errno == EINTR);
+  if (got != bytes.size() || more != 0)
     throw Error(fmt::format("{}: the file changed size while being read", file.string()));
   return bytes;
 }

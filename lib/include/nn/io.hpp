@@ -12,8 +12,8 @@
 
 namespace nn {
 
-// Reads a whole file; throws nn::Error naming the file if it is missing,
-// a folder, or unreadable.
+// Reads a whole regular file; throws nn::Error naming the file if it is
+// missing, a folder, a FIFO or a device (never blocks on one), or unreadable.
 std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
 
 // Writes `bytes` to `file.tmp` beside it, flushes and fsyncs it, then renames
