@@ -1,6 +1,7 @@
-// Replays every file of the seed corpus through the fuzz target, without
-// libFuzzer: `idx_fuzz_replay fuzz/corpus`. Built and run as a test by the
-// ordinary (g++) build.
+// Replays every file of a seed corpus through a fuzz target, without
+// libFuzzer: `idx_fuzz_replay fuzz/corpus`, `npy_fuzz_replay fuzz/corpus-npy`,
+// `pgm_fuzz_replay fuzz/corpus-pgm`. Built and run as tests by the ordinary
+// (g++) build.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
