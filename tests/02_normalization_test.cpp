@@ -216,9 +216,10 @@ namespace {
 // (a NaN or a value beyond the integer's range is undefined behaviour).
 TEST(Histogram, RangesWhoseWidthIsNotFiniteAreRefused) {
   const std::vector<float> v{0.0f, 1.0f, 3e38f};
-  for (auto [lo, hi] : {std::pair{-3.4e38f, 3.4e38f}, {-INFINITY, INFINITY}, {0.0f, INFINITY}})
-    EXPECT_THAT(error_of([&] { nn::histogram(v, 4, lo, hi); }), HasSubstr("histogram: need bins > 0 and a finite range"))
-        << lo << ".." << hi;
+  for (const auto& range : {std::pair{-3.4e38f, 3.4e38f}, {-INFINITY, INFINITY}, {0.0f, INFINITY}})
+    EXPECT_THAT(error_of([&] { nn::histogram(v, 4, range.first, range.second); }),
+                HasSubstr("histogram: need bins > 0 and a finite range"))
+        << range.first << ".." << range.second;
 }
 
 }  // namespace

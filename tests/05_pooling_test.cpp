@@ -90,7 +90,9 @@ TEST(MaxPool, VectorizedMatchesNaiveOnRandomShapes) {
 TEST(MaxPool, BackwardMatchesCentralDifferencesInDouble) {
   const std::vector<std::pair<nn::Shape, std::size_t>> cases{{{2, 6, 7, 3}, 2}, {{1, 9, 11, 2}, 3}};
   std::uint64_t seed = 11;
-  for (const auto& [shape, pool] : cases) {
+  for (const auto& c : cases) {
+    const nn::Shape& shape = c.first;  // not a structured binding: the lambdas below capture it (clang 14)
+    const std::size_t pool = c.second;
     SCOPED_TRACE(shape.str() + " pool " + std::to_string(pool));
     // Float values, so that the float variants below see exactly the same inputs.
     const nn::Tensor xf = random_tensor(shape, seed++), rf = random_tensor(nn::max_pool2d_output_shape(shape, pool), seed++);

@@ -444,7 +444,7 @@ TEST(Fused, BackwardMatchesCentralDifferencesInDouble) {
       // A step of eps moves a pre-activation by at most eps (|x| < 1).
       ASSERT_GT(testing_nn::smallest_magnitude(pass.z), 4 * eps) << "a unit at the ReLU's kink: other seeds";
       ASSERT_GT(testing_nn::smallest_pool_gap(d.y_shape(), pool, pass.a), 4 * eps) << "a near-tie: other seeds";
-      auto loss = [&] {
+      auto loss = [&, pool = pool] {  // a copy: clang 14 cannot capture a structured binding
         const auto p = testing_nn::conv_relu_pool(d, pool, xd, kd, bd);
         double l = 0;
         for (std::size_t i = 0; i < p.pooled.size(); ++i) l += rd[i] * p.pooled[i];

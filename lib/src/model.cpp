@@ -630,7 +630,8 @@ int Sequential::load(const std::filesystem::path& dir) {
                               bad - t.data(), std::isnan(*bad) ? "NaN" : *bad > 0 ? "inf" : "-inf"));
     loaded.push_back(std::move(t));
   }
-  for (const auto& [name, entry] : manifest.files) {  // every listed file was loaded above
+  for (const auto& listed : manifest.files) {  // every listed file was loaded above
+    const std::string& name = listed.first;      // (clang 14 cannot capture a structured binding)
     const auto ws = weights();
     if (std::none_of(ws.begin(), ws.end(), [&](const NamedTensor& w) { return w.name + ".npy" == name; }))
       throw Error(fmt::format("{}: lists {}, which the model has no weight for: the folder holds the weights of "
