@@ -15,6 +15,7 @@
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
 #include "nn/parallel.hpp"
+#include "gradcheck.hpp"
 #include "testing.hpp"
 
 namespace {
@@ -325,20 +326,7 @@ TEST(Conv2D, GradientsMatchCentralDifferencesInDouble) {
   std::vector<double> dkernel(kernel.size()), dbias(bias.size()), dx(x.size());
   nn::conv2d_backward_naive(d, x.data(), kernel.data(), w.data(), dkernel.data(), dbias.data(), dx.data());
 
-  auto numeric = [&](std::vector<double>& param) {
-    const double eps = 1e-6;
-    std::vector<double> grad(param.size());
-    for (std::size_t i = 0; i < param.size(); ++i) {
-      const double keep = param[i];
-      param[i] = keep + eps;
-      const double up = loss();
-      param[i] = keep - eps;
-      const double down = loss();
-      param[i] = keep;
-      grad[i] = (up - down) / (2 * eps);
-    }
-    return grad;
-  };
+  auto numeric = [&](std::vector<double>& param) { return testing_nn::central_differences(param, loss, 1e-6); };
   EXPECT_TRUE(all_close(std::span<const double>(dkernel), numeric(kernel), 1e-8, 1e-7)) << "dkernel";
   EXPECT_TRUE(all_close(std::span<const double>(dbias), numeric(bias), 1e-8, 1e-7)) << "dbias";
   EXPECT_TRUE(all_close(std::span<const double>(dx), numeric(x), 1e-8, 1e-7)) << "dx";
