@@ -34,15 +34,17 @@ std::vector<double> central_differences(std::vector<double>& param, const std::f
   }
   std::vector<double> grad;
   grad.reserve(which.size());
+  // [snippet central-differences]
   for (std::size_t i : which) {
     const double keep = param[i];
     param[i] = keep + eps;
-    const double up = loss();
+    const double up = loss();  // L(w + eps)
     param[i] = keep - eps;
-    const double down = loss();
+    const double down = loss();  // L(w - eps)
     param[i] = keep;
-    grad.push_back((up - down) / (2 * eps));
+    grad.push_back((up - down) / (2 * eps));  // error O(eps^2), where a one-sided difference has O(eps)
   }
+  // [end snippet central-differences]
   return grad;
 }
 
