@@ -2,6 +2,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstring>
+#include <limits>
 #include <random>
 
 #include "nn/error.hpp"
@@ -79,6 +82,31 @@ TEST(MaxPool, VectorizedMatchesNaiveOnRandomShapes) {
     nn::max_pool2d_backward(x, dy, pool, dx_naive, nn::MaxPoolVariant::naive);
     nn::max_pool2d_backward(x, dy, pool, dx_fast, nn::MaxPoolVariant::vectorized);
     EXPECT_TRUE(all_close(dx_fast, dx_naive, 0.0, 0.0));
+  }
+}
+
+// After a ReLU most windows tie (at 0): the vectorized backward pass must
+// hand each channel's gradient to its first maximum in every lane of a vector,
+// not only in the leftover channels. Inputs from {-1, -0, 0, 1} tie often
+// (and -0 == 0); the gradients include -0 and a NaN, which must reach dx as is.
+TEST(MaxPool, VectorizedMatchesNaiveWhenWindowsTie) {
+  const std::vector<std::pair<nn::Shape, std::size_t>> cases{
+      {{2, 26, 26, 32}, 2}, {{1, 9, 12, 17}, 3}, {{1, 27, 27, 33}, 2}};
+  const float levels[] = {-1.0f, -0.0f, 0.0f, 1.0f};
+  std::uint64_t seed = 100;
+  for (const auto& [shape, pool] : cases) {
+    SCOPED_TRACE(shape.str() + " pool " + std::to_string(pool));
+    nn::Tensor x = random_tensor(shape, seed++, 0.0f, 4.0f);
+    for (float& v : x.span()) v = levels[std::min(3, static_cast<int>(v))];
+    nn::Tensor dy = random_tensor(nn::max_pool2d_output_shape(shape, pool), seed++);
+    dy[0] = -0.0f;
+    dy[1] = std::numeric_limits<float>::quiet_NaN();
+    nn::Tensor dx_naive(shape, 99.0f), dx_fast(shape, 99.0f);
+    nn::max_pool2d_backward(x, dy, pool, dx_naive, nn::MaxPoolVariant::naive);
+    nn::max_pool2d_backward(x, dy, pool, dx_fast, nn::MaxPoolVariant::vectorized);
+    // Bit for bit: the same element gets the same gradient (a NaN included).
+    ASSERT_EQ(dx_fast.size(), dx_naive.size());
+    EXPECT_EQ(std::memcmp(dx_fast.data(), dx_naive.data(), dx_fast.size() * sizeof(float)), 0);
   }
 }
 

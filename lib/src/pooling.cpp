@@ -120,8 +120,7 @@ void backward_vectorized(const Tensor& x, const Tensor& dy, std::size_t pool, Te
   const std::size_t w = x.dim(2), h = x.dim(1);
   // Rows and columns that no window covers (odd sizes) get no gradient.
   if (h % pool != 0 || w % pool != 0) dx.fill(0.0f);
-  std::vector<float> best(c);
-  std::vector<unsigned char> taken(c);
+  std::vector<float> best(c), left(c);
   for (std::size_t b = 0; b < n; ++b)
     for (std::size_t i = 0; i < oh; ++i)
       for (std::size_t j = 0; j < ow; ++j) {
@@ -133,19 +132,24 @@ void backward_vectorized(const Tensor& x, const Tensor& dy, std::size_t pool, Te
         for (std::size_t p = 0; p < pool; ++p)
           for (std::size_t q = 0; q < pool; ++q) {
             const float* in = first + (p * w + q) * c;
-            for (std::size_t ch = 0; ch < c; ++ch) best[ch] = std::max(best[ch], in[ch]);
+            for (std::size_t ch = 0; ch < c; ++ch) best[ch] = std::max(best[ch], in[ch]);  // vectorized
           }
         // Every input of the window is written: g where it is the first
         // maximum of its channel, 0 elsewhere. No separate zero-fill pass.
-        std::fill(taken.begin(), taken.end(), 0);
+        // `left` is the gradient not yet handed out: g until the first
+        // maximum (in row-major order) takes it, 0 after, so later ties get 0.
+        // Every value is read unconditionally and chosen with a select: a
+        // load under a condition would vectorize only with masked loads.
+        std::copy(g, g + c, left.begin());
         for (std::size_t p = 0; p < pool; ++p)
           for (std::size_t q = 0; q < pool; ++q) {
             const float* in = first + (p * w + q) * c;
             float* d = dfirst + (p * w + q) * c;
-            for (std::size_t ch = 0; ch < c; ++ch) {
-              const bool wins = !taken[ch] && in[ch] == best[ch];
-              d[ch] = wins ? g[ch] : 0.0f;
-              taken[ch] |= wins;
+            for (std::size_t ch = 0; ch < c; ++ch) {  // vectorized
+              const bool is_max = in[ch] == best[ch];
+              const float l = left[ch];
+              d[ch] = is_max ? l : 0.0f;
+              left[ch] = is_max ? 0.0f : l;
             }
           }
       }
