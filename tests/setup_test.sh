@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# scripts/setup.sh as a user who is not root and has no sudo (a minimal Debian):
+# with a package missing it must say what to do and exit 1, not die on "sudo:
+# command not found" (127); with every package installed it must not need root.
+# Run as root (CI), the checks run as the user "nobody".
+set -uo pipefail
+setup="$(cd "$(dirname "$0")/.." && pwd)/scripts/setup.sh"
+as_user() {
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp "$@"
+  else
+    "$@"
+  fi
+}
+# No run may reach a real sudo (it could ask for a password), hence NN_SETUP_SUDO.
+no_sudo=(env NN_SETUP_SUDO=nn-no-such-sudo)
+failed=0
+check() { if eval "$2"; then echo "ok: $1"; else echo "FAILED: $1"; failed=1; fi; }
+
+out=$(as_user "${no_sudo[@]}" NN_SETUP_EXTRA_PACKAGES=nn-no-such-package bash "$setup" 2>&1); rc=$?
+echo "--- a package missing (exit $rc):"; echo "$out"
+check "exits 1" '[ "$rc" -eq 1 ]'
+check "names the missing package" 'grep -q "missing packages: nn-no-such-package" <<<"$out"'
+check "says to run it as root or install sudo" 'grep -q "once as root" <<<"$out" && grep -q "install sudo" <<<"$out"'
+check "does not try sudo" '! grep -q "command not found" <<<"$out"'
+
+out=$(as_user "${no_sudo[@]}" bash "$setup" 2>&1); rc=$?
+echo "--- every package installed (exit $rc):"; echo "$out"
+check "exits 0 without root" '[ "$rc" -eq 0 ]'
+check "needs no install" 'grep -q "system packages already installed" <<<"$out"'
+exit $failed
