@@ -4,7 +4,16 @@
 # command not found" (127); with every package installed it must not need root.
 # Run as root (CI), the checks run as the user "nobody".
 set -uo pipefail
-setup="$(cd "$(dirname "$0")/.." && pwd)/scripts/setup.sh"
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+# The scripts and the fetched data, copied into a folder any user can read:
+# the checkout itself may live where "nobody" cannot enter (under /root).
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/scripts" "$work/data"
+cp "$repo/scripts/setup.sh" "$repo/scripts/fetch-mnist.sh" "$work/scripts/"
+if [ -d "$repo/data/mnist" ]; then cp -rL "$repo/data/mnist" "$work/data/mnist"; fi
+chmod -R a+rX "$work"
+setup="$work/scripts/setup.sh"
 as_user() {
   if [ "$(id -u)" -eq 0 ]; then
     setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp "$@"
