@@ -52,9 +52,9 @@ void normalize_vectorized(std::span<const std::uint8_t> in, std::span<float> out
 }
 
 // GCC 12's AVX-512 headers trip its own -Wmaybe-uninitialized (a known false
-// positive on _mm512_undefined_*); silence it for this function only. (clang
-// has no such warning, and would warn about the unknown name.)
-#if !defined(__clang__)
+// positive on _mm512_undefined_*); silence it for this function only. Clang
+// has no such warning (and warns about the unknown name): GCC only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
@@ -79,7 +79,7 @@ void normalize_streaming(std::span<const std::uint8_t> in, std::span<float> out)
   normalize_vectorized(in, out);  // no AVX-512 on this machine: the portable version
 #endif
 }
-#if !defined(__clang__)
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
 
