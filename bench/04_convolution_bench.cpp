@@ -114,11 +114,29 @@ void conv2d_backward(benchmark::State& state, nn::Conv2DVariant variant, std::si
 
 // [snippet peak-fma]
 // The most a core can do: kChains independent chains of vector FMAs, enough
-// to cover the FMA latency (4 cycles) times the FMA units (2), so that the
-// core starts an FMA in every unit on every cycle. Each FMA on a vector of
-// kVecWidth floats counts 2 * kVecWidth flops.
+// to cover the FMA latency (4 to 5 cycles) times the FMA units (2), so that
+// the core starts an FMA in every unit on every cycle. Each FMA on a vector
+// of kVecWidth floats counts 2 * kVecWidth flops. The chains and the two
+// operands must all stay in registers: AVX-512 and aarch64 have 32 vector
+// registers, AVX2 and SSE 16. One more chain than fits, and the compiler
+// spills accumulators to the stack, which measures the stack, not the FMAs.
+// Without an FMA instruction (SSE: x86-64-v2) each step is a multiply and an
+// add, two instructions for the same 2 * kVecWidth flops, and the peak is
+// what the course's kernels can do on that machine.
 #if NN_HAVE_SIMD
-constexpr std::size_t kChains = 16;
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr std::size_t kVecRegisters = 32;
+#else
+constexpr std::size_t kVecRegisters = 16;
+#endif
+#if defined(__FMA__) || defined(__aarch64__)
+constexpr bool kHasFma = true;
+#else
+constexpr bool kHasFma = false;
+#endif
+constexpr std::size_t kChains = kVecRegisters == 32 ? 16 : 12;
+static_assert(kChains + 2 <= kVecRegisters, "the accumulators would spill to the stack");
+static_assert(kChains >= 5 * 2, "too few chains to keep both FMA units busy");
 constexpr std::size_t kFmaIterations = 1 << 20;
 
 float fma_loop(std::size_t iterations) {
@@ -126,10 +144,11 @@ float fma_loop(std::size_t iterations) {
   Vec acc[kChains];
   for (std::size_t c = 0; c < kChains; ++c) acc[c] = nn::simd::broadcast(1.0f + 0.001f * c);
   Vec a = nn::simd::broadcast(0.9999999f), b = nn::simd::broadcast(1e-7f);
-  asm volatile("" : "+v"(a), "+v"(b));  // no code: hides the values from the optimiser
+  benchmark::DoNotOptimize(a);  // no code: hides the values from the optimiser
+  benchmark::DoNotOptimize(b);
   for (std::size_t i = 0; i < iterations; ++i)
 #pragma GCC unroll 16
-    for (std::size_t c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;  // one vfmadd each
+    for (std::size_t c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;  // one vfmadd (SSE: mulps + addps)
   alignas(64) float lanes[nn::simd::kVecWidth];
   float sum = 0;
   for (std::size_t c = 0; c < kChains; ++c) {
@@ -139,13 +158,21 @@ float fma_loop(std::size_t iterations) {
   return sum;
 }
 
-// The same recurrence one lane at a time with std::fma (one rounding, as the
-// vector FMA): checks that the vector loop runs the FMAs it is credited with.
+// The same recurrence one lane at a time, rounded as the vector loop rounds:
+// once with std::fma, twice without an FMA instruction. Checks that the
+// vector loop runs the steps it is credited with.
 float fma_loop_scalar(std::size_t iterations) {
   float sum = 0;
   for (std::size_t c = 0; c < kChains; ++c) {
     float acc = 1.0f + 0.001f * c;
-    for (std::size_t i = 0; i < iterations; ++i) acc = std::fma(acc, 0.9999999f, 1e-7f);
+    for (std::size_t i = 0; i < iterations; ++i) {
+      if constexpr (kHasFma) {
+        acc = std::fma(acc, 0.9999999f, 1e-7f);
+      } else {
+        volatile float product = acc * 0.9999999f;  // volatile: rounded to float, never fused
+        acc = product + 1e-7f;
+      }
+    }
     for (std::size_t lane = 0; lane < nn::simd::kVecWidth; ++lane) sum += acc;
   }
   return sum;
