@@ -116,10 +116,12 @@ void conv2d_backward(benchmark::State& state, nn::Conv2DVariant variant, std::si
 // The most a core can do: kChains independent chains of vector FMAs, enough
 // to cover the FMA latency (4 to 5 cycles) times the FMA units (2), so that
 // the core starts an FMA in every unit on every cycle. Each FMA on a vector
-// of kVecWidth floats counts 2 * kVecWidth flops. The chains and the two
-// operands must all stay in registers: AVX-512 and aarch64 have 32 vector
-// registers, AVX2 and SSE 16. One more chain than fits, and the compiler
-// spills accumulators to the stack, which measures the stack, not the FMAs.
+// of kVecWidth floats counts 2 * kVecWidth flops. The step is
+// acc = acc * a + acc, one instruction on x86 and on ARM alike (ARM's FMA
+// adds into its destination, so `acc * a + b` would need a copy per step).
+// The chains and the operand must all stay in registers: AVX-512 and aarch64
+// have 32 vector registers, AVX2 and SSE 16. One more chain than fits, and
+// the compiler spills accumulators to the stack: that measures the stack.
 // Without an FMA instruction (SSE: x86-64-v2) each step is a multiply and an
 // add, two instructions for the same 2 * kVecWidth flops, and the peak is
 // what the course's kernels can do on that machine.
@@ -135,7 +137,7 @@ constexpr bool kHasFma = true;
 constexpr bool kHasFma = false;
 #endif
 constexpr std::size_t kChains = kVecRegisters == 32 ? 16 : 12;
-static_assert(kChains + 2 <= kVecRegisters, "the accumulators would spill to the stack");
+static_assert(kChains + 1 <= kVecRegisters, "the accumulators would spill to the stack");
 static_assert(kChains >= 5 * 2, "too few chains to keep both FMA units busy");
 constexpr std::size_t kFmaIterations = 1 << 20;
 
@@ -143,12 +145,11 @@ float fma_loop(std::size_t iterations) {
   using nn::simd::Vec;
   Vec acc[kChains];
   for (std::size_t c = 0; c < kChains; ++c) acc[c] = nn::simd::broadcast(1.0f + 0.001f * c);
-  Vec a = nn::simd::broadcast(0.9999999f), b = nn::simd::broadcast(1e-7f);
-  benchmark::DoNotOptimize(a);  // no code: hides the values from the optimiser
-  benchmark::DoNotOptimize(b);
+  Vec a = nn::simd::broadcast(1e-7f);
+  benchmark::DoNotOptimize(a);  // no code: hides the value from the optimiser
   for (std::size_t i = 0; i < iterations; ++i)
 #pragma GCC unroll 16
-    for (std::size_t c = 0; c < kChains; ++c) acc[c] = acc[c] * a + b;  // one vfmadd (SSE: mulps + addps)
+    for (std::size_t c = 0; c < kChains; ++c) acc[c] = acc[c] * a + acc[c];  // one FMA (SSE: mulps + addps)
   alignas(64) float lanes[nn::simd::kVecWidth];
   float sum = 0;
   for (std::size_t c = 0; c < kChains; ++c) {
@@ -167,10 +168,10 @@ float fma_loop_scalar(std::size_t iterations) {
     float acc = 1.0f + 0.001f * c;
     for (std::size_t i = 0; i < iterations; ++i) {
       if constexpr (kHasFma) {
-        acc = std::fma(acc, 0.9999999f, 1e-7f);
+        acc = std::fma(acc, 1e-7f, acc);
       } else {
-        volatile float product = acc * 0.9999999f;  // volatile: rounded to float, never fused
-        acc = product + 1e-7f;
+        volatile float product = acc * 1e-7f;  // volatile: rounded to float, never fused
+        acc = product + acc;
       }
     }
     for (std::size_t lane = 0; lane < nn::simd::kVecWidth; ++lane) sum += acc;
