@@ -123,6 +123,9 @@ ProgramRun run_program(const std::string& program, const std::vector<std::string
     return q + "'";
   };
   std::string command = quoted((fs::path(NN_BIN_DIR) / program).string());
+#ifdef NN_EMULATOR
+  command = NN_EMULATOR " " + command;  // a cross build: qemu and its options, words without spaces
+#endif
   for (const auto& a : args) {
     command += ' ';
     command += quoted(a);
