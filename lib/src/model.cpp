@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <map>
 #include <numeric>
 #include <random>
@@ -593,8 +592,8 @@ void Sequential::save(const std::filesystem::path& dir, int epoch) {
             kManifestFormat, epoch);
         for (const NamedTensor& w : weights()) {
           const std::string file = w.name + ".npy";
-          save_npy(staging / file, *w.tensor);
-          const auto bytes = read_file(staging / file);  // the checksum of what is on the disk
+          const std::vector<std::uint8_t> bytes = encode_npy(*w.tensor);
+          write_file_atomic(staging / file, bytes);
           manifest += fmt::format("file {} {} crc32 {:08x}\n", file, bytes.size(), crc32_of(bytes));
         }
         write_file_atomic(staging / kManifest, manifest);  // last: a set without it is incomplete
@@ -607,8 +606,9 @@ int Sequential::load(const std::filesystem::path& dir) {
     throw Error(fmt::format("{}: no such weights folder", dir.string()));
   const Manifest manifest = read_manifest(dir);
   // Read and check everything first, so that a bad file leaves the model unchanged.
+  const std::vector<NamedTensor> ws = weights();
   std::vector<Tensor> loaded;
-  for (const NamedTensor& w : weights()) {
+  for (const NamedTensor& w : ws) {
     const std::string name = w.name + ".npy";
     const auto file = dir / name;
     const auto listed = manifest.files.find(name);
@@ -632,13 +632,11 @@ int Sequential::load(const std::filesystem::path& dir) {
   }
   for (const auto& listed : manifest.files) {  // every listed file was loaded above
     const std::string& name = listed.first;      // (clang 14 cannot capture a structured binding)
-    const auto ws = weights();
     if (std::none_of(ws.begin(), ws.end(), [&](const NamedTensor& w) { return w.name + ".npy" == name; }))
       throw Error(fmt::format("{}: lists {}, which the model has no weight for: the folder holds the weights of "
                               "another model",
                               (dir / kManifest).string(), name));
   }
-  auto ws = weights();
   for (std::size_t i = 0; i < ws.size(); ++i) *ws[i].tensor = std::move(loaded[i]);
   return manifest.epoch;
 }

@@ -31,7 +31,7 @@ std::string npy_header(const Shape& shape) {
   return header + '\n';
 }
 
-void save_npy(const std::filesystem::path& file, const Tensor& t) {
+std::vector<std::uint8_t> encode_npy(const Tensor& t) {
   const std::string header = npy_header(t.shape());
   std::vector<std::uint8_t> bytes(kPreamble + header.size() + t.size() * sizeof(float));
   std::memcpy(bytes.data(), kMagic, 6);
@@ -41,8 +41,10 @@ void save_npy(const std::filesystem::path& file, const Tensor& t) {
   bytes[9] = static_cast<std::uint8_t>(header.size() >> 8);
   std::memcpy(bytes.data() + kPreamble, header.data(), header.size());
   if (t.size() > 0) std::memcpy(bytes.data() + kPreamble + header.size(), t.data(), t.size() * sizeof(float));
-  write_file_atomic(file, bytes);
+  return bytes;
 }
+
+void save_npy(const std::filesystem::path& file, const Tensor& t) { write_file_atomic(file, encode_npy(t)); }
 
 Tensor decode_npy(std::span<const std::uint8_t> bytes, std::string_view name) {
   auto fail = [&](const std::string& what) { return Error(fmt::format("{}: {}", name, what)); };

@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "nn/tensor.hpp"
 
@@ -17,6 +18,8 @@ namespace nn {
 
 std::string npy_header(const Shape& shape);
 // Written atomically (a temporary file, then a rename).
+// The bytes of a .npy file holding t; decode_npy reads them back.
+std::vector<std::uint8_t> encode_npy(const Tensor& t);
 void save_npy(const std::filesystem::path& file, const Tensor& t);
 // Parses a .npy file held in memory; `name` appears in errors. Throws
 // nn::Error for anything malformed or not float32.
