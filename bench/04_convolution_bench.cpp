@@ -99,13 +99,13 @@ void conv2d_backward(benchmark::State& state, nn::Conv2DVariant variant, std::si
     if (err > 1e-4) return state.SkipWithError(("differs from naive by " + std::to_string(err)).c_str());
   }
   const nn::Tensor x = Model::x(batch), dy = Model::dy(batch);
-  nn::Conv2DGradients g;  // allocated here, once, as the forward benchmark allocates y
-  nn::conv2d_backward(x, m.kernel, dy, variant, g);
+  nn::Conv2DGradients grads;  // allocated here, once, as the forward benchmark allocates y
+  nn::conv2d_backward(x, m.kernel, dy, variant, grads.dkernel, grads.dbias, &grads.dx);
   const double flops = 2 * nn::conv2d_dims(x.shape(), m.kernel.shape()).forward_flops();  // dkernel + dx
   timed(state, flops, [&] {
-    nn::conv2d_backward(x, m.kernel, dy, variant, g);
-    benchmark::DoNotOptimize(g.dkernel.data());
-    benchmark::DoNotOptimize(g.dx.data());
+    nn::conv2d_backward(x, m.kernel, dy, variant, grads.dkernel, grads.dbias, &grads.dx);
+    benchmark::DoNotOptimize(grads.dkernel.data());
+    benchmark::DoNotOptimize(grads.dx.data());
     benchmark::ClobberMemory();
   });
 }

@@ -8,7 +8,7 @@
 
 #include <algorithm>
 
-#include "nn/flatten.hpp"
+#include "nn/layers/flatten.hpp"
 
 namespace {
 
@@ -34,15 +34,15 @@ void flatten_view(benchmark::State& state) {
 }
 
 void flatten_backward_view(benchmark::State& state) {
-  nn::Tensor x({32, 13, 13, 32}), dy({32, 5408}, 1.0f);
+  nn::Tensor x({32, 13, 13, 32}), y({32, 5408}), dy({32, 5408}, 1.0f);
   nn::Flatten flatten;
-  const nn::ConstView check = flatten.backward(x, dy);
+  const nn::ConstView check = flatten.backward(x, y, dy);
   if (check.data() != dy.data() || !(check.shape() == x.shape())) {
     state.SkipWithError("Flatten's backward copied, or gave the wrong shape");
     return;
   }
   for (auto _ : state) {
-    nn::ConstView dx = flatten.backward(x, dy);
+    nn::ConstView dx = flatten.backward(x, y, dy);
     benchmark::DoNotOptimize(dx.data());
   }
 }

@@ -86,14 +86,14 @@ std::string check_forward(Step& s, std::size_t i) {
   const nn::Tensor& x = s.a[i];
   nn::Tensor want;
   if (type == "Conv2D") {
-    want = nn::conv2d_forward(x, *params[0], *params[1], nn::Conv2DVariant::naive, nn::Activation::relu);
+    want = nn::conv2d_forward(x, params[0]->value, params[1]->value, nn::Conv2DVariant::naive, nn::Activation::relu);
   } else if (type == "MaxPooling2D") {
     want = nn::max_pool2d_forward(x, 2, nn::MaxPoolVariant::naive);
   } else if (type == "Flatten") {
     want = nn::Tensor(x).reshape(s.a[i + 1].shape());  // a copy, reshaped
   } else if (type == "Dense") {
     want = nn::Tensor(s.a[i + 1].shape());
-    nn::dense_forward(x, *params[0], *params[1], want, nn::DenseVariant::naive);
+    nn::dense_forward(x, params[0]->value, params[1]->value, want, nn::DenseVariant::naive);
     if (i + 1 < s.model.layers().size()) nn::relu_inplace(want);  // every Dense but the last has activation="relu"
   } else {
     return "no reference for a " + type + " layer";
@@ -109,20 +109,19 @@ std::string check_backward(Step& s, std::size_t i) {
   const nn::Tensor& y = s.a[i + 1];
   const nn::Tensor& dy = s.da[i + 1];
   const nn::ConstView dx = layer.backward(x, y, dy, i > 0);
-  auto grads = layer.gradients();
   if (type == "Conv2D") {
-    const auto want = nn::conv2d_backward(x, *params[0], nn::relu_backward(y, dy), nn::Conv2DVariant::naive, false);
-    std::string e = differs("dkernel", *grads[0], want.dkernel, 1e-4, 1e-4);
-    return e.empty() ? differs("dbias", *grads[1], want.dbias, 1e-4, 1e-4) : e;
+    const auto want = nn::conv2d_backward(x, params[0]->value, nn::relu_backward(y, dy), nn::Conv2DVariant::naive, false);
+    std::string e = differs("dkernel", params[0]->grad, want.dkernel, 1e-4, 1e-4);
+    return e.empty() ? differs("dbias", params[1]->grad, want.dbias, 1e-4, 1e-4) : e;
   }
   if (type == "MaxPooling2D") return differs("dx", dx, nn::max_pool2d_backward(x, dy, 2, nn::MaxPoolVariant::naive), 0, 0);
   if (type == "Flatten") return differs("dx", dx, dy.reshape(x.shape()), 0, 0);
   if (type == "Dense") {
     const bool relu = i + 1 < s.model.layers().size();  // every Dense but the last
     const nn::Tensor g = relu ? nn::relu_backward(y, dy) : dy;
-    const auto want = nn::dense_backward(x, *params[0], g, nn::DenseVariant::naive, i > 0);
-    std::string e = differs("dkernel", *grads[0], want.dkernel, 1e-4, 1e-4);
-    if (e.empty()) e = differs("dbias", *grads[1], want.dbias, 1e-4, 1e-4);
+    const auto want = nn::dense_backward(x, params[0]->value, g, nn::DenseVariant::naive, i > 0);
+    std::string e = differs("dkernel", params[0]->grad, want.dkernel, 1e-4, 1e-4);
+    if (e.empty()) e = differs("dbias", params[1]->grad, want.dbias, 1e-4, 1e-4);
     if (e.empty() && i > 0) e = differs("dx", dx, want.dx, 1e-4, 1e-4);
     return e;
   }
@@ -152,42 +151,44 @@ void layer_backward(benchmark::State& state, std::size_t i) {
 // (The model's conv2d.kernel and conv2d.bias, with the default variant.)
 void fused_forward(benchmark::State& state) {
   Step& s = step();
-  auto w = s.model.weights();
+  auto w = s.model.named_parameters();
   nn::Tensor y(s.a[2].shape());
   std::vector<std::uint8_t> where;
   // Checked before timing: the fused step gives the two layers' output.
-  nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
+  nn::conv2d_relu_maxpool_forward(s.x, w[0].parameter->value, w[1].parameter->value, 2, nn::Conv2DVariant::direct3x3, y, where);
   if (!std::equal(y.span().begin(), y.span().end(), s.a[2].span().begin())) {
     state.SkipWithError("the fused step differs from Conv2D + MaxPooling2D");
     return;
   }
   for (auto _ : state)
-    nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
+    nn::conv2d_relu_maxpool_forward(s.x, w[0].parameter->value, w[1].parameter->value, 2, nn::Conv2DVariant::direct3x3, y, where);
 }
 
 void fused_backward(benchmark::State& state) {
   Step& s = step();
-  auto w = s.model.weights();
+  auto w = s.model.named_parameters();
   nn::Tensor y(s.a[2].shape());
   std::vector<std::uint8_t> where;
-  nn::conv2d_relu_maxpool_forward(s.x, *w[0].tensor, *w[1].tensor, 2, nn::Conv2DVariant::direct3x3, y, where);
-  nn::Conv2DGradients g;
+  nn::conv2d_relu_maxpool_forward(s.x, w[0].parameter->value, w[1].parameter->value, 2, nn::Conv2DVariant::direct3x3, y, where);
+  nn::Tensor dkernel, dbias;
   // Checked before timing: the fused gradients are those of MaxPooling2D ->
   // ReLU -> Conv2D backward with the naive kernels, up to float summation order.
-  nn::conv2d_relu_maxpool_backward(s.x, *w[0].tensor, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, g);
-  const nn::Tensor maps = nn::conv2d_forward(s.x, *w[0].tensor, *w[1].tensor, nn::Conv2DVariant::naive,
+  nn::conv2d_relu_maxpool_backward(s.x, w[0].parameter->value, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, dkernel, dbias,
+                                     nullptr);
+  const nn::Tensor maps = nn::conv2d_forward(s.x, w[0].parameter->value, w[1].parameter->value, nn::Conv2DVariant::naive,
                                              nn::Activation::relu);
   const auto want = nn::conv2d_backward(
-      s.x, *w[0].tensor, nn::relu_backward(maps, nn::max_pool2d_backward(maps, s.da[2], 2, nn::MaxPoolVariant::naive)),
+      s.x, w[0].parameter->value, nn::relu_backward(maps, nn::max_pool2d_backward(maps, s.da[2], 2, nn::MaxPoolVariant::naive)),
       nn::Conv2DVariant::naive, /*input_gradient=*/false);
-  std::string e = differs("the fused dkernel", g.dkernel, want.dkernel, 1e-4, 1e-4);
-  if (e.empty()) e = differs("the fused dbias", g.dbias, want.dbias, 1e-4, 1e-4);
+  std::string e = differs("the fused dkernel", dkernel, want.dkernel, 1e-4, 1e-4);
+  if (e.empty()) e = differs("the fused dbias", dbias, want.dbias, 1e-4, 1e-4);
   if (!e.empty()) {
     state.SkipWithError(e.c_str());
     return;
   }
   for (auto _ : state)
-    nn::conv2d_relu_maxpool_backward(s.x, *w[0].tensor, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, g);
+    nn::conv2d_relu_maxpool_backward(s.x, w[0].parameter->value, y, where, s.da[2], 2, nn::Conv2DVariant::direct3x3, dkernel, dbias,
+                                     nullptr);
 }
 
 // The loss and its gradient, into buffers allocated once, as the model does.
@@ -226,24 +227,22 @@ void loss(benchmark::State& state) {
 void update(benchmark::State& state) {
   Step& s = step();
   auto params = s.model.parameters();
-  auto grads = s.model.gradients();
-  std::vector<const nn::Tensor*> const_grads(grads.begin(), grads.end());
   {  // Checked before timing, on copies: one step at rate 1 is w - g, exactly.
-    std::vector<nn::Tensor> copies;
-    for (nn::Tensor* p : params) copies.push_back(*p);
-    std::vector<nn::Tensor*> copy_ptrs;
-    for (nn::Tensor& c : copies) copy_ptrs.push_back(&c);
+    std::vector<nn::Parameter> copies;
+    for (const nn::Parameter* p : params) copies.push_back(*p);
+    std::vector<nn::Parameter*> copy_ptrs;
+    for (nn::Parameter& c : copies) copy_ptrs.push_back(&c);
     nn::SGD one({.learning_rate = 1.0f});
-    one.step(copy_ptrs, const_grads);
+    one.step(copy_ptrs);
     for (std::size_t t = 0; t < params.size(); ++t)
       for (std::size_t i = 0; i < params[t]->size(); ++i)
-        if (copies[t][i] != (*params[t])[i] - (*grads[t])[i]) {
+        if (copies[t].value[i] != params[t]->value[i] - params[t]->grad[i]) {
           state.SkipWithError("an SGD step is not w - lr * g");
           return;
         }
   }
   nn::SGD sgd({.learning_rate = 1e-9f});  // a tiny rate: the weights barely move over the run
-  for (auto _ : state) sgd.step(params, const_grads);
+  for (auto _ : state) sgd.step(params);
 }
 
 void whole_step(benchmark::State& state) {

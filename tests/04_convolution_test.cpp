@@ -11,6 +11,7 @@
 
 #include "nn/activations.hpp"
 #include "nn/conv2d.hpp"
+#include "nn/layers/conv2d.hpp"
 #include "nn/error.hpp"
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
@@ -358,22 +359,24 @@ TEST(Conv2D, FloatGradientsMatchDoubleReference) {
 
 TEST(Conv2D, LayerBackwardGoesThroughTheReLU) {
   nn::Conv2D conv({.filters = 16, .kernel = 3, .activation = nn::Activation::relu, .seed = 5});
-  for (float& b : conv.bias.span()) b = 0.05f;
+  for (float& b : conv.bias.value.span()) b = 0.05f;
   const Tensor x = random_tensor({2, 9, 8, 1}, 31);
-  const Tensor y = conv.forward(x);
+  const Tensor y(conv.forward(x).tensor());  // a copy of the layer's output
   for (float v : y.span()) ASSERT_GE(v, 0.0f);
   const Tensor dy = random_tensor(y.shape(), 32);
   // Through the ReLU by hand: zero the gradient where the output was clipped.
   Tensor masked = dy;
   for (std::size_t i = 0; i < y.size(); ++i)
     if (y[i] <= 0.0f) masked[i] = 0.0f;
-  const auto expected = nn::conv2d_backward(x, conv.kernel, masked, Conv2DVariant::naive);
+  const auto expected = nn::conv2d_backward(x, conv.kernel.value, masked, Conv2DVariant::naive);
   for (Conv2DVariant v : nn::conv2d_variants()) {
     conv.set_variant(v);
-    const auto g = conv.backward(x, y, dy, /*input_gradient=*/false);
-    EXPECT_TRUE(all_close(g.dkernel, expected.dkernel, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
-    EXPECT_TRUE(all_close(g.dbias, expected.dbias, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
-    EXPECT_EQ(g.dx.size(), 0u);
+    const nn::ConstView dx = conv.backward(x, y, dy, /*need_dx=*/false);
+    EXPECT_TRUE(all_close(conv.kernel.grad, expected.dkernel, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
+    EXPECT_TRUE(all_close(conv.bias.grad, expected.dbias, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
+    EXPECT_EQ(dx.size(), 0u);
+    const nn::ConstView dx_too = conv.backward(x, y, dy, /*need_dx=*/true);
+    EXPECT_TRUE(all_close(dx_too, expected.dx, 1e-4, 1e-5)) << nn::conv2d_variant_name(v);
   }
 }
 
@@ -392,9 +395,9 @@ TEST(Init, GlorotUniformIsBoundedSeededAndCentred) {
       c({.filters = 32, .kernel = 3, .seed = 2});
   const float limit = std::sqrt(6.0f / (9 * 1 + 9 * 32));  // fan_in = 3*3*1, fan_out = 3*3*32
   EXPECT_FLOAT_EQ(nn::glorot_limit(9, 288), limit);
-  EXPECT_TRUE(all_close(a.kernel, b.kernel, 0, 0)) << "the same seed gives the same weights";
-  EXPECT_FALSE(all_close(a.kernel, c.kernel, 0, 0)) << "another seed gives other weights";
-  for (float v : a.bias.span()) EXPECT_EQ(v, 0.0f);
+  EXPECT_TRUE(all_close(a.kernel.value, b.kernel.value, 0, 0)) << "the same seed gives the same weights";
+  EXPECT_FALSE(all_close(a.kernel.value, c.kernel.value, 0, 0)) << "another seed gives other weights";
+  for (float v : a.bias.value.span()) EXPECT_EQ(v, 0.0f);
   Tensor big({100000});
   nn::glorot_uniform(big, 9, 288, 3);
   double sum = 0, sum2 = 0;

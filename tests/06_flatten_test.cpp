@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "nn/error.hpp"
-#include "nn/flatten.hpp"
+#include "nn/layers/flatten.hpp"
 
 namespace {
 
@@ -21,7 +21,7 @@ TEST(Flatten, ForwardAndBackwardAreViewsOfTheSameBuffer) {
   EXPECT_EQ(y.shape().str(), "(2, 5408)");
   EXPECT_EQ(y.data(), x.data());  // the same address: nothing was copied
   nn::Tensor dy({2, 5408});
-  nn::ConstView dx = flatten.backward(x, dy);
+  nn::ConstView dx = flatten.backward(x, y, dy);
   EXPECT_EQ(dx.shape().str(), "(2, 13, 13, 32)");
   EXPECT_EQ(dx.data(), dy.data());
 }

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "nn/dense.hpp"
+#include "nn/layers/dense.hpp"
 #include "nn/error.hpp"
 #include "nn/init.hpp"
 #include "gradcheck.hpp"
@@ -30,30 +31,30 @@ TEST(Dense, GlorotUniformKernelAndZeroBias) {
   const float limit = std::sqrt(6.0f / (5408 + 100));
   double sum = 0;
   float lo = 1, hi = -1;
-  for (float v : d.kernel.span()) sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
+  for (float v : d.kernel.value.span()) sum += v, lo = std::min(lo, v), hi = std::max(hi, v);
   EXPECT_GE(lo, -limit);
   EXPECT_LE(hi, limit);
   EXPECT_GT(hi, 0.99f * limit);  // 540,900 draws reach close to both ends
   EXPECT_LT(lo, -0.99f * limit);
   EXPECT_NEAR(sum / d.kernel.size(), 0.0, 0.01 * limit);
-  for (float v : d.bias.span()) EXPECT_EQ(v, 0.0f);
+  for (float v : d.bias.value.span()) EXPECT_EQ(v, 0.0f);
 }
 
 TEST(Dense, HandComputed) {
   // x = [1 2], W = [[1 0 -1], [2 1 0]], b = [0.5 0 0] -> xW + b = [5.5 2 -1]; ReLU -> [5.5 2 0]
   nn::Dense d({.units = 3, .input_dim = 2, .activation = nn::Activation::relu});
-  d.kernel = nn::Tensor({2, 3}, std::vector<float>{1, 0, -1, 2, 1, 0});
-  d.bias = nn::Tensor({3}, std::vector<float>{0.5f, 0, 0});
+  d.kernel.value = nn::Tensor({2, 3}, std::vector<float>{1, 0, -1, 2, 1, 0});
+  d.bias.value = nn::Tensor({3}, std::vector<float>{0.5f, 0, 0});
   for (auto v : nn::dense_variants()) {
     d.set_variant(v);
-    nn::Tensor y = d.forward(nn::Tensor({1, 2}, std::vector<float>{1, 2}));
+    nn::ConstView y = d.forward(nn::Tensor({1, 2}, std::vector<float>{1, 2}));
     EXPECT_EQ(std::vector<float>(y.span().begin(), y.span().end()), (std::vector<float>{5.5f, 2, 0}));
     // dy = [1 1 1]; the ReLU blocks the third unit. dW = x^T [1 1 0], db = [1 1 0], dx = [1 1 0] W^T = [1 3]
-    auto g = d.backward(nn::Tensor({1, 2}, std::vector<float>{1, 2}), y, nn::Tensor({1, 3}, 1.0f));
-    EXPECT_EQ(std::vector<float>(g.dkernel.span().begin(), g.dkernel.span().end()),
+    const nn::ConstView dx = d.backward(nn::Tensor({1, 2}, std::vector<float>{1, 2}), y, nn::Tensor({1, 3}, 1.0f));
+    EXPECT_EQ(std::vector<float>(d.kernel.grad.span().begin(), d.kernel.grad.span().end()),
               (std::vector<float>{1, 1, 0, 2, 2, 0}));
-    EXPECT_EQ(std::vector<float>(g.dbias.span().begin(), g.dbias.span().end()), (std::vector<float>{1, 1, 0}));
-    EXPECT_EQ(std::vector<float>(g.dx.span().begin(), g.dx.span().end()), (std::vector<float>{1, 3}));
+    EXPECT_EQ(std::vector<float>(d.bias.grad.span().begin(), d.bias.grad.span().end()), (std::vector<float>{1, 1, 0}));
+    EXPECT_EQ(std::vector<float>(dx.span().begin(), dx.span().end()), (std::vector<float>{1, 3}));
   }
 }
 
@@ -129,9 +130,9 @@ TEST(Dense, GradientsMatchCentralDifferencesInDouble) {
 TEST(Dense, FloatGradientsMatchDoubleReference) {
   const std::size_t n = 32, in = 300, out = 20;
   nn::Dense d({.units = out, .input_dim = in, .activation = nn::Activation::relu, .seed = 5});
-  d.bias = random_tensor({out}, 6, -0.1f, 0.1f);
+  d.bias.value = random_tensor({out}, 6, -0.1f, 0.1f);
   const nn::Tensor x = random_tensor({n, in}, 7), r = random_tensor({n, out}, 8);
-  const auto xd = testing_nn::as_double(x), kd = testing_nn::as_double(d.kernel), bd = testing_nn::as_double(d.bias),
+  const auto xd = testing_nn::as_double(x), kd = testing_nn::as_double(d.kernel.value), bd = testing_nn::as_double(d.bias.value),
              rd = testing_nn::as_double(r);
   std::vector<double> z(n * out), y(n * out), dz(n * out), dk(in * out), db(out), dx(n * in);
   nn::dense_forward_naive(n, in, out, xd.data(), kd.data(), bd.data(), z.data());
@@ -142,13 +143,13 @@ TEST(Dense, FloatGradientsMatchDoubleReference) {
   for (auto v : nn::dense_variants()) {
     SCOPED_TRACE(std::string(nn::dense_variant_name(v)));
     d.set_variant(v);
-    const nn::Tensor yf = d.forward(x);
+    const nn::ConstView yf = d.forward(x);
     EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(yf)), y, 1e-5, 1e-5)) << "y";
-    const auto g = d.backward(x, yf, r);
+    const nn::ConstView dxf = d.backward(x, yf, r);
     // Sums of up to 300 float products of values in [-1, 1].
-    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dkernel)), dk, 1e-5, 1e-5)) << "dW";
-    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dbias)), db, 1e-5, 1e-5)) << "db";
-    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(g.dx)), dx, 1e-5, 1e-5)) << "dx";
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(d.kernel.grad)), dk, 1e-5, 1e-5)) << "dW";
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(d.bias.grad)), db, 1e-5, 1e-5)) << "db";
+    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(dxf)), dx, 1e-5, 1e-5)) << "dx";
   }
 }
 

@@ -98,9 +98,9 @@ TEST(CrossEntropy, FromTheLogitsEqualsTheClippedLossWhereNothingIsClipped) {
 // has a loss of 50: with the clipped probabilities it would be 16.12.
 TEST(CrossEntropy, TheModelsLossComesFromTheLogits) {
   nn::Sequential model = nn::make_mnist_model(1);
-  for (const nn::NamedTensor& w : model.weights()) {
-    if (w.name == "dense_1.kernel") w.tensor->fill(0.0f);
-    if (w.name == "dense_1.bias") (*w.tensor)[9] = 50.0f;
+  for (const nn::NamedParameter& w : model.named_parameters()) {
+    if (w.name == "dense_1.kernel") w.parameter->value.fill(0.0f);
+    if (w.name == "dense_1.bias") (w.parameter->value)[9] = 50.0f;
   }
   const nn::Tensor x = testing_nn::random_tensor({4, 28, 28, 1}, 5, 0.0f, 1.0f);
   const nn::Tensor y = nn::one_hot(std::vector<int>{0, 0, 0, 0}, 10);

@@ -20,11 +20,11 @@ using testing_nn::all_close;
 
 // Steps `opt` `steps` times on w = [1, -2] with the constant gradient g = [0.5, 0.1].
 std::vector<float> run(nn::Optimizer& opt, int steps) {
-  nn::Tensor w({2}, std::vector<float>{1.0f, -2.0f}), g({2}, std::vector<float>{0.5f, 0.1f});
-  nn::Tensor* params[] = {&w};
-  const nn::Tensor* grads[] = {&g};
-  for (int i = 0; i < steps; ++i) opt.step(params, grads);
-  return {w[0], w[1]};
+  nn::Parameter w("w", nn::Tensor({2}, std::vector<float>{1.0f, -2.0f}));
+  w.grad = nn::Tensor({2}, std::vector<float>{0.5f, 0.1f});
+  nn::Parameter* params[] = {&w};
+  for (int i = 0; i < steps; ++i) opt.step(params);
+  return {w.value[0], w.value[1]};
 }
 
 TEST(Optimizer, SGDIsWMinusLrG) {
@@ -78,25 +78,74 @@ TEST(Optimizer, AdamSecondStepWithTheSameGradient) {
 }
 
 // A step that fails validation changes nothing: not the weights, not the
-// optimizer's idea of the parameter list, not its step count. The next
-// correct step works as if the bad one never happened.
+// optimizer's state, not its step count. The next correct step works as if
+// the bad one never happened.
 TEST(Optimizer, AFailedStepChangesNothing) {
   for (const char* name : {"sgd", "adam", "rmsprop"}) {
     auto opt = nn::make_optimizer(name, 0.1f);
-    nn::Tensor w({2}, std::vector<float>{1.0f, -2.0f}), g({2}, std::vector<float>{0.5f, 0.1f}), wrong({3});
-    nn::Tensor* params[] = {&w};
-    const nn::Tensor* bad[] = {&wrong};
-    EXPECT_THROW(opt->step(params, bad), nn::Error) << name;
+    nn::Parameter w("w", nn::Tensor({2}, std::vector<float>{1.0f, -2.0f}));
+    const nn::Tensor good({2}, std::vector<float>{0.5f, 0.1f}), wrong({3});
+    nn::Parameter* params[] = {&w};
+    w.grad = wrong;
+    EXPECT_THROW(opt->step(params), nn::Error) << name;
     EXPECT_EQ(opt->iterations(), 0u) << name;
-    EXPECT_EQ(w[0], 1.0f) << name;
-    const nn::Tensor* good[] = {&g};
-    EXPECT_NO_THROW(opt->step(params, good)) << name;
+    EXPECT_EQ(w.value[0], 1.0f) << name;
+    w.grad = good;
+    EXPECT_NO_THROW(opt->step(params)) << name;
     EXPECT_EQ(opt->iterations(), 1u) << name;
-    EXPECT_LT(w[0], 1.0f) << name;
-    // And a failure after a good step keeps the remembered list too.
-    EXPECT_THROW(opt->step(params, bad), nn::Error) << name;
-    EXPECT_NO_THROW(opt->step(params, good)) << name;
+    EXPECT_LT(w.value[0], 1.0f) << name;
+    // And a failure after a good step keeps the state too.
+    w.grad = wrong;
+    EXPECT_THROW(opt->step(params), nn::Error) << name;
+    w.grad = good;
+    EXPECT_NO_THROW(opt->step(params)) << name;
     EXPECT_EQ(opt->iterations(), 2u) << name;
+  }
+}
+
+// The state (a velocity, Adam's averages) belongs to the parameter, not to
+// its position in the list: two parameters stepped in either order, or with
+// a third one added later, move exactly as each would alone.
+TEST(Optimizer, StateIsKeptPerParameter) {
+  for (const char* name : {"sgd", "adam", "rmsprop"}) {
+    SCOPED_TRACE(name);
+    const float momentum = std::string(name) == "sgd" ? 0.9f : 0.0f;
+    auto alone_a = nn::make_optimizer(name, 0.1f, momentum), alone_b = nn::make_optimizer(name, 0.1f, momentum);
+    auto together = nn::make_optimizer(name, 0.1f, momentum);
+    nn::Parameter a("a", nn::Tensor({2}, std::vector<float>{1.0f, -2.0f}));
+    nn::Parameter b("b", nn::Tensor({3}, std::vector<float>{0.5f, 0.25f, 4.0f}));
+    a.grad = nn::Tensor({2}, std::vector<float>{0.5f, 0.1f});
+    b.grad = nn::Tensor({3}, std::vector<float>{-1.0f, 2.0f, 0.3f});
+    nn::Parameter a1 = a, b1 = b, a2 = a, b2 = b, c("c", nn::Tensor({1}, 7.0f));
+    for (int step = 0; step < 3; ++step) {
+      nn::Parameter* one_a[] = {&a1};
+      nn::Parameter* one_b[] = {&b1};
+      alone_a->step(one_a);
+      alone_b->step(one_b);
+      std::vector<nn::Parameter*> both = {&a2, &b2};
+      if (step == 1) both = {&b2, &a2};      // the other order
+      if (step == 2) both = {&c, &a2, &b2};  // a newcomer in front
+      together->step(both);
+    }
+    for (std::size_t i = 0; i < 2; ++i) EXPECT_EQ(a1.value[i], a2.value[i]) << "a[" << i << "]";
+    for (std::size_t i = 0; i < 3; ++i) EXPECT_EQ(b1.value[i], b2.value[i]) << "b[" << i << "]";
+  }
+}
+
+// A parameter whose shape changed under a stateful optimizer is an error, not
+// a read past the end of its old state.
+TEST(Optimizer, AParameterThatChangedShapeIsAnError) {
+  auto adam = nn::make_optimizer("adam", 0.1f);
+  nn::Parameter w("w", nn::Tensor({2}, 1.0f));
+  nn::Parameter* params[] = {&w};
+  adam->step(params);
+  w.value = nn::Tensor({5}, 1.0f);
+  w.grad = nn::Tensor({5}, 1.0f);
+  try {
+    adam->step(params);
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("parameter w is (5,), but it was (2,)"));
   }
 }
 
@@ -112,10 +161,10 @@ TEST(Optimizer, FactoryAndErrors) {
   EXPECT_THROW(nn::make_optimizer("sgd", 0.01f, 0.0f, true), nn::Error);
   EXPECT_THROW(nn::SGD({.learning_rate = 0.1f, .momentum = 1.0f}), nn::Error);
   nn::SGD sgd;
-  nn::Tensor w({2}), g({3});
-  nn::Tensor* params[] = {&w};
-  const nn::Tensor* grads[] = {&g};
-  EXPECT_THROW(sgd.step(params, grads), nn::Error);
+  nn::Parameter w("w", nn::Tensor({2}));
+  w.grad = nn::Tensor({3});
+  nn::Parameter* params[] = {&w};
+  EXPECT_THROW(sgd.step(params), nn::Error);
 }
 
 // The course's model, whole, in double: its analytic gradient (the naive
@@ -128,8 +177,8 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
   nn::Sequential model = nn::make_mnist_model(21);
   // Non-zero biases, so that no unit sits at a ReLU kink on a zero input.
   std::uint64_t seed = 30;
-  for (auto& w : model.weights())
-    if (w.name.ends_with(".bias")) *w.tensor = testing_nn::random_tensor(w.tensor->shape(), seed++, -0.1f, 0.1f);
+  for (auto& w : model.named_parameters())
+    if (w.name.ends_with(".bias")) w.parameter->value = testing_nn::random_tensor(w.parameter->value.shape(), seed++, -0.1f, 0.1f);
   const nn::Tensor xf = testing_nn::random_tensor({n, 28, 28, 1}, 40, 0.0f, 1.0f);  // pixel-like
   const nn::Tensor yf = nn::one_hot(std::vector<int>{3, 8}, 10);
   const std::vector<double> x = testing_nn::as_double(xf), y = testing_nn::as_double(yf);
@@ -146,7 +195,7 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
   ASSERT_GT(testing_nn::smallest_magnitude(pass.hidden_z), 4 * eps * 100) << "a dense unit at its kink";
 
   const auto analytic = net.gradients(x, y);
-  const auto weights = model.weights();
+  const auto weights = model.named_parameters();
   for (std::size_t t = 0; t < 6; ++t) {
     SCOPED_TRACE(weights[t].name);
     // A step in a Dense weight leaves the convolution's output as it is.
@@ -166,12 +215,12 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
     SCOPED_TRACE(fusion ? "fused" : "unfused");
     model.set_fusion(fusion);
     EXPECT_NEAR(model.compute_gradients(xf, yf), loss_double, 1e-5 * loss_double);
-    const auto grads = model.gradients();
+    const auto params = model.parameters();
     for (std::size_t t = 0; t < 6; ++t) {
       double largest = 0;
       for (double g : analytic[t]) largest = std::max(largest, std::abs(g));
       ASSERT_GT(largest, 0.0) << weights[t].name;
-      EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(*grads[t])), analytic[t], 2e-5 * largest, 1e-4))
+      EXPECT_TRUE(all_close(std::span<const double>(testing_nn::as_double(params[t]->grad)), analytic[t], 2e-5 * largest, 1e-4))
           << weights[t].name;
     }
   }

@@ -171,8 +171,8 @@ TEST(Fit, TheLastPartialBatchIsTrainedAndWeighted) {
   EXPECT_NEAR(h.epochs[0].loss, loss_sum / 100, 1e-9);
   EXPECT_GT(std::abs(h.epochs[0].loss - plain_mean), 1e-4) << "the batches' plain mean would not tell the two apart";
   EXPECT_DOUBLE_EQ(h.epochs[0].accuracy, static_cast<double>(correct_sum) / 100);
-  auto w = model.weights(), w_hand = by_hand.weights();
-  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, *w_hand[i].tensor)) << w[i].name;
+  auto w = model.named_parameters(), w_hand = by_hand.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, w_hand[i].parameter->value)) << w[i].name;
 }
 
 TEST(Fit, AnEmptyTrainingSetIsAnError) {
@@ -183,10 +183,10 @@ TEST(Fit, AnEmptyTrainingSetIsAnError) {
               HasSubstr("fit: the training set is empty"));
   // So are an empty validation set (before any training), and evaluating or predicting nothing.
   const nn::Tensor x1 = testing_nn::random_tensor({1, 28, 28, 1}, 1), y1 = nn::one_hot(std::vector<int>{3});
-  const nn::Tensor kernel_before = *model.weights()[0].tensor;
+  const nn::Tensor kernel_before = model.named_parameters()[0].parameter->value;
   EXPECT_THAT(testing_nn::error_of([&] { model.fit(x1, y1, {.epochs = 1, .x_val = &x, .y_val = &y}); }),
               HasSubstr("fit: the validation set is empty"));
-  EXPECT_TRUE(same_bits(*model.weights()[0].tensor, kernel_before)) << "trained before checking";
+  EXPECT_TRUE(same_bits(model.named_parameters()[0].parameter->value, kernel_before)) << "trained before checking";
   EXPECT_THAT(testing_nn::error_of([&] { model.evaluate(x, y); }), HasSubstr("evaluate: the set is empty"));
   EXPECT_THAT(testing_nn::error_of([&] { model.predict(x); }), HasSubstr("predict: no images"));
 }
@@ -198,7 +198,7 @@ TEST(Fit, SameSeedSameThreadsGiveIdenticalWeights) {
     model.compile(nn::make_optimizer("sgd", 0.01f, 0.9f));
     model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 9});
     std::vector<nn::Tensor> w;
-    for (auto& nt : model.weights()) w.push_back(*nt.tensor);
+    for (auto& nt : model.named_parameters()) w.push_back(nt.parameter->value);
     return w;
   };
   auto a = train(), b = train();
@@ -219,27 +219,27 @@ TEST(Fit, MaxStepsZeroTrainsNothing) {
   Data d = subset(64, 10);
   nn::Sequential model = nn::make_mnist_model(6);
   std::vector<nn::Tensor> initial;
-  for (auto& nt : model.weights()) initial.push_back(*nt.tensor);
+  for (auto& nt : model.named_parameters()) initial.push_back(nt.parameter->value);
   model.compile(nn::make_optimizer("sgd", 0.01f));
   nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 2, .max_steps = 0});
   EXPECT_EQ(h.steps, 0u);
   EXPECT_TRUE(h.epochs.empty());
-  auto w = model.weights();
-  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, initial[i])) << w[i].name;
+  auto w = model.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, initial[i])) << w[i].name;
 }
 
 TEST(Fit, ANaNLossStopsAndKeepsTheLastGoodWeights) {
   Data d = subset(320, 10);
   nn::Sequential model = nn::make_mnist_model(5);
   std::vector<nn::Tensor> initial;
-  for (auto& nt : model.weights()) initial.push_back(*nt.tensor);
+  for (auto& nt : model.named_parameters()) initial.push_back(nt.parameter->value);
   model.compile(nn::make_optimizer("sgd", 1e30f));  // diverges at once
   nn::History h = model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 1});
   EXPECT_TRUE(h.nan_loss);
   EXPECT_TRUE(h.epochs.empty());
   EXPECT_THAT(h.stopped, HasSubstr("at epoch 1"));
-  auto w = model.weights();
-  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, initial[i])) << w[i].name;
+  auto w = model.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, initial[i])) << w[i].name;
 }
 
 TEST(Fit, AnInterruptKeepsTheWeightsOfTheLastCompletedEpoch) {
@@ -254,16 +254,16 @@ TEST(Fit, AnInterruptKeepsTheWeightsOfTheLastCompletedEpoch) {
   nn::History h = model.fit(d.x_train, d.y_train,
                             {.epochs = 3, .seed = 1, .interrupt = &stop,
                              .on_epoch_end = [&](int, const nn::EpochLog&) {
-                               for (auto& nt : model.weights()) epoch_1.push_back(*nt.tensor);
+                               for (auto& nt : model.named_parameters()) epoch_1.push_back(nt.parameter->value);
                              },
                              .on_batch_end = [&](std::size_t step) { stop = step == 13; }});
   EXPECT_TRUE(h.interrupted);
   EXPECT_EQ(h.epochs.size(), 1u);
   EXPECT_EQ(h.steps, 13u);  // 10 batches of 32 in epoch 1, then 3 of epoch 2
   EXPECT_THAT(h.stopped, HasSubstr("interrupted during epoch 2; the weights were reset to those of the end of epoch 1"));
-  auto w = model.weights();
+  auto w = model.named_parameters();
   ASSERT_EQ(epoch_1.size(), w.size());
-  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, epoch_1[i])) << w[i].name;
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, epoch_1[i])) << w[i].name;
 }
 
 TEST(Weights, SaveLoadRoundTripIsBitExact) {
@@ -277,8 +277,8 @@ TEST(Weights, SaveLoadRoundTripIsBitExact) {
     EXPECT_TRUE(std::filesystem::exists(dir / (std::string(f) + ".npy"))) << f;
   nn::Sequential fresh = nn::make_mnist_model(99);
   fresh.load(dir.path());
-  auto a = trained.weights(), b = fresh.weights();
-  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bits(*a[i].tensor, *b[i].tensor)) << a[i].name;
+  auto a = trained.named_parameters(), b = fresh.named_parameters();
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(same_bits(a[i].parameter->value, b[i].parameter->value)) << a[i].name;
   EXPECT_TRUE(same_bits(trained.predict(d.x_test), fresh.predict(d.x_test)));
 }
 
@@ -302,15 +302,15 @@ TEST(Weights, LoadNamesAMismatchAndChangesNothing) {
   model.save(dir.path());
   nn::Sequential other = nn::make_mnist_model(2);
   std::vector<nn::Tensor> before;
-  for (auto& nt : other.weights()) before.push_back(*nt.tensor);
+  for (auto& nt : other.named_parameters()) before.push_back(nt.parameter->value);
   try {
     other.load(dir.path());
     FAIL() << "no error";
   } catch (const nn::Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("dense.kernel.npy: shape (5408, 99) does not match the model's dense.kernel (5408, 100)"));
   }
-  auto w = other.weights();
-  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(*w[i].tensor, before[i])) << w[i].name;
+  auto w = other.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, before[i])) << w[i].name;
 }
 
 TEST(Weights, MalformedNpyFiles) {
@@ -381,34 +381,38 @@ namespace {
 TEST(Fused, ConvReluPoolMatchesTheLayersOneByOne) {
   // Random images and kernels, several shapes, 1 to 3 threads: the fused
   // step's output equals conv -> ReLU -> pool exactly (the same kernels and
-  // comparisons), and its kernel and bias gradients equal those of
+  // comparisons), and its kernel, bias and input gradients equal those of
   // pool backward -> ReLU backward -> conv backward up to float summation order.
-  struct Case { std::size_t n, h, w, c_out, pool; };
+  struct Case { std::size_t n, h, w, c_in, c_out, pool; };
   const std::size_t before = nn::thread_count();
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   for (std::size_t threads : {1u, 2u, 3u}) {
     nn::set_thread_count(threads);
-    for (auto [n, h, w, c_out, pool] : {Case{5, 28, 28, 32, 2}, Case{3, 11, 9, 16, 2}, Case{2, 12, 12, 16, 3}}) {
-      SCOPED_TRACE(fmt::format("threads {} n {} {}x{} c_out {} pool {}", threads, n, h, w, c_out, pool));
-      nn::Conv2D conv({.filters = c_out, .kernel = 3, .activation = nn::Activation::relu, .seed = n + h});
-      for (float& v : conv.bias.span()) v = 0.1f * u(rng);
-      nn::Tensor x({n, h, w, 1});
+    for (auto [n, h, w, c_in, c_out, pool] :
+         {Case{5, 28, 28, 1, 32, 2}, Case{3, 11, 9, 1, 16, 2}, Case{2, 12, 12, 1, 16, 3}, Case{2, 11, 13, 3, 8, 2}}) {
+      SCOPED_TRACE(fmt::format("threads {} n {} {}x{}x{} c_out {} pool {}", threads, n, h, w, c_in, c_out, pool));
+      nn::Conv2D conv({.filters = c_out, .kernel = 3, .input_channels = c_in, .activation = nn::Activation::relu,
+                       .seed = n + h});
+      for (float& v : conv.bias.value.span()) v = 0.1f * u(rng);
+      nn::Tensor x({n, h, w, c_in});
       for (float& v : x.span()) v = u(rng);
-      nn::Tensor maps = conv.forward(x);
+      const nn::Tensor maps(conv.forward(x).tensor());  // a copy of the layer's output
       nn::Tensor pooled = nn::max_pool2d_forward(maps, pool);
       nn::Tensor y(pooled.shape());
       std::vector<std::uint8_t> where;
-      nn::conv2d_relu_maxpool_forward(x, conv.kernel, conv.bias, pool, conv.options().variant, y, where);
+      nn::conv2d_relu_maxpool_forward(x, conv.kernel.value, conv.bias.value, pool, conv.options().variant, y, where);
       EXPECT_TRUE(testing_nn::all_close(y, pooled, 0, 0));
 
       nn::Tensor dy(pooled.shape());
       for (float& v : dy.span()) v = u(rng);
-      auto expected = conv.backward(x, maps, nn::max_pool2d_backward(maps, dy, pool), /*input_gradient=*/false);
-      nn::Conv2DGradients fused;
-      nn::conv2d_relu_maxpool_backward(x, conv.kernel, y, where, dy, pool, conv.options().variant, fused);
-      EXPECT_TRUE(testing_nn::all_close(fused.dkernel, expected.dkernel, 1e-5, 1e-4));
-      EXPECT_TRUE(testing_nn::all_close(fused.dbias, expected.dbias, 1e-5, 1e-4));
+      const nn::ConstView dx_expected = conv.backward(x, maps, nn::max_pool2d_backward(maps, dy, pool));
+      nn::Tensor dkernel, dbias, dx;
+      nn::conv2d_relu_maxpool_backward(x, conv.kernel.value, y, where, dy, pool, conv.options().variant, dkernel,
+                                       dbias, &dx);
+      EXPECT_TRUE(testing_nn::all_close(dkernel, conv.kernel.grad, 1e-5, 1e-4));
+      EXPECT_TRUE(testing_nn::all_close(dbias, conv.bias.grad, 1e-5, 1e-4));
+      EXPECT_TRUE(testing_nn::all_close(dx, dx_expected, 1e-5, 1e-4)) << "the input gradient";
     }
   }
   nn::set_thread_count(before);
@@ -460,8 +464,8 @@ TEST(Fused, BackwardMatchesCentralDifferencesInDouble) {
       nn::Tensor y(r.shape());
       std::vector<std::uint8_t> where;
       nn::conv2d_relu_maxpool_forward(x, kernel, bias, pool, variant, y, where);
-      nn::Conv2DGradients fused;
-      nn::conv2d_relu_maxpool_backward(x, kernel, y, where, r, pool, variant, fused);
+      nn::Tensor dkernel, dbias;
+      nn::conv2d_relu_maxpool_backward(x, kernel, y, where, r, pool, variant, dkernel, dbias, nullptr);
       // Float sums of up to n * OH * OW terms: within 2e-5 of the largest
       // gradient, or 1e-4 relative.
       auto largest = [](const std::vector<double>& v) {
@@ -469,9 +473,9 @@ TEST(Fused, BackwardMatchesCentralDifferencesInDouble) {
         for (double e : v) m = std::max(m, std::abs(e));
         return m;
       };
-      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(fused.dkernel)), dk_numeric,
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(dkernel)), dk_numeric,
                                         2e-5 * largest(dk_numeric), 1e-4)) << "fused dkernel";
-      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(fused.dbias)), db_numeric,
+      EXPECT_TRUE(testing_nn::all_close(std::span<const double>(testing_nn::as_double(dbias)), db_numeric,
                                         2e-5 * largest(db_numeric), 1e-4)) << "fused dbias";
     }
   }
@@ -485,7 +489,7 @@ TEST(Fused, TheModelTrainsTheSameWithAndWithoutFusion) {
     model.set_fusion(fusion);
     const double loss = model.compute_gradients(d.x_train, d.y_train);
     std::vector<nn::Tensor> g;
-    for (nn::Tensor* t : model.gradients()) g.push_back(*t);
+    for (const nn::Parameter* p : model.parameters()) g.push_back(p->grad);
     return std::pair{loss, g};
   };
   auto [loss_fused, g_fused] = gradients(true);
@@ -506,15 +510,15 @@ namespace fs = std::filesystem;
 
 // Every weight of the model set to `value`: the identity of a saved set.
 void fill_weights(nn::Sequential& model, float value) {
-  for (auto& nt : model.weights()) nt.tensor->fill(value);
+  for (auto& nt : model.named_parameters()) nt.parameter->value.fill(value);
 }
 
 // The one value every weight of the model holds, or NaN when they differ (a
 // set mixed from two saves).
 float the_value_of(nn::Sequential& model) {
-  const float first = model.weights().front().tensor->data()[0];
-  for (auto& nt : model.weights())
-    for (float v : nt.tensor->span())
+  const float first = model.named_parameters().front().parameter->value.data()[0];
+  for (auto& nt : model.named_parameters())
+    for (float v : nt.parameter->value.span())
       if (v != first) return NAN;
   return first;
 }
@@ -627,7 +631,7 @@ TEST(WeightSet, NonFiniteWeightsAreRefusedNamingTheFile) {
   TempDir tmp;
   for (float bad : {NAN, INFINITY}) {
     nn::Sequential model = nn::make_mnist_model(1);
-    model.weights()[3].tensor->data()[7] = bad;  // dense.bias
+    model.named_parameters()[3].parameter->value.data()[7] = bad;  // dense.bias
     model.save(tmp / "w");
     nn::Sequential fresh = nn::make_mnist_model(2);
     EXPECT_THAT(testing_nn::error_of([&] { fresh.load(tmp / "w"); }),
@@ -680,7 +684,7 @@ TEST(WeightSet, AFolderAnOlderVersionWroteIsReplacedWhole) {
   const fs::path dir = tmp / "weights";
   nn::Sequential model = nn::make_mnist_model(1);
   fs::create_directories(dir);
-  for (auto& nt : model.weights()) nn::save_npy(dir / (nt.name + ".npy"), *nt.tensor);
+  for (auto& nt : model.named_parameters()) nn::save_npy(dir / (nt.name + ".npy"), nt.parameter->value);
   nn::write_file_atomic(dir / "dense.kernel.npy.tmp", std::string("half a file"));
   nn::Sequential fresh = nn::make_mnist_model(2);
   EXPECT_THAT(testing_nn::error_of([&] { fresh.load(dir); }), HasSubstr("no manifest.txt"));
@@ -689,6 +693,46 @@ TEST(WeightSet, AFolderAnOlderVersionWroteIsReplacedWhole) {
   EXPECT_FALSE(fs::exists(dir / "dense.kernel.npy.tmp"));
   EXPECT_EQ(fresh.load(dir), 1);
   EXPECT_EQ(the_value_of(fresh), 3.0f);
+}
+
+// Fusion is a step of the execution plan, wherever a Conv2D(relu) is directly
+// followed by a MaxPooling2D, not only at the model's input: here the second
+// pair needs its input gradient, which the fused step computes too. Fused and
+// unfused plans give the same loss and gradients.
+TEST(Fused, EveryConvPoolPairOfTheModelIsFused) {
+  Data d = subset(16, 10);
+  auto build = [] {
+    nn::Sequential model({28, 28, 1});
+    model.add(nn::Conv2D({.filters = 16, .kernel = 3, .activation = nn::Activation::relu, .seed = 1}));  // 26x26x16
+    model.add(nn::MaxPooling2D({.pool = 2}));                                                          // 13x13x16
+    model.add(nn::Conv2D({.filters = 8, .kernel = 3, .input_channels = 16, .activation = nn::Activation::relu,
+                          .seed = 2}));                                                               // 11x11x8
+    model.add(nn::MaxPooling2D({.pool = 2}));                                                          // 5x5x8
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 10, .input_dim = 200, .seed = 3}));
+    // Non-zero biases: no unit sits exactly at the ReLU's kink.
+    std::uint64_t seed = 40;
+    for (nn::Parameter* p : model.parameters())
+      if (p->name == "bias") p->value = testing_nn::random_tensor(p->shape(), seed++, -0.1f, 0.1f);
+    return model;
+  };
+  nn::Sequential fused = build(), plain = build();
+  plain.set_fusion(false);
+  EXPECT_EQ(fused.plan(), (std::vector<std::string>{"conv2d+max_pooling2d", "conv2d_1+max_pooling2d_1", "flatten",
+                                                    "dense"}));
+  EXPECT_EQ(plain.plan(), (std::vector<std::string>{"conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1",
+                                                    "flatten", "dense"}));
+  const double loss_fused = fused.compute_gradients(d.x_train, d.y_train);
+  const double loss_plain = plain.compute_gradients(d.x_train, d.y_train);
+  EXPECT_DOUBLE_EQ(loss_fused, loss_plain);  // the same forward values, bit for bit
+  const auto a = fused.named_parameters(), b = plain.named_parameters();
+  ASSERT_EQ(a.size(), 6u);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    double largest = 0;
+    for (float g : b[i].parameter->grad.span()) largest = std::max(largest, std::abs(double(g)));
+    ASSERT_GT(largest, 0.0) << b[i].name;
+    EXPECT_TRUE(testing_nn::all_close(a[i].parameter->grad, b[i].parameter->grad, 1e-5 * largest, 1e-4)) << a[i].name;
+  }
 }
 
 }  // namespace

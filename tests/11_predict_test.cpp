@@ -183,7 +183,7 @@ using testing_nn::TempDir;
 std::filesystem::path saved_weights(const TempDir& dir, float value = NAN) {
   nn::Sequential model = nn::make_mnist_model(1);
   if (!std::isnan(value))
-    for (auto& nt : model.weights()) nt.tensor->fill(value);
+    for (auto& nt : model.named_parameters()) nt.parameter->value.fill(value);
   model.save(dir / "weights");
   return dir / "weights";
 }

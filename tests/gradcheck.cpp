@@ -112,14 +112,14 @@ void conv_relu_pool_backward(const nn::Conv2DDims& d, std::size_t pool, std::spa
 }
 
 DoubleModel DoubleModel::of(nn::Sequential& model, const nn::Shape& x) {
-  auto weights = model.weights();
+  auto weights = model.named_parameters();
   if (weights.size() != 6) throw nn::Error("DoubleModel: expected the course's model (6 weight tensors)");
   DoubleModel m;
-  for (std::size_t i = 0; i < 6; ++i) m.w[i] = as_double(*weights[i].tensor);
-  m.conv = nn::conv2d_dims(x, weights[0].tensor->shape());
-  m.hidden = weights[2].tensor->dim(1);
-  m.classes = weights[4].tensor->dim(1);
-  if (weights[2].tensor->dim(0) != m.flat()) throw nn::Error("DoubleModel: the Dense input is not the Flatten width");
+  for (std::size_t i = 0; i < 6; ++i) m.w[i] = as_double(weights[i].parameter->value);
+  m.conv = nn::conv2d_dims(x, weights[0].parameter->value.shape());
+  m.hidden = weights[2].parameter->value.dim(1);
+  m.classes = weights[4].parameter->value.dim(1);
+  if (weights[2].parameter->value.dim(0) != m.flat()) throw nn::Error("DoubleModel: the Dense input is not the Flatten width");
   return m;
 }
 

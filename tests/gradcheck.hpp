@@ -61,7 +61,7 @@ void conv_relu_pool_backward(const nn::Conv2DDims& d, std::size_t pool, std::spa
 struct DoubleModel {
   nn::Conv2DDims conv;
   std::size_t pool = 2, hidden = 0, classes = 0;
-  // In the order of Sequential::weights(): conv2d.kernel, conv2d.bias,
+  // In the order of Sequential::named_parameters(): conv2d.kernel, conv2d.bias,
   // dense.kernel, dense.bias, dense_1.kernel, dense_1.bias.
   std::array<std::vector<double>, 6> w;
 

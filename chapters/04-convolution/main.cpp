@@ -13,6 +13,7 @@
 #include "nn/cli.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/error.hpp"
+#include "nn/layers/conv2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
 #include "nn/parallel.hpp"
@@ -153,7 +154,7 @@ int main(int argc, char** argv) {
 
     // [snippet ch04-layer]
     nn::Conv2D conv({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed});
-    const nn::Tensor y = conv.forward(x);
+    const nn::ConstView y = conv.forward(x);
     fmt::print("\nConv2D(32, (3, 3), activation=\"relu\"), seed {}:\n", seed);
     fmt::print("  x {} -> y {}\n", x.shape().str(), y.shape().str());
     fmt::print("  kernel {} + bias {} = {} parameters\n", conv.kernel.shape().str(), conv.bias.shape().str(),
@@ -164,7 +165,7 @@ int main(int argc, char** argv) {
 
     std::filesystem::create_directories(common.plots);
     plot_hand_filters(x, kernel, y_hand, names, common.plots / "04-hand-filters.png");
-    plot_kernels(conv.kernel, common.plots / "04-random-kernels.png");
+    plot_kernels(conv.kernel.value, common.plots / "04-random-kernels.png");
     plot_feature_maps(y, common.plots / "04-feature-maps.png");
     fmt::print("\nWrote 04-hand-filters.png, 04-random-kernels.png and 04-feature-maps.png to {}\n",
                common.plots.string());
@@ -174,7 +175,7 @@ int main(int argc, char** argv) {
     const nn::Tensor xb(nn::Shape{n, 28, 28, 1}, x_test.span().subspan(0, n * pixels));
     nn::Tensor y_naive(conv.output_shape(xb.shape())), y_fast(y_naive.shape());
     auto run = [&](nn::Conv2DVariant v, nn::Tensor& out) {
-      return best_ms(5, [&] { nn::conv2d_forward(xb, conv.kernel, conv.bias, out, v, nn::Activation::relu); });
+      return best_ms(5, [&] { nn::conv2d_forward(xb, conv.kernel.value, conv.bias.value, out, v, nn::Activation::relu); });
     };
     const double t_naive = run(nn::Conv2DVariant::naive, y_naive), t_fast = run(fast, y_fast);
     float diff = 0;

@@ -10,6 +10,8 @@
 #include "nn/cli.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/error.hpp"
+#include "nn/layers/max_pooling2d.hpp"
+#include "nn/layers/conv2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
 #include "nn/plot.hpp"
@@ -59,8 +61,8 @@ int main(int argc, char** argv) {
     // [snippet ch05-main]
     nn::Conv2D conv({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed});
     nn::MaxPooling2D pool({.pool = 2});
-    nn::Tensor maps = conv.forward(x);        // (1, 26, 26, 32)
-    nn::Tensor pooled = pool.forward(maps);   // (1, 13, 13, 32)
+    nn::ConstView maps = conv.forward(x);       // (1, 26, 26, 32)
+    nn::ConstView pooled = pool.forward(maps);   // (1, 13, 13, 32)
     // [end snippet ch05-main]
     fmt::print("seed {}\ninput {} -> Conv2D -> {} -> MaxPooling2D((2, 2)) -> {}\n", seed, x.shape().str(),
                maps.shape().str(), pooled.shape().str());

@@ -10,7 +10,9 @@
 #include "nn/cli.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/error.hpp"
-#include "nn/flatten.hpp"
+#include "nn/layers/flatten.hpp"
+#include "nn/layers/max_pooling2d.hpp"
+#include "nn/layers/conv2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
 #include "nn/plot.hpp"
@@ -30,7 +32,7 @@ int main(int argc, char** argv) {
     nn::MaxPooling2D pool;
     // [snippet ch06-main]
     nn::Flatten flatten;
-    nn::Tensor pooled = pool.forward(conv.forward(x));  // (32, 13, 13, 32)
+    nn::ConstView pooled = pool.forward(conv.forward(x));  // (32, 13, 13, 32)
     nn::ConstView flat = flatten.forward(pooled);       // (32, 5408), a read-only view
     fmt::print("pooled: {} at address {}\n", pooled.shape().str(), fmt::ptr(pooled.data()));
     fmt::print("flat:   {} at address {}\n", flat.shape().str(), fmt::ptr(flat.data()));
@@ -53,7 +55,7 @@ int main(int argc, char** argv) {
     }
     auto t1 = std::chrono::steady_clock::now();
     for (int i = 0; i < repeats; ++i) {
-      nn::Tensor copy = pooled;
+      nn::Tensor copy(pooled.tensor());  // a real copy of the elements
       if (copy.size() != pooled.size()) throw nn::Error("copy failed");
     }
     auto t2 = std::chrono::steady_clock::now();

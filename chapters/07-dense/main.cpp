@@ -14,7 +14,10 @@
 #include "nn/conv2d.hpp"
 #include "nn/dense.hpp"
 #include "nn/error.hpp"
-#include "nn/flatten.hpp"
+#include "nn/layers/flatten.hpp"
+#include "nn/layers/dense.hpp"
+#include "nn/layers/max_pooling2d.hpp"
+#include "nn/layers/conv2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
 #include "nn/plot.hpp"
@@ -76,8 +79,8 @@ int main(int argc, char** argv) {
     nn::Dense hidden({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = seed + 1});
     nn::Dense output({.units = 10, .input_dim = 100, .seed = seed + 2});
     nn::ConstView features = flatten.forward(pool.forward(conv.forward(x)));  // (32, 5408), a view
-    nn::Tensor h = hidden.forward(features);                                // (32, 100)
-    nn::Tensor logits = output.forward(h);                                  // (32, 10)
+    nn::ConstView h = hidden.forward(features);                             // (32, 100)
+    nn::ConstView logits = output.forward(h);                               // (32, 10)
     // [end snippet ch07-main]
     fmt::print("seed {}\n", seed);
     fmt::print("dense:   kernel {} + bias {} = {} params\n", hidden.kernel.shape().str(), hidden.bias.shape().str(),
@@ -98,14 +101,14 @@ int main(int argc, char** argv) {
     for (auto v : nn::dense_variants()) {
       const int repeats = v == nn::DenseVariant::naive ? 3 : 50;
       auto t0 = std::chrono::steady_clock::now();
-      for (int r = 0; r < repeats; ++r) nn::dense_forward(features, hidden.kernel, hidden.bias, y, v);
+      for (int r = 0; r < repeats; ++r) nn::dense_forward(features, hidden.kernel.value, hidden.bias.value, y, v);
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / repeats;
       fmt::print("(32 x 5408) . (5408 x 100), {:<5}: {:7.3f} ms, {:6.2f} GFLOP/s\n", nn::dense_variant_name(v), ms,
                  2.0 * 32 * 5408 * 100 / (ms * 1e6));
     }
 
     const auto file = common.plots / "07-dense-units.png";
-    plot_units(hidden.kernel, static_cast<std::size_t>(units), file);
+    plot_units(hidden.kernel.value, static_cast<std::size_t>(units), file);
     fmt::print("\nWrote {}\n", file.string());
     return 0;
   });

@@ -8,14 +8,14 @@
 #include <cmath>
 
 #include "nn/cli.hpp"
-#include "nn/conv2d.hpp"
-#include "nn/dense.hpp"
-#include "nn/flatten.hpp"
+#include "nn/layers/conv2d.hpp"
+#include "nn/layers/dense.hpp"
+#include "nn/layers/flatten.hpp"
+#include "nn/layers/max_pooling2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/plot.hpp"
-#include "nn/pooling.hpp"
 #include "nn/softmax.hpp"
 
 namespace {
@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     nn::Flatten flatten;
     nn::Dense hidden({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = seed + 1});
     nn::Dense output({.units = 10, .input_dim = 100, .seed = seed + 2});
-    nn::Tensor logits = output.forward(hidden.forward(flatten.forward(pool.forward(conv.forward(x)))));
+    nn::ConstView logits = output.forward(hidden.forward(flatten.forward(pool.forward(conv.forward(x)))));
 
     // [snippet ch08-main]
     nn::Tensor p = nn::softmax(logits);                       // (32, 10), each row sums to 1

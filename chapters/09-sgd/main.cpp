@@ -24,14 +24,14 @@ struct Path {
 };
 
 Path descend(nn::Optimizer& opt, int steps) {
-  nn::Tensor w({2}, std::vector<float>{-9.0f, 2.5f}), g({2});
+  nn::Parameter p("uv", nn::Tensor({2}, std::vector<float>{-9.0f, 2.5f}));  // the point (u, v) and its gradient
+  nn::Tensor& w = p.value;
   Path path{opt.describe(), {{w[0], w[1]}}};
-  nn::Tensor* params[] = {&w};
-  const nn::Tensor* grads[] = {&g};
+  nn::Parameter* params[] = {&p};
   for (int i = 0; i < steps; ++i) {
-    g[0] = w[0] / 10.0f;  // df/du
-    g[1] = 2.0f * w[1];   // df/dv
-    opt.step(params, grads);
+    p.grad[0] = w[0] / 10.0f;  // df/du
+    p.grad[1] = 2.0f * w[1];   // df/dv
+    opt.step(params);
     path.points.push_back({w[0], w[1]});
   }
   return path;

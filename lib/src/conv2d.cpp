@@ -494,91 +494,52 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias,
 }
 
 void conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
-                     Conv2DGradients& g, bool input_gradient) {
+                     Tensor& dkernel, Tensor& dbias, Tensor* dx) {
   const Conv2DDims d = conv2d_dims(x.shape(), kernel.shape());
   if (dy.shape() != d.y_shape())
     throw Error(fmt::format("Conv2D backward: dy is {} but the output is {}", dy.shape().str(),
                             d.y_shape().str()));
-  ensure_shape(g.dkernel, d.kernel_shape());
-  ensure_shape(g.dbias, Shape{d.c_out});
-  g.dkernel.fill(0.0f);
-  g.dbias.fill(0.0f);
-  if (input_gradient) {
-    ensure_shape(g.dx, d.x_shape());
-    g.dx.fill(0.0f);
-  } else {
-    g.dx = Tensor();
+  ensure_shape(dkernel, d.kernel_shape());
+  ensure_shape(dbias, Shape{d.c_out});
+  dkernel.fill(0.0f);
+  dbias.fill(0.0f);
+  if (dx) {
+    ensure_shape(*dx, d.x_shape());
+    dx->fill(0.0f);
   }
-  float* dx = input_gradient ? g.dx.data() : nullptr;
+  float* const dx_data = dx ? dx->data() : nullptr;
   switch (variant) {
     case Conv2DVariant::naive:
-      conv2d_backward_naive(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      conv2d_backward_naive(d, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(), dx_data);
       break;
     case Conv2DVariant::reordered:
-      backward_reordered(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      backward_reordered(d, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(), dx_data);
       break;
     case Conv2DVariant::im2col: {
       std::vector<float> cols;
-      backward_gemm(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx, 0, d.n, false,
+      backward_gemm(d, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(), dx_data, 0, d.n, false,
                     cols);
       break;
     }
     case Conv2DVariant::direct3x3:
 #if NN_HAVE_SIMD
       if (direct3x3_applies(d)) {
-        backward_direct3x3(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+        backward_direct3x3(d, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(), dx_data);
         break;
       }
 #endif
       [[fallthrough]];
     case Conv2DVariant::threaded:
-      backward_threaded(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      backward_threaded(d, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(), dx_data);
       break;
   }
 }
 
 Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
                                 bool input_gradient) {
-  Conv2DGradients g;
-  conv2d_backward(x, kernel, dy, variant, g, input_gradient);
-  return g;
-}
-
-// ---------------------------------------------------------------- the layer
-
-Conv2D::Conv2D(const Conv2DOptions& options)
-    : kernel({options.kernel.h, options.kernel.w, options.input_channels, options.filters}),
-      bias({options.filters}),
-      options_(options) {
-  if (options.filters == 0 || options.kernel.h == 0 || options.kernel.w == 0 || options.input_channels == 0)
-    throw Error(fmt::format("Conv2D: filters ({}), kernel ({}x{}) and input_channels ({}) must all be positive",
-                            options.filters, options.kernel.h, options.kernel.w, options.input_channels));
-  const std::size_t taps = options.kernel.h * options.kernel.w;
-  glorot_uniform(kernel, taps * options.input_channels, taps * options.filters, options.seed);
-}
-
-Shape Conv2D::output_shape(const Shape& x) const { return conv2d_dims(x, kernel.shape()).y_shape(); }
-
-Tensor Conv2D::forward(const Tensor& x) const {
-  return conv2d_forward(x, kernel, bias, options_.variant, options_.activation);
-}
-
-void Conv2D::forward(const Tensor& x, Tensor& y) const {
-  conv2d_forward(x, kernel, bias, y, options_.variant, options_.activation);
-}
-
-void Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, Conv2DGradients& out, Tensor& relu_grad,
-                      bool input_gradient) const {
-  // Through the activation first, then the convolution.
-  conv2d_backward(x, kernel, activation_backward(options_.activation, y, dy, relu_grad), options_.variant, out,
-                  input_gradient);
-}
-
-Conv2DGradients Conv2D::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {
-  Conv2DGradients g;
-  Tensor relu_grad;
-  backward(x, y, dy, g, relu_grad, input_gradient);
-  return g;
+  Conv2DGradients grads;
+  conv2d_backward(x, kernel, dy, variant, grads.dkernel, grads.dbias, input_gradient ? &grads.dx : nullptr);
+  return grads;
 }
 
 }  // namespace nn

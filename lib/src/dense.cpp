@@ -98,77 +98,38 @@ void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Te
 
 DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
                               bool input_gradient) {
-  DenseGradients g;
-  dense_backward(x, kernel, dy, variant, g, input_gradient);
-  return g;
+  DenseGradients grads;
+  dense_backward(x, kernel, dy, variant, grads.dkernel, grads.dbias, input_gradient ? &grads.dx : nullptr);
+  return grads;
 }
 
-void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, DenseGradients& g,
-                    bool input_gradient) {
+void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, Tensor& dkernel,
+                    Tensor& dbias, Tensor* dx) {
   const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
   if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
     throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
                             kernel.shape().str(), dy.shape().str()));
-  ensure_shape(g.dkernel, {in, out});
-  ensure_shape(g.dbias, {out});
-  if (input_gradient) ensure_shape(g.dx, {n, in});
-  else g.dx = Tensor();
+  ensure_shape(dkernel, {in, out});
+  ensure_shape(dbias, {out});
+  if (dx) ensure_shape(*dx, {n, in});
   if (variant == DenseVariant::naive) {
-    dense_backward_naive(n, in, out, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(),
-                         input_gradient ? g.dx.data() : nullptr);
+    dense_backward_naive(n, in, out, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(),
+                         dx ? dx->data() : nullptr);
     return;
   }
-  g.dbias.fill(0.0f);
+  dbias.fill(0.0f);
   // [snippet dense-backward]
   // dW = x^T dy:  (in, n) x (n, out)
-  gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(), .c = g.dkernel.data(),
+  gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(), .c = dkernel.data(),
         .threaded = true});
   // db = the sum of dy over the batch
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < out; ++j) g.dbias[j] += dy[i * out + j];
+    for (std::size_t j = 0; j < out; ++j) dbias[j] += dy[i * out + j];
   // dx = dy W^T:  (n, out) x (out, in)
-  if (input_gradient)
-    gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true, .c = g.dx.data(),
+  if (dx)
+    gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true, .c = dx->data(),
           .threaded = true});
   // [end snippet dense-backward]
-}
-
-Dense::Dense(const DenseOptions& options)
-    : kernel({options.input_dim, options.units}), bias({options.units}), options_(options) {
-  if (options.units == 0 || options.input_dim == 0) throw Error("Dense: units and input_dim must be at least 1");
-  glorot_uniform(kernel, options.input_dim, options.units, options.seed);
-}
-
-Shape Dense::output_shape(const Shape& x) const {
-  if (x.rank() != 2 || x[1] != options_.input_dim)
-    throw Error(fmt::format("Dense: input {} does not match input_dim {}", x.str(), options_.input_dim));
-  return {x[0], options_.units};
-}
-
-Tensor Dense::forward(const Tensor& x) const {
-  Tensor y(output_shape(x.shape()));
-  dense_forward(x, kernel, bias, y, options_.variant);
-  if (options_.activation == Activation::relu) relu_inplace(y);
-  return y;
-}
-
-void Dense::forward(const Tensor& x, Tensor& y) const {
-  dense_forward(x, kernel, bias, y, options_.variant);
-  if (options_.activation == Activation::relu) relu_inplace(y);
-}
-
-void Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, DenseGradients& out, Tensor& relu_grad,
-                     bool input_gradient) const {
-  // Through the activation first, then the matrix products.
-  dense_backward(x, kernel, activation_backward(options_.activation, y, dy, relu_grad), options_.variant, out,
-                 input_gradient);
-}
-
-DenseGradients Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient) const {
-  DenseGradients g;
-  Tensor relu_grad;
-  backward(x, y, dy, g, relu_grad, input_gradient);
-  return g;
 }
 
 }  // namespace nn

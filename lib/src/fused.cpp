@@ -127,7 +127,7 @@ void conv2d_relu_maxpool_forward(const Tensor& x, const Tensor& kernel, const Te
 
 void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const Tensor& y,
                                   const std::vector<std::uint8_t>& where, const Tensor& dy, std::size_t pool,
-                                  Conv2DVariant variant, Conv2DGradients& out) {
+                                  Conv2DVariant variant, Tensor& dkernel, Tensor& dbias, Tensor* dx) {
   const Shape ys = pooled_shape(x, kernel, pool);
   if (!(y.shape() == ys) || !(dy.shape() == ys) || where.size() != ys.size())
     throw Error(fmt::format("fused Conv2D+MaxPooling2D backward: y {} and dy {} must be {}", y.shape().str(),
@@ -135,9 +135,9 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
   const std::size_t n = x.dim(0), ph = ys[1], pw = ys[2], c = ys[3];
   const Shape map_shape = conv2d_dims(x.batch_view(0, std::min<std::size_t>(n, 1)).shape(), kernel.shape()).y_shape();
   const std::size_t ow = map_shape[2];
-  ensure_shape(out.dkernel, kernel.shape());
-  ensure_shape(out.dbias, Shape{kernel.dim(3)});
-  out.dx = Tensor();
+  ensure_shape(dkernel, kernel.shape());
+  ensure_shape(dbias, Shape{kernel.dim(3)});
+  if (dx) ensure_shape(*dx, x.shape());
   // Per-part sums, added in a fixed order at the end: the result depends on
   // the thread count, not on which thread finishes first.
   const std::size_t parts = std::max<std::size_t>(1, std::min(n, thread_count()));
@@ -165,18 +165,19 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
             const std::size_t o = ((b * ph + i) * pw + j) * c;
             unpool_window(gp + o, yp + o, wp + o, ow * c, c, pool, dmap.data() + ((i * pool) * ow + j * pool) * c);
           }
-        conv2d_backward(x.batch_view(b, 1), kernel, dmap, variant, one, /*input_gradient=*/false);
+        Tensor dx_image = dx ? dx->batch_view(b, 1) : Tensor();  // a view: image b of dx, written in place
+        conv2d_backward(x.batch_view(b, 1), kernel, dmap, variant, one.dkernel, one.dbias, dx ? &dx_image : nullptr);
         // [end snippet fused-backward]
         for (std::size_t k = 0; k < one.dkernel.size(); ++k) sum.dkernel[k] += one.dkernel[k];
         for (std::size_t k = 0; k < one.dbias.size(); ++k) sum.dbias[k] += one.dbias[k];
       }
     }
   });
-  out.dkernel.fill(0.0f);
-  out.dbias.fill(0.0f);
+  dkernel.fill(0.0f);
+  dbias.fill(0.0f);
   for (const Conv2DGradients& p : partial) {
-    for (std::size_t k = 0; k < out.dkernel.size(); ++k) out.dkernel[k] += p.dkernel[k];
-    for (std::size_t k = 0; k < out.dbias.size(); ++k) out.dbias[k] += p.dbias[k];
+    for (std::size_t k = 0; k < dkernel.size(); ++k) dkernel[k] += p.dkernel[k];
+    for (std::size_t k = 0; k < dbias.size(); ++k) dbias[k] += p.dbias[k];
   }
 }
 

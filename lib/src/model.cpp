@@ -20,136 +20,42 @@
 
 namespace nn {
 
-std::size_t Layer::param_count() {
-  std::size_t n = 0;
-  for (Tensor* p : parameters()) n += p->size();
-  return n;
-}
-
 namespace {
 
-// ---- The layers of chapters 04-07, as the model sees them ------------------
-
-// Every layer keeps its output and gradient tensors between batches and
-// returns views of them: after the first batch a training step allocates
-// nothing. (A view stays valid until the layer's next call.)
-ConstView view(const Tensor& t) { return t; }
-
-class Conv2DLayer final : public Layer {
- public:
-  explicit Conv2DLayer(const Conv2D& c)
-      : conv_(c), grads_{Tensor(conv_.kernel.shape()), Tensor(conv_.bias.shape()), Tensor()} {}
-  std::string type() const override { return "Conv2D"; }
-  std::string base_name() const override { return "conv2d"; }
-  Shape output_shape(const Shape& x) const override { return conv_.output_shape(x); }
-  ConstView forward(const Tensor& x) override {
-    ensure_shape(y_, conv_.output_shape(x.shape()));
-    conv_.forward(x, y_);
-    return view(y_);
-  }
-  ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
-    conv_.backward(x, y, dy, grads_, relu_grad_, need_dx);
-    return need_dx ? view(grads_.dx) : ConstView();
-  }
-  std::vector<Tensor*> parameters() override { return {&conv_.kernel, &conv_.bias}; }
-  std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
-  const Conv2D& conv() const { return conv_; }
-  Conv2DGradients& grads() { return grads_; }
-
- private:
-  Conv2D conv_;
-  Conv2DGradients grads_;
-  Tensor y_, relu_grad_;
-};
-
-class MaxPooling2DLayer final : public Layer {
- public:
-  explicit MaxPooling2DLayer(const MaxPooling2D& p) : pool_(p) {}
-  std::string type() const override { return "MaxPooling2D"; }
-  std::string base_name() const override { return "max_pooling2d"; }
-  Shape output_shape(const Shape& x) const override { return pool_.output_shape(x); }
-  ConstView forward(const Tensor& x) override {
-    ensure_shape(y_, pool_.output_shape(x.shape()));
-    max_pool2d_forward(x, pool_.options().pool, y_, pool_.options().variant);
-    return view(y_);
-  }
-  ConstView backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override {
-    ensure_shape(dx_, x.shape());
-    max_pool2d_backward(x, dy, pool_.options().pool, dx_, pool_.options().variant);
-    return view(dx_);
-  }
-  std::size_t pool() const { return pool_.options().pool; }
-
- private:
-  MaxPooling2D pool_;
-  Tensor y_, dx_;
-};
-
-// Conv2D(relu) + MaxPooling2D as one step of the execution plan (see
-// nn/fused.hpp). It owns no weights: it reads the Conv2D layer's and writes
-// that layer's gradients, so parameters(), gradients() and the summary still
-// see the two Keras layers.
+// Conv2D(activation="relu") + MaxPooling2D as one step of the execution plan
+// (see nn/fused.hpp). It owns no weights: it computes with the Conv2D's
+// kernel and bias and writes their gradients, so the parameters, the
+// optimizer and the summary still see the two Keras layers.
 class FusedConvPool final : public Layer {
  public:
-  FusedConvPool(Conv2DLayer& conv, MaxPooling2DLayer& pool) : conv_(conv), pool_(pool) {}
+  FusedConvPool(Conv2D& conv, MaxPooling2D& pool) : conv_(conv), pool_(pool) {
+    name = conv.name + "+" + pool.name;
+  }
+  // Fusable: a ReLU convolution, then a pooling.
+  static bool applies(const Layer& first, const Layer& second) {
+    const auto* conv = dynamic_cast<const Conv2D*>(&first);
+    return conv && conv->options().activation == Activation::relu && dynamic_cast<const MaxPooling2D*>(&second);
+  }
   std::string type() const override { return "Conv2D+MaxPooling2D"; }
-  std::string base_name() const override { return "conv2d_max_pooling2d"; }
+  std::string base_name() const override { return "conv2d+max_pooling2d"; }
   Shape output_shape(const Shape& x) const override { return pool_.output_shape(conv_.output_shape(x)); }
   ConstView forward(const Tensor& x) override {
     ensure_shape(y_, output_shape(x.shape()));
-    const Conv2D& c = conv_.conv();
-    conv2d_relu_maxpool_forward(x, c.kernel, c.bias, pool_.pool(), c.options().variant, y_, where_);
-    return view(y_);
+    conv2d_relu_maxpool_forward(x, conv_.kernel.value, conv_.bias.value, pool_.options().pool,
+                                conv_.options().variant, y_, where_);
+    return y_;
   }
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
-    if (need_dx) throw Error("the fused Conv2D+MaxPooling2D step computes no input gradient: it must come first");
-    const Conv2D& c = conv_.conv();
-    conv2d_relu_maxpool_backward(x, c.kernel, y, where_, dy, pool_.pool(), c.options().variant, conv_.grads());
-    return Tensor();
+    conv2d_relu_maxpool_backward(x, conv_.kernel.value, y, where_, dy, pool_.options().pool, conv_.options().variant,
+                                 conv_.kernel.grad, conv_.bias.grad, need_dx ? &dx_ : nullptr);
+    return need_dx ? ConstView(dx_) : ConstView();
   }
 
  private:
-  Conv2DLayer& conv_;
-  MaxPooling2DLayer& pool_;
-  Tensor y_;
+  Conv2D& conv_;
+  MaxPooling2D& pool_;
+  Tensor y_, dx_;
   std::vector<std::uint8_t> where_;  // the position of each maximum in its window
-};
-
-class FlattenLayer final : public Layer {
- public:
-  std::string type() const override { return "Flatten"; }
-  std::string base_name() const override { return "flatten"; }
-  Shape output_shape(const Shape& x) const override { return flatten_.output_shape(x); }
-  ConstView forward(const Tensor& x) override { return flatten_.forward(x); }  // views already
-  ConstView backward(const Tensor& x, const Tensor&, const Tensor& dy, bool) override { return flatten_.backward(x, dy); }
-
- private:
-  Flatten flatten_;
-};
-
-class DenseLayer final : public Layer {
- public:
-  explicit DenseLayer(const Dense& d)
-      : dense_(d), grads_{Tensor(dense_.kernel.shape()), Tensor(dense_.bias.shape()), Tensor()} {}
-  std::string type() const override { return "Dense"; }
-  std::string base_name() const override { return "dense"; }
-  Shape output_shape(const Shape& x) const override { return dense_.output_shape(x); }
-  ConstView forward(const Tensor& x) override {
-    ensure_shape(y_, dense_.output_shape(x.shape()));
-    dense_.forward(x, y_);
-    return view(y_);
-  }
-  ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
-    dense_.backward(x, y, dy, grads_, relu_grad_, need_dx);
-    return need_dx ? view(grads_.dx) : ConstView();
-  }
-  std::vector<Tensor*> parameters() override { return {&dense_.kernel, &dense_.bias}; }
-  std::vector<Tensor*> gradients() override { return {&grads_.dkernel, &grads_.dbias}; }
-
- private:
-  Dense dense_;
-  DenseGradients grads_;
-  Tensor y_, relu_grad_;
 };
 
 // A shape with a batch axis of n in front of a sample shape.
@@ -194,12 +100,8 @@ void Sequential::check_data(const char* what, const Tensor& x, const Tensor* y) 
 
 Sequential::Sequential(Shape input_shape) : input_shape_(input_shape) {}
 
-void Sequential::add(const Conv2D& layer) { add(std::make_unique<Conv2DLayer>(layer)); }
-void Sequential::add(const MaxPooling2D& layer) { add(std::make_unique<MaxPooling2DLayer>(layer)); }
-void Sequential::add(const Flatten&) { add(std::make_unique<FlattenLayer>()); }
-void Sequential::add(const Dense& layer) { add(std::make_unique<DenseLayer>(layer)); }
-
 void Sequential::add(std::unique_ptr<Layer> layer) {
+  if (!layer) throw Error("add: no layer (a null pointer)");
   // The shape the new layer receives: run the shapes of the model so far.
   Shape shape = with_batch(1, input_shape_);
   for (const auto& l : layers_) shape = l->output_shape(shape);
@@ -213,29 +115,37 @@ void Sequential::add(std::unique_ptr<Layer> layer) {
   for (const auto& l : layers_) same += l->base_name() == layer->base_name();
   layer->name = same == 0 ? layer->base_name() : fmt::format("{}_{}", layer->base_name(), same);
   layers_.push_back(std::move(layer));
-  build_plan();
+  plan_.clear();  // rebuilt when next needed
 }
 
 void Sequential::set_fusion(bool on) {
   fusion_ = on;
-  build_plan();
+  plan_.clear();
 }
 
-void Sequential::build_plan() {
-  plan_.clear();
+// [snippet plan]
+const std::vector<Layer*>& Sequential::execution_plan() {
+  if (!plan_.empty() || layers_.empty()) return plan_;
   fused_.clear();
   for (std::size_t i = 0; i < layers_.size(); ++i) {
-    auto* conv = dynamic_cast<Conv2DLayer*>(layers_[i].get());
-    auto* pool = i + 1 < layers_.size() ? dynamic_cast<MaxPooling2DLayer*>(layers_[i + 1].get()) : nullptr;
-    // The fused step has no input gradient, so only a first-layer pair fuses.
-    if (fusion_ && i == 0 && conv && pool && conv->conv().options().activation == Activation::relu) {
-      fused_.push_back(std::make_unique<FusedConvPool>(*conv, *pool));
+    if (fusion_ && i + 1 < layers_.size() && FusedConvPool::applies(*layers_[i], *layers_[i + 1])) {
+      auto& conv = static_cast<Conv2D&>(*layers_[i]);
+      auto& pool = static_cast<MaxPooling2D&>(*layers_[i + 1]);
+      fused_.push_back(std::make_unique<FusedConvPool>(conv, pool));  // one step for the pair
       plan_.push_back(fused_.back().get());
       ++i;
     } else {
       plan_.push_back(layers_[i].get());
     }
   }
+  return plan_;
+}
+// [end snippet plan]
+
+std::vector<std::string> Sequential::plan() {
+  std::vector<std::string> names;
+  for (const Layer* step : execution_plan()) names.push_back(step->name);
+  return names;
 }
 
 void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
@@ -243,7 +153,9 @@ void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
   Shape out = with_batch(1, input_shape_);
   for (const auto& l : layers_) out = l->output_shape(out);
   if (out.rank() != 2) throw Error(fmt::format("compile: the last layer's output {} is not (None, classes)", keras_shape(out)));
+  if (!optimizer) throw Error("compile: no optimizer (a null pointer)");
   optimizer_ = std::move(optimizer);
+  execution_plan();
 }
 
 std::size_t Sequential::param_count() const {
@@ -275,34 +187,24 @@ std::string Sequential::summary() const {
   return s;
 }
 
-std::vector<Tensor*> Sequential::parameters() {
-  std::vector<Tensor*> out;
+std::vector<Parameter*> Sequential::parameters() {
+  std::vector<Parameter*> out;
   for (auto& l : layers_)
-    for (Tensor* p : l->parameters()) out.push_back(p);
+    for (Parameter* p : l->parameters()) out.push_back(p);
   return out;
 }
 
-std::vector<Tensor*> Sequential::gradients() {
-  std::vector<Tensor*> out;
+std::vector<NamedParameter> Sequential::named_parameters() {
+  std::vector<NamedParameter> out;
   for (auto& l : layers_)
-    for (Tensor* g : l->gradients()) out.push_back(g);
-  return out;
-}
-
-std::vector<NamedTensor> Sequential::weights() {
-  std::vector<NamedTensor> out;
-  for (auto& l : layers_) {
-    auto params = l->parameters();
-    for (std::size_t i = 0; i < params.size(); ++i)
-      out.push_back({fmt::format("{}.{}", l->name, i == 0 ? "kernel" : "bias"), params[i]});
-  }
+    for (Parameter* p : l->parameters()) out.push_back({l->name + "." + p->name, p});
   return out;
 }
 
 ConstView Sequential::logits(const Tensor& x) {
   activations_.clear();
   activations_.push_back(x);  // a view: no copy of the batch
-  for (Layer* l : plan_) activations_.push_back(l->forward(activations_.back()));
+  for (Layer* step : execution_plan()) activations_.push_back(step->forward(activations_.back()));
   return activations_.back();
 }
 
@@ -316,8 +218,9 @@ double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   ensure_shape(dz_, z.shape());
   softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
   ConstView grad = dz_;
-  for (std::size_t i = plan_.size(); i-- > 0;)          // backward, last layer first
-    grad = plan_[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
+  const std::vector<Layer*>& steps = execution_plan();
+  for (std::size_t i = steps.size(); i-- > 0;)          // backward, last layer first
+    grad = steps[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
   // [end snippet backprop]
   last_correct_ = correct_count(p_, y);
   return loss;
@@ -328,10 +231,7 @@ double Sequential::train_on_batch(const Tensor& x, const Tensor& y, std::size_t*
   const double loss = compute_gradients(x, y);
   if (correct) *correct = last_correct_;
   if (!std::isfinite(loss)) return loss;  // no step from a NaN: the caller decides what to do
-  auto params = parameters();
-  auto grads = gradients();
-  std::vector<const Tensor*> const_grads(grads.begin(), grads.end());
-  optimizer_->step(params, const_grads);
+  optimizer_->step(parameters());
   return loss;
 }
 
@@ -376,11 +276,11 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   std::vector<Tensor> good;
   auto snapshot = [&] {
     good.clear();
-    for (Tensor* p : parameters()) good.push_back(*p);
+    for (const Parameter* p : parameters()) good.push_back(p->value);
   };
   auto restore = [&] {
     auto params = parameters();
-    for (std::size_t i = 0; i < params.size(); ++i) *params[i] = good[i];
+    for (std::size_t i = 0; i < params.size(); ++i) params[i]->value = good[i];
   };
   snapshot();
   History h;
@@ -590,9 +490,9 @@ void Sequential::save(const std::filesystem::path& dir, int epoch) {
         std::string manifest = fmt::format(
             "# Line by Line weights: load() checks every file against this list.\nformat {}\nepoch {}\n",
             kManifestFormat, epoch);
-        for (const NamedTensor& w : weights()) {
+        for (const NamedParameter& w : named_parameters()) {
           const std::string file = w.name + ".npy";
-          const std::vector<std::uint8_t> bytes = encode_npy(*w.tensor);
+          const std::vector<std::uint8_t> bytes = encode_npy(w.parameter->value);
           write_file_atomic(staging / file, bytes);
           manifest += fmt::format("file {} {} crc32 {:08x}\n", file, bytes.size(), crc32_of(bytes));
         }
@@ -606,9 +506,9 @@ int Sequential::load(const std::filesystem::path& dir) {
     throw Error(fmt::format("{}: no such weights folder", dir.string()));
   const Manifest manifest = read_manifest(dir);
   // Read and check everything first, so that a bad file leaves the model unchanged.
-  const std::vector<NamedTensor> ws = weights();
+  const std::vector<NamedParameter> ws = named_parameters();
   std::vector<Tensor> loaded;
-  for (const NamedTensor& w : ws) {
+  for (const NamedParameter& w : ws) {
     const std::string name = w.name + ".npy";
     const auto file = dir / name;
     const auto listed = manifest.files.find(name);
@@ -621,9 +521,9 @@ int Sequential::load(const std::filesystem::path& dir) {
                               "{:08x}): the folder mixes files from different saves",
                               file.string(), bytes.size(), crc32_of(bytes), listed->second.bytes, listed->second.crc));
     Tensor t = decode_npy(bytes, file.string());  // the very bytes the checksum covered
-    if (!(t.shape() == w.tensor->shape()))
+    if (!(t.shape() == w.parameter->value.shape()))
       throw Error(fmt::format("{}: shape {} does not match the model's {} {}", file.string(), t.shape().str(), w.name,
-                              w.tensor->shape().str()));
+                              w.parameter->value.shape().str()));
     const float* bad = std::find_if(t.data(), t.data() + t.size(), [](float v) { return !std::isfinite(v); });
     if (bad != t.data() + t.size())
       throw Error(fmt::format("{}: value {} is {}; these weights are not usable (training diverged?)", file.string(),
@@ -632,12 +532,12 @@ int Sequential::load(const std::filesystem::path& dir) {
   }
   for (const auto& listed : manifest.files) {  // every listed file was loaded above
     const std::string& name = listed.first;      // (clang 14 cannot capture a structured binding)
-    if (std::none_of(ws.begin(), ws.end(), [&](const NamedTensor& w) { return w.name + ".npy" == name; }))
+    if (std::none_of(ws.begin(), ws.end(), [&](const NamedParameter& w) { return w.name + ".npy" == name; }))
       throw Error(fmt::format("{}: lists {}, which the model has no weight for: the folder holds the weights of "
                               "another model",
                               (dir / kManifest).string(), name));
   }
-  for (std::size_t i = 0; i < ws.size(); ++i) *ws[i].tensor = std::move(loaded[i]);
+  for (std::size_t i = 0; i < ws.size(); ++i) ws[i].parameter->value = std::move(loaded[i]);
   return manifest.epoch;
 }
 

@@ -9,36 +9,29 @@
 
 namespace nn {
 
-void Optimizer::step(std::span<Tensor* const> params, std::span<const Tensor* const> grads) {
-  // Validate everything first, then commit: a step that throws changes
-  // nothing, not even the parameter list the optimizer remembers.
-  if (params.size() != grads.size())
-    throw Error(fmt::format("optimizer: {} parameters but {} gradients", params.size(), grads.size()));
-  const bool first = iterations_ == 0;
-  if (!first && sizes_.size() != params.size())
-    throw Error(fmt::format("optimizer: the parameter list changed between steps ({} parameters, then {})",
-                            sizes_.size(), params.size()));
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    const std::size_t expected = first ? params[i]->size() : sizes_[i];
-    if (params[i]->size() != expected || grads[i]->size() != expected)
-      throw Error(fmt::format("optimizer: parameter {} has {} elements and its gradient {}, expected {}", i,
-                              params[i]->size(), grads[i]->size(), expected));
-  }
-  if (first) {
-    sizes_.clear();
-    for (const Tensor* p : params) sizes_.push_back(p->size());
+void Optimizer::step(std::span<Parameter* const> params) {
+  // Validate everything first, then commit: a step that throws changes nothing.
+  for (const Parameter* p : params) {
+    if (!(p->grad.shape() == p->value.shape()))
+      throw Error(fmt::format("optimizer: parameter {} is {} but its gradient is {}", p->name,
+                              p->value.shape().str(), p->grad.shape().str()));
+    const auto known = state_.find(p);
+    if (known != state_.end() && !known->second.empty() && !(known->second[0].shape() == p->value.shape()))
+      throw Error(fmt::format("optimizer: parameter {} is {}, but it was {} at the steps before", p->name,
+                              p->value.shape().str(), known->second[0].shape().str()));
   }
   ++iterations_;
   begin_step(iterations_);
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    prepare(i, *params[i]);
-    float* w = params[i]->data();
-    const float* g = grads[i]->data();
-    const std::size_t n = params[i]->size();
+  for (Parameter* p : params) {
+    std::vector<Tensor>& state = state_[p];
+    while (state.size() < state_tensors()) state.emplace_back(p->value.shape());  // zeros, the first time
+    float* w = p->value.data();
+    const float* g = p->grad.data();
+    const std::size_t n = p->size();
     if (n < (1u << 16)) {  // small tensors: not worth waking the threads
-      update(i, w, g, 0, n);
+      update(state, w, g, 0, n);
     } else {
-      parallel_for(0, n, [&](std::size_t lo, std::size_t hi) { update(i, w, g, lo, hi); });
+      parallel_for(0, n, [&](std::size_t lo, std::size_t hi) { update(state, w, g, lo, hi); });
     }
   }
 }
@@ -58,13 +51,7 @@ std::string SGD::describe() const {
   return s + ")";
 }
 
-void SGD::prepare(std::size_t slot, const Tensor& w) {
-  if (o_.momentum == 0.0f) return;  // plain SGD keeps no state
-  if (velocity_.size() <= slot) velocity_.resize(slot + 1);
-  ensure_shape(velocity_[slot], w.shape());
-}
-
-void SGD::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
+void SGD::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
   const float lr = o_.learning_rate, mu = o_.momentum;
   const bool nesterov = o_.nesterov;
   if (mu == 0.0f) {
@@ -73,7 +60,7 @@ void SGD::update(std::size_t slot, float* w, const float* g, std::size_t lo, std
     // [end snippet sgd-step]
     return;
   }
-  float* v = velocity_[slot].data();
+  float* v = state[0].data();  // the velocity
   // [snippet momentum-step]
   for (std::size_t i = lo; i < hi; ++i) {
     v[i] = mu * v[i] - lr * g[i];                        // the velocity remembers past steps
@@ -92,13 +79,8 @@ std::string RMSprop::describe() const {
   return fmt::format("RMSprop(learning_rate={}, rho={}, epsilon={})", o_.learning_rate, o_.rho, o_.epsilon);
 }
 
-void RMSprop::prepare(std::size_t slot, const Tensor& w) {
-  if (mean_square_.size() <= slot) mean_square_.resize(slot + 1);
-  ensure_shape(mean_square_[slot], w.shape());
-}
-
-void RMSprop::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
-  float* s = mean_square_[slot].data();
+void RMSprop::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
+  float* s = state[0].data();  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
   const float rho = o_.rho, lr = o_.learning_rate, eps = o_.epsilon;
@@ -128,15 +110,9 @@ void Adam::begin_step(std::size_t t) {
   step_size_ = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
-void Adam::prepare(std::size_t slot, const Tensor& w) {
-  if (m_.size() <= slot) m_.resize(slot + 1), s_.resize(slot + 1);
-  ensure_shape(m_[slot], w.shape());
-  ensure_shape(s_[slot], w.shape());
-}
-
-void Adam::update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) {
-  float* m = m_[slot].data();
-  float* s = s_[slot].data();
+void Adam::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
+  float* m = state[0].data();  // the running mean of g
+  float* s = state[1].data();  // the running mean of g^2
   const float b1 = o_.beta_1, b2 = o_.beta_2, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
   for (std::size_t i = lo; i < hi; ++i) {
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];

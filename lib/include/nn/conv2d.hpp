@@ -10,10 +10,9 @@
 //                      x[n, oh + i, ow + j, ci] * kernel[i, j, ci, co]
 //
 // (a cross-correlation: the kernel is not flipped). Conv2D(32, (3, 3),
-// activation="relu") on (N, 28, 28, 1) gives (N, 26, 26, 32):
-//
-//   nn::Conv2D conv({.filters = 32, .kernel = 3, .activation = nn::Activation::relu});
-//   nn::Tensor y = conv.forward(x);
+// activation="relu") on (N, 28, 28, 1) gives (N, 26, 26, 32). These are the
+// kernels, functions of plain tensors; the layer that owns a kernel and a
+// bias and calls them is nn::Conv2D (nn/layers/conv2d.hpp).
 //
 // Every implementation is kept and selectable by name, in course order:
 //   naive      the nested loops of the definition
@@ -96,58 +95,15 @@ struct Conv2DGradients {
 };
 
 // The gradients of a loss L given dy = dL/dy, for the convolution before any
-// activation (see Conv2D::backward for the ReLU). With input_gradient false,
+// activation (the layer, nn::Conv2D, applies the ReLU's backward pass first). With input_gradient false,
 // dx is not computed: the first layer of a network does not need it.
 Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
                                 bool input_gradient = true);
-// The same into `out`, whose tensors are allocated only when their shape is
-// not already right: a training loop calls it every batch without allocating.
+// The same into existing tensors, allocated only when their shape is not
+// already right (a training loop calls it every batch without allocating):
+// dkernel (KH, KW, C_in, C_out), dbias (C_out,) and, unless dx is null,
+// dx (N, H, W, C_in), all overwritten.
 void conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
-                     Conv2DGradients& out, bool input_gradient = true);
-
-// Keras' kernel_size: Conv2D(32, 3) and Conv2D(32, (3, 5)) both work.
-struct KernelSize {
-  std::size_t h = 3, w = 3;
-  constexpr KernelSize(std::size_t k) : h(k), w(k) {}  // NOLINT: implicit on purpose, `.kernel = 3`
-  constexpr KernelSize(std::size_t kh, std::size_t kw) : h(kh), w(kw) {}
-};
-
-struct Conv2DOptions {
-  std::size_t filters = 32;       // C_out
-  KernelSize kernel = 3;          // (KH, KW)
-  std::size_t input_channels = 1; // C_in (Keras infers it from input_shape)
-  Activation activation = Activation::linear;
-  std::uint64_t seed = 0;         // for glorot_uniform
-  Conv2DVariant variant = Conv2DVariant::direct3x3;
-};
-
-// The layer: its weights and the variant it computes with.
-class Conv2D {
- public:
-  explicit Conv2D(const Conv2DOptions& options);
-
-  Tensor kernel;  // (KH, KW, C_in, C_out), glorot_uniform
-  Tensor bias;    // (C_out,), zeros
-
-  const Conv2DOptions& options() const { return options_; }
-  void set_variant(Conv2DVariant v) { options_.variant = v; }
-  std::size_t param_count() const { return kernel.size() + bias.size(); }  // 320 for the model
-  Shape output_shape(const Shape& x) const;
-
-  // x: (N, H, W, C_in) -> y: (N, OH, OW, C_out), the activation applied.
-  Tensor forward(const Tensor& x) const;
-
-  // x: the forward input; y: the forward output (only read for the ReLU mask);
-  // dy: dL/dy. Returns dL/dkernel, dL/dbias and, if input_gradient, dL/dx.
-  Conv2DGradients backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient = true) const;
-  // The same into `out`, reusing `relu_grad` for the gradient through the ReLU.
-  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, Conv2DGradients& out, Tensor& relu_grad,
-                bool input_gradient = true) const;
-  // The forward pass into a preallocated y.
-  void forward(const Tensor& x, Tensor& y) const;
-
- private:
-  Conv2DOptions options_;
-};
+                     Tensor& dkernel, Tensor& dbias, Tensor* dx);
 
 }  // namespace nn

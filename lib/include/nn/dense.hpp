@@ -57,41 +57,10 @@ struct DenseGradients {
 
 DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
                               bool input_gradient = true);
-// The same into `out`, allocating only when a shape is not already right.
-void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, DenseGradients& out,
-                    bool input_gradient = true);
-
-struct DenseOptions {
-  std::size_t units = 100;       // out
-  std::size_t input_dim = 5408;  // in (Keras infers it from the layer before)
-  Activation activation = Activation::linear;
-  std::uint64_t seed = 0;        // for glorot_uniform
-  DenseVariant variant = DenseVariant::fast;
-};
-
-class Dense {
- public:
-  explicit Dense(const DenseOptions& options);
-
-  Tensor kernel;  // (in, out), glorot_uniform
-  Tensor bias;    // (out,), zeros
-
-  const DenseOptions& options() const { return options_; }
-  void set_variant(DenseVariant v) { options_.variant = v; }
-  std::size_t param_count() const { return kernel.size() + bias.size(); }  // 540,900 and 1,010
-  Shape output_shape(const Shape& x) const;
-
-  // y = activation(x W + b)
-  Tensor forward(const Tensor& x) const;
-  // `y` is forward's output (for the ReLU's mask); dy = d loss / d y.
-  DenseGradients backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool input_gradient = true) const;
-  // Into preallocated buffers: y for forward; out and relu_grad for backward.
-  void forward(const Tensor& x, Tensor& y) const;
-  void backward(const Tensor& x, const Tensor& y, const Tensor& dy, DenseGradients& out, Tensor& relu_grad,
-                bool input_gradient = true) const;
-
- private:
-  DenseOptions options_;
-};
+// The same into existing tensors, allocated only when their shape is not
+// already right: dkernel (in, out), dbias (out,) and, unless dx is null,
+// dx (N, in), all overwritten.
+void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, Tensor& dkernel,
+                    Tensor& dbias, Tensor* dx);
 
 }  // namespace nn

@@ -10,7 +10,8 @@
 //                        and the position of each maximum (one byte)
 //   backward, per image: the buffer gets dy at each recorded maximum where the
 //                        ReLU was active, 0 elsewhere -> the kernel and bias
-//                        gradients of that image, added up per thread
+//                        gradients of that image, added up per thread (and
+//                        the image's input gradient, when one is asked for)
 //
 // The results equal those of the unfused layers (same tie rule: the first
 // maximum in row-major window order) up to the order of the float sums.
@@ -29,10 +30,11 @@ void conv2d_relu_maxpool_forward(const Tensor& x, const Tensor& kernel, const Te
                                  Conv2DVariant variant, Tensor& y, std::vector<std::uint8_t>& where);
 
 // From the forward pass's x, y and `where`, and dy (the shape of y): the
-// kernel and bias gradients into `out` (no input gradient: this pair is the
-// first layer of the model).
+// kernel and bias gradients into dkernel (KH, KW, C_in, C_out) and dbias
+// (C_out,) and, unless dx is null, the input gradient into dx (the shape of
+// x), each image's part computed while its map is in the cache.
 void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const Tensor& y,
                                   const std::vector<std::uint8_t>& where, const Tensor& dy, std::size_t pool,
-                                  Conv2DVariant variant, Conv2DGradients& out);
+                                  Conv2DVariant variant, Tensor& dkernel, Tensor& dbias, Tensor* dx);
 
 }  // namespace nn

@@ -1,6 +1,6 @@
 #pragma once
-// Sequential, compile, fit, evaluate, predict: the Keras model, for the
-// layers of chapters 04-08.
+// Sequential, compile, fit, evaluate, predict: the Keras model. It takes any
+// nn::Layer (nn/layer.hpp): the course's four below, or one of your own.
 //
 //   nn::Sequential model({28, 28, 1});
 //   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = s}));
@@ -24,37 +24,17 @@
 #include <string>
 #include <vector>
 
-#include "nn/conv2d.hpp"
-#include "nn/dense.hpp"
-#include "nn/flatten.hpp"
+#include <concepts>
+
+#include "nn/layer.hpp"
+#include "nn/layers/conv2d.hpp"
+#include "nn/layers/dense.hpp"
+#include "nn/layers/flatten.hpp"
+#include "nn/layers/max_pooling2d.hpp"
 #include "nn/optimizer.hpp"
-#include "nn/pooling.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
-
-// One layer of a Sequential model, as the model sees it.
-class Layer {
- public:
-  virtual ~Layer() = default;
-  virtual std::string type() const = 0;       // the Keras class: "Conv2D"
-  virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d"
-  // The output shape for an input shape, batch axis included.
-  virtual Shape output_shape(const Shape& x) const = 0;
-  // Returns the output: a read-only view of a buffer the layer keeps and
-  // reuses, valid until its next call.
-  virtual ConstView forward(const Tensor& x) = 0;
-  // From the forward pass's input x and output y and the gradient dy of y:
-  // stores the gradients of the parameters and returns dx (empty when
-  // need_dx is false: the first layer's input gradient is never used), also
-  // a read-only view of a reused buffer.
-  virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) = 0;
-  virtual std::vector<Tensor*> parameters() { return {}; }  // kernel, bias
-  virtual std::vector<Tensor*> gradients() { return {}; }   // in the same order
-  std::size_t param_count();
-
-  std::string name;  // "dense_1": set by Sequential::add
-};
 
 struct EpochLog {
   double loss = 0, accuracy = 0;          // the running means at the end of the epoch
@@ -95,9 +75,10 @@ struct Evaluation {
   double loss = 0, accuracy = 0;
 };
 
-struct NamedTensor {
-  std::string name;  // "conv2d.kernel"
-  Tensor* tensor;
+// A parameter with its full name, the layer's name in front: "conv2d.kernel".
+struct NamedParameter {
+  std::string name;
+  Parameter* parameter;
 };
 
 class Sequential {
@@ -105,14 +86,15 @@ class Sequential {
   // The shape of one sample, without the batch axis: (28, 28, 1).
   explicit Sequential(Shape input_shape);
 
-  void add(const Conv2D& layer);
-  void add(const MaxPooling2D& layer);
-  void add(const Flatten& layer);
-  void add(const Dense& layer);
-  void add(std::unique_ptr<Layer> layer);  // checks that it fits the layer before
+  // Appends a layer after checking that it takes the previous layer's output
+  // shape, and names it as Keras does ("dense", then "dense_1", ...).
+  void add(std::unique_ptr<Layer> layer);
+  template <std::derived_from<Layer> L>
+  void add(L layer) { add(std::make_unique<L>(std::move(layer))); }  // model.add(nn::Flatten())
 
   // The loss is categorical cross-entropy on softmax(last layer), the metric
-  // accuracy: the ones the Keras program compiles with.
+  // accuracy: the ones the Keras program compiles with. Also builds the
+  // execution plan (see set_fusion).
   void compile(std::unique_ptr<Optimizer> optimizer);
 
   // Keras's model.summary() table.
@@ -133,15 +115,20 @@ class Sequential {
   // softmax probabilities, (N, classes)
   Tensor predict(const Tensor& x, std::size_t batch_size = 32);
 
-  // Run Conv2D(relu) + MaxPooling2D as one fused step (nn/fused.hpp) when
-  // the model starts with that pair; on by default. Off runs every layer on
-  // its own, as the chapters present them.
+  // The execution plan: what forward and backward run. By default it is the
+  // layers, with every Conv2D(activation="relu") directly followed by a
+  // MaxPooling2D replaced by one fused step (nn/fused.hpp) that computes the
+  // same values without writing the convolution's output to memory. The
+  // fused step owns nothing: it uses the two layers' parameters. With
+  // fusion off, every layer runs on its own, as the chapters present them.
   void set_fusion(bool on);
+  // The plan's steps by name, e.g. {"conv2d+max_pooling2d", "flatten", "dense", "dense_1"}.
+  std::vector<std::string> plan();
 
-  // Every weight tensor with its Keras name, in layer order.
-  std::vector<NamedTensor> weights();
-  std::vector<Tensor*> parameters();
-  std::vector<Tensor*> gradients();
+  // Every parameter with its full name, in layer order: conv2d.kernel,
+  // conv2d.bias, dense.kernel, ... The optimizer, save and load walk this list.
+  std::vector<NamedParameter> named_parameters();
+  std::vector<Parameter*> parameters();
   const std::vector<std::unique_ptr<Layer>>& layers() const { return layers_; }
 
   // One .npy file per weight tensor in `dir` ("conv2d.kernel.npy", ...) and
@@ -156,11 +143,11 @@ class Sequential {
  private:
   ConstView logits(const Tensor& x);  // forward through every step of the plan
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
-  void build_plan();
+  const std::vector<Layer*>& execution_plan();  // built when first needed after a change
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
   // What forward and backward run: the layers, with fused pairs replaced by
-  // one step each (owned by fused_).
+  // one step each (owned by fused_). Empty until needed.
   std::vector<Layer*> plan_;
   std::vector<std::unique_ptr<Layer>> fused_;
   bool fusion_ = true;

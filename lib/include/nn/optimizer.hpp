@@ -1,10 +1,10 @@
 #pragma once
 // SGD(learning_rate=0.01), and the optimizers the walkthrough suggests trying.
 //
-// An optimizer turns gradients into weight updates. It sees the parameters as
-// a list, always in the same order, and keeps whatever state it needs per
-// parameter (a velocity, running averages) in the same order. The rules
-// follow Keras exactly:
+// An optimizer turns gradients into weight updates: each nn::Parameter's
+// value moves against its grad. It keeps whatever state it needs (a
+// velocity, running averages) per parameter, made the first time it sees
+// that parameter. The rules follow Keras exactly:
 //
 //   SGD        w -= lr g
 //   momentum   v = momentum v - lr g;  w += v
@@ -18,6 +18,9 @@
 #include <string>
 #include <vector>
 
+#include <unordered_map>
+
+#include "nn/layer.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -25,24 +28,29 @@ namespace nn {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // One update of every parameter: params[i] moves against grads[i]. The
-  // list must be the same, in the same order, at every step.
-  void step(std::span<Tensor* const> params, std::span<const Tensor* const> grads);
+  // One update of every parameter: p.value moves against p.grad. Throws
+  // nn::Error, before changing anything, when a gradient's shape is not its
+  // value's, or a parameter's shape changed since the optimizer first saw it.
+  void step(std::span<Parameter* const> params);
   virtual std::string describe() const = 0;  // "SGD(learning_rate=0.01)"
   std::size_t iterations() const { return iterations_; }
 
  protected:
-  // Makes the state of parameter `slot` (a velocity, running averages) if it
-  // does not exist yet.
-  virtual void prepare(std::size_t /*slot*/, const Tensor& /*w*/) {}
-  // Updates elements [lo, hi) of parameter `slot`. Every element's rule is
-  // independent of the others, so large tensors are updated by several
-  // threads at once, with the same result.
-  virtual void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) = 0;
+  // How many tensors of state the rule keeps per parameter, each the shape
+  // of the parameter and zero at first: 1 for SGD with momentum (the
+  // velocity), 1 for RMSprop, 2 for Adam.
+  virtual std::size_t state_tensors() const { return 0; }
+  // Updates elements [lo, hi) of one parameter (w, g and the state tensors
+  // all have its size). Every element's rule is independent of the others,
+  // so large tensors are updated by several threads at once, with the same
+  // result.
+  virtual void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) = 0;
   // Called once per step before any update, with the step number t (1, 2, ...).
   virtual void begin_step(std::size_t /*t*/) {}
+
+ private:
   std::size_t iterations_ = 0;
-  std::vector<std::size_t> sizes_;  // the parameter sizes seen at the first step
+  std::unordered_map<const Parameter*, std::vector<Tensor>> state_;  // per parameter
 };
 
 struct SGDOptions {
@@ -57,10 +65,9 @@ class SGD final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void prepare(std::size_t slot, const Tensor& w) override;
-  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  std::size_t state_tensors() const override { return o_.momentum > 0 ? 1 : 0; }  // the velocity
+  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   SGDOptions o_;
-  std::vector<Tensor> velocity_;
 };
 
 struct RMSpropOptions {
@@ -75,10 +82,9 @@ class RMSprop final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void prepare(std::size_t slot, const Tensor& w) override;
-  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  std::size_t state_tensors() const override { return 1; }  // the mean square
+  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   RMSpropOptions o_;
-  std::vector<Tensor> mean_square_;
 };
 
 struct AdamOptions {
@@ -95,10 +101,9 @@ class Adam final : public Optimizer {
 
  private:
   void begin_step(std::size_t t) override;
-  void prepare(std::size_t slot, const Tensor& w) override;
-  void update(std::size_t slot, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  std::size_t state_tensors() const override { return 2; }  // m and s
+  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   AdamOptions o_;
-  std::vector<Tensor> m_, s_;
   float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step
 };
 

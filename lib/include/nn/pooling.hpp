@@ -59,23 +59,4 @@ Tensor max_pool2d_backward(const Tensor& x, const Tensor& dy, std::size_t pool,
                            MaxPoolVariant variant = MaxPoolVariant::vectorized);
 void max_pool2d_backward(const Tensor& x, const Tensor& dy, std::size_t pool, Tensor& dx, MaxPoolVariant variant);
 
-struct MaxPooling2DOptions {
-  std::size_t pool = 2;
-  MaxPoolVariant variant = MaxPoolVariant::vectorized;
-};
-
-class MaxPooling2D {
- public:
-  explicit MaxPooling2D(const MaxPooling2DOptions& options = {}) : options_(options) {}
-  Shape output_shape(const Shape& x) const { return max_pool2d_output_shape(x, options_.pool); }
-  Tensor forward(const Tensor& x) const { return max_pool2d_forward(x, options_.pool, options_.variant); }
-  Tensor backward(const Tensor& x, const Tensor& dy) const {
-    return max_pool2d_backward(x, dy, options_.pool, options_.variant);
-  }
-  const MaxPooling2DOptions& options() const { return options_; }
-
- private:
-  MaxPooling2DOptions options_;
-};
-
 }  // namespace nn

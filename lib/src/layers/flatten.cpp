@@ -1,4 +1,4 @@
-#include "nn/flatten.hpp"
+#include "nn/layers/flatten.hpp"
 
 #include <fmt/format.h>
 

@@ -1,0 +1,79 @@
+#pragma once
+// The one interface every layer implements, the course's own and a learner's.
+//
+//   class Scale : public nn::Layer {                 // y = s * x, one weight
+//    public:
+//     nn::Parameter s{"scale", nn::Tensor({1}, 1.0f)};
+//     std::string type() const override { return "Scale"; }
+//     std::string base_name() const override { return "scale"; }
+//     nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+//     nn::ConstView forward(const nn::Tensor& x) override;                 // y = s x
+//     nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y,
+//                            const nn::Tensor& dy, bool need_dx) override; // ds = sum(x dy), dx = s dy
+//     std::vector<nn::Parameter*> parameters() override { return {&s}; }
+//   };
+//   model.add(Scale());
+//
+// A model runs forward through its layers, computes the loss and its gradient
+// dL/dz at the last output, then runs backward from the last layer to the
+// first: each layer turns the gradient of its output into the gradient of
+// its input, and on the way stores the gradient of each of its parameters.
+// The optimizer then moves every parameter against its gradient.
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "nn/shape.hpp"
+#include "nn/tensor.hpp"
+
+namespace nn {
+
+// A weight tensor with its name and its gradient, as one object: backward
+// writes `grad`, the optimizer reads it and updates `value`, and save/load
+// name the file after it ("dense_1.kernel.npy").
+struct Parameter {
+  std::string name;  // "kernel", "bias": the model puts the layer's name in front
+  Tensor value;
+  Tensor grad;       // dL/dvalue from the last backward pass; the shape of value
+  Parameter(std::string parameter_name, Tensor initial)
+      : name(std::move(parameter_name)), value(std::move(initial)), grad(value.shape()) {}
+  const Shape& shape() const { return value.shape(); }
+  std::size_t size() const { return value.size(); }
+};
+
+class Layer {
+ public:
+  Layer() = default;
+  Layer(const Layer&) = default;  // a copy has its own weights and buffers
+  Layer(Layer&&) = default;
+  Layer& operator=(const Layer&) = default;
+  Layer& operator=(Layer&&) = default;
+  virtual ~Layer() = default;
+  virtual std::string type() const = 0;       // the Keras class: "Conv2D"
+  virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d" (then "conv2d_1", ...)
+
+  // The output shape for an input shape, batch axis included; throws
+  // nn::Error when the layer cannot take that input.
+  virtual Shape output_shape(const Shape& x) const = 0;
+
+  // y = layer(x). Returns a read-only view of a buffer the layer keeps and
+  // reuses, valid until the layer's next call: after the first batch a
+  // training step allocates nothing.
+  virtual ConstView forward(const Tensor& x) = 0;
+
+  // From forward's input x, its output y and dy = dL/dy: writes dL/dw into
+  // the `grad` of every parameter and returns dx = dL/dx (a view, like
+  // forward's). With need_dx false it may return an empty view: the first
+  // layer's input gradient is never used, and skipping it saves time.
+  virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) = 0;
+
+  // The layer's weights, in Keras's order (kernel, then bias); none for
+  // layers without weights.
+  virtual std::vector<Parameter*> parameters() { return {}; }
+
+  std::size_t param_count();  // the sum of the parameters' sizes: Keras's "Param #"
+
+  std::string name;  // "dense_1": given by Sequential::add
+};
+
+}  // namespace nn
