@@ -2,6 +2,7 @@
 // loops; the GEMM against its naive loops; gradients against central
 // differences in double precision; shapes and errors; the thread pool.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 
 #include <atomic>
 #include <cmath>
@@ -452,6 +453,23 @@ TEST(Ch04Executable, AnEmptyTestSetIsAClearError) {
   auto run = testing_nn::run_program("ch04-convolution", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_NE(run.output.find("error: --index 0: the test set is empty"), std::string::npos) << run.output;
+}
+
+// The layer through the nn::Layer interface, every variant, one and three
+// input channels, against central differences (tests/gradcheck.cpp): the
+// same check every layer of the course gets. A kernel weight moves 84
+// pre-activations at once: a small step (1e-3) and weights in [-1, 1] (the
+// pre-activations spread wide) keep the ReLU kinks it crosses few.
+TEST(Conv2D, LayerGradientsThroughTheLayerInterface) {
+  for (std::size_t c_in : {1u, 3u})
+    for (Conv2DVariant v : nn::conv2d_variants()) {
+      SCOPED_TRACE(fmt::format("C_in {} {}", c_in, nn::conv2d_variant_name(v)));
+      nn::Conv2D conv({.filters = 16, .kernel = 3, .input_channels = c_in, .activation = nn::Activation::relu,
+                       .seed = 7, .variant = v});
+      conv.kernel.value = random_tensor(conv.kernel.shape(), 19, -1.0f, 1.0f);
+      conv.bias.value = random_tensor({16}, 8, -0.2f, 0.2f);
+      EXPECT_EQ(testing_nn::layer_gradient_problems(conv, random_tensor({2, 8, 9, c_in}, 9), 10, 1e-3, 1e-3), "");
+    }
 }
 
 }  // namespace

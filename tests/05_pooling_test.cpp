@@ -8,6 +8,7 @@
 #include <random>
 
 #include "nn/error.hpp"
+#include "nn/layers/max_pooling2d.hpp"
 #include "nn/pooling.hpp"
 #include "gradcheck.hpp"
 #include "testing.hpp"
@@ -165,6 +166,19 @@ TEST(Ch05Executable, AnEmptyTrainingSetIsAClearError) {
   auto run = testing_nn::run_program("ch05-pooling", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("error: --index 0: the training set is empty"));
+}
+
+// The layer through the nn::Layer interface against central differences
+// (tests/gradcheck.cpp): random inputs have no ties, and a window's winner
+// keeps winning unless its lead is under the step (counted as a kink).
+TEST(MaxPooling2D, LayerGradientsThroughTheLayerInterface) {
+  for (nn::MaxPoolVariant v : nn::max_pool_variants()) {
+    SCOPED_TRACE(std::string(nn::max_pool_variant_name(v)));
+    for (std::size_t pool : {2u, 3u}) {
+      nn::MaxPooling2D layer({.pool = pool, .variant = v});
+      EXPECT_EQ(testing_nn::layer_gradient_problems(layer, random_tensor({2, 8, 7, 16}, 11), 12), "") << pool;
+    }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "nn/error.hpp"
+#include "gradcheck.hpp"
+#include "testing.hpp"
 #include "nn/layers/flatten.hpp"
 
 namespace {
@@ -42,6 +44,12 @@ TEST(Flatten, NeedsABatchAxis) {
   } catch (const nn::Error& e) {
     EXPECT_THAT(e.what(), ::testing::HasSubstr("needs a batch axis"));
   }
+}
+
+// Through the nn::Layer interface against central differences (tests/gradcheck.cpp).
+TEST(Flatten, LayerGradientsThroughTheLayerInterface) {
+  nn::Flatten flatten;
+  EXPECT_EQ(testing_nn::layer_gradient_problems(flatten, testing_nn::random_tensor({3, 4, 5, 2}, 13), 14), "");
 }
 
 }  // namespace

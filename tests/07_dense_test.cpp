@@ -192,4 +192,16 @@ TEST(Ch07Executable, EveryAdvertisedUnitCountIsPlotted) {
   }
 }
 
+// The layer through the nn::Layer interface, both variants, with and without
+// ReLU, against central differences (tests/gradcheck.cpp).
+TEST(Dense, LayerGradientsThroughTheLayerInterface) {
+  for (nn::Activation a : {nn::Activation::relu, nn::Activation::linear})
+    for (nn::DenseVariant v : nn::dense_variants()) {
+      SCOPED_TRACE(fmt::format("{} {}", a == nn::Activation::relu ? "relu" : "linear", nn::dense_variant_name(v)));
+      nn::Dense d({.units = 20, .input_dim = 50, .activation = a, .seed = 15, .variant = v});
+      d.bias.value = random_tensor({20}, 16, -0.2f, 0.2f);
+      EXPECT_EQ(testing_nn::layer_gradient_problems(d, random_tensor({4, 50}, 17), 18), "");
+    }
+}
+
 }  // namespace

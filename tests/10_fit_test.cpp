@@ -735,4 +735,90 @@ TEST(Fused, EveryConvPoolPairOfTheModelIsFused) {
   }
 }
 
+// ---- A layer the library does not know --------------------------------------
+//
+// Defined here and nowhere else: y = s * x with one weight s. That it trains,
+// saves and loads in a Sequential shows a new layer needs no change in lib/.
+class Scale final : public nn::Layer {
+ public:
+  explicit Scale(float s = 1.0f, bool wrong_sign = false) : scale("scale", nn::Tensor({1}, s)), wrong_sign_(wrong_sign) {}
+  nn::Parameter scale;  // (1,)
+  std::string type() const override { return "Scale"; }
+  std::string base_name() const override { return "scale"; }
+  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+  nn::ConstView forward(const nn::Tensor& x) override {
+    nn::ensure_shape(y_, x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) y_[i] = scale.value[0] * x[i];
+    return y_;
+  }
+  nn::ConstView backward(const nn::Tensor& x, const nn::Tensor&, const nn::Tensor& dy, bool need_dx) override {
+    double ds = 0;  // dL/ds = sum(x * dy)
+    for (std::size_t i = 0; i < x.size(); ++i) ds += static_cast<double>(x[i]) * dy[i];
+    scale.grad[0] = static_cast<float>(wrong_sign_ ? -ds : ds);
+    if (!need_dx) return {};
+    nn::ensure_shape(dx_, x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) dx_[i] = scale.value[0] * dy[i];  // dL/dx = s * dy
+    return dx_;
+  }
+  std::vector<nn::Parameter*> parameters() override { return {&scale}; }
+
+ private:
+  bool wrong_sign_;
+  nn::Tensor y_, dx_;
+};
+
+TEST(CustomLayer, TrainsSavesAndLoadsWithoutChangingTheLibrary) {
+  Data d = subset(256, 64);
+  auto build = [] {
+    nn::Sequential model({28, 28, 1});
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 10, .input_dim = 784, .seed = 4}));
+    model.add(Scale(0.5f));  // scales the logits
+    return model;
+  };
+  nn::Sequential model = build();
+  EXPECT_THAT(model.summary(), HasSubstr("scale (Scale)"));
+  EXPECT_EQ(model.param_count(), 7850u + 1u);
+  ASSERT_EQ(model.named_parameters().back().name, "scale.scale");
+
+  // The gradient of s, through the model: compute_gradients against a central
+  // difference of the model's loss.
+  const nn::Tensor x = nn::slice_batch(d.x_train, 0, 32), y = nn::slice_batch(d.y_train, 0, 32);
+  nn::Parameter& s = *model.named_parameters().back().parameter;
+  model.compute_gradients(x, y);
+  const double analytic = s.grad[0];
+  const float keep = s.value[0];
+  s.value[0] = keep + 1e-2f;
+  const double up = model.evaluate(x, y).loss;
+  s.value[0] = keep - 1e-2f;
+  const double down = model.evaluate(x, y).loss;
+  s.value[0] = keep;
+  EXPECT_NEAR(analytic, (up - down) / 2e-2, 1e-3 * std::abs(analytic) + 1e-5);
+
+  // The optimizer moves s along with the Dense weights, and the loss goes down.
+  model.compile(nn::make_optimizer("sgd", 0.1f));
+  const double before = model.evaluate(d.x_train, d.y_train).loss;
+  model.fit(d.x_train, d.y_train, {.epochs = 2, .batch_size = 32, .seed = 1});
+  EXPECT_NE(s.value[0], 0.5f) << "the optimizer never updated the custom layer's weight";
+  EXPECT_LT(model.evaluate(d.x_train, d.y_train).loss, before);
+
+  // Saved under the parameter's own name, and loaded back into a fresh model.
+  TempDir dir;
+  model.save(dir.path(), 2);
+  EXPECT_TRUE(std::filesystem::exists(dir / "scale.scale.npy"));
+  nn::Sequential loaded = build();
+  EXPECT_EQ(loaded.load(dir.path()), 2);
+  EXPECT_EQ(loaded.named_parameters().back().parameter->value[0], s.value[0]);
+  EXPECT_TRUE(same_bits(loaded.predict(d.x_test), model.predict(d.x_test)));
+}
+
+// The generic check passes the custom layer, and fails it when its backward
+// pass has a wrong sign: a gradient check that cannot fail checks nothing.
+TEST(CustomLayer, TheGenericGradientCheckCatchesABrokenBackwardPass) {
+  const nn::Tensor x = testing_nn::random_tensor({4, 6}, 21);
+  Scale good(0.7f), broken(0.7f, /*wrong_sign=*/true);
+  EXPECT_EQ(testing_nn::layer_gradient_problems(good, x, 22), "");
+  EXPECT_THAT(testing_nn::layer_gradient_problems(broken, x, 22), HasSubstr("Scale dscale[0]: backward gives"));
+}
+
 }  // namespace

@@ -48,6 +48,83 @@ std::vector<double> central_differences(std::vector<double>& param, const std::f
   return grad;
 }
 
+std::vector<LayerGradientCheck> check_layer_gradients(nn::Layer& layer, const nn::Tensor& x_in, std::uint64_t seed,
+                                                      double h, std::size_t samples) {
+  nn::Tensor x = x_in;  // perturbed in place below
+  const nn::Shape y_shape = layer.output_shape(x.shape());
+  const std::vector<double> r = random_doubles(y_shape.size(), seed);
+  const nn::Tensor r_float(y_shape, std::vector<float>(r.begin(), r.end()));
+  const std::vector<double> r_exact = as_double(r_float);  // dL/dy exactly as the layer sees it
+  auto loss = [&] {  // L = sum(r * y), in double
+    const nn::ConstView y = layer.forward(x);
+    double l = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) l += r_exact[i] * static_cast<double>(y[i]);
+    return l;
+  };
+
+  // The analytic gradients: one forward, one backward.
+  const nn::Tensor y(layer.forward(x).tensor());
+  const nn::Tensor dx(layer.backward(x, y, r_float, /*need_dx=*/true).tensor());
+  struct Target {
+    std::string name;
+    nn::Tensor* values;
+    std::vector<double> analytic;
+  };
+  std::vector<Target> targets{{"x", &x, as_double(dx)}};
+  for (nn::Parameter* p : layer.parameters()) targets.push_back({p->name, &p->value, as_double(p->grad)});
+
+  std::vector<LayerGradientCheck> out;
+  for (Target& t : targets) {
+    if (t.analytic.size() != t.values->size())
+      throw nn::Error("check_layer_gradients: the gradient of " + t.name + " has " + std::to_string(t.analytic.size()) +
+                      " entries, the tensor " + std::to_string(t.values->size()));
+    LayerGradientCheck c;
+    c.tensor = t.name;
+    const std::size_t n = t.values->size();
+    const auto which = sample_indices(n, std::min(n, samples), seed + 1);
+    const double base = loss();
+    for (std::size_t i : which) {
+      float& v = (*t.values)[i];
+      const float keep = v;
+      v = static_cast<float>(keep + h);
+      const double up_step = static_cast<double>(v) - keep, up = loss();
+      v = static_cast<float>(keep - h);
+      const double down_step = keep - static_cast<double>(v), down = loss();
+      v = keep;
+      const double forward_slope = (up - base) / up_step, backward_slope = (base - down) / down_step;
+      const double numeric = (up - down) / (up_step + down_step);
+      // A kink inside [keep - h, keep + h]: the function is not one line there.
+      if (std::abs(forward_slope - backward_slope) > 1e-3 * (1 + std::abs(numeric))) {
+        ++c.at_kink;
+        continue;
+      }
+      ++c.checked;
+      c.largest = std::max(c.largest, std::abs(numeric));
+      const double error = std::abs(t.analytic[i] - numeric);
+      if (error >= c.worst) c.worst = error, c.worst_index = i, c.analytic = t.analytic[i], c.numeric = numeric;
+    }
+    out.push_back(c);
+  }
+  layer.forward(x);  // leave the layer's buffers as after a forward pass on x
+  return out;
+}
+
+std::string layer_gradient_problems(nn::Layer& layer, const nn::Tensor& x, std::uint64_t seed, double tolerance,
+                                    double h) {
+  std::string problems;
+  for (const LayerGradientCheck& c : check_layer_gradients(layer, x, seed, h)) {
+    const std::string where = layer.type() + " d" + c.tensor;
+    if (c.checked == 0 || c.at_kink * 10 > c.checked + c.at_kink)
+      problems += where + ": " + std::to_string(c.at_kink) + " of " + std::to_string(c.checked + c.at_kink) +
+                  " entries sat at a kink; choose other inputs\n";
+    else if (!(c.relative_error() <= tolerance))
+      problems += where + "[" + std::to_string(c.worst_index) + "]: backward gives " + std::to_string(c.analytic) +
+                  ", central differences " + std::to_string(c.numeric) + " (error " + std::to_string(c.worst) +
+                  ", largest gradient " + std::to_string(c.largest) + ")\n";
+  }
+  return problems;
+}
+
 std::vector<double> pick(std::span<const double> v, std::span<const std::size_t> which) {
   if (which.empty()) return {v.begin(), v.end()};
   std::vector<double> out;
