@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
-#include <utility>
 #include <vector>
 
 #include "nn/error.hpp"
@@ -279,13 +278,6 @@ void backward_gemm(const Conv2DDims& d, const float* x, const float* kernel, con
 
 // ---------------------------------------------------------------- 4. threaded
 
-// Part `c` of `parts` nearly equal parts of [0, n).
-std::pair<std::size_t, std::size_t> part(std::size_t n, std::size_t parts, std::size_t c) {
-  const std::size_t q = n / parts, r = n % parts;
-  const std::size_t lo = c * q + std::min(c, r);
-  return {lo, lo + q + (c < r ? 1 : 0)};
-}
-
 // [snippet conv-forward-threaded]
 // Each thread takes a range of images and convolves them one at a time, so
 // that one image's cols matrix (26*26 x 9 floats for the model) stays in cache.
@@ -314,8 +306,8 @@ void backward_partials(const Conv2DDims& d, float* dkernel, float* dbias, ChunkF
   std::vector<float> dk_parts(parts * K * C), db_parts(parts * C);
   parallel_for(0, parts, [&](std::size_t lo, std::size_t hi) {
     for (std::size_t c = lo; c < hi; ++c) {
-      auto [n0, n1] = part(d.n, parts, c);
-      chunk(n0, n1, dk_parts.data() + c * K * C, db_parts.data() + c * C);
+      const Range images = split_range(d.n, parts, c);
+      chunk(images.begin, images.end, dk_parts.data() + c * K * C, db_parts.data() + c * C);
     }
   });
   std::fill(dkernel, dkernel + K * C, 0.0f);
