@@ -121,54 +121,54 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias,
 }
 
 void conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
-                     Conv2DGradients& g, bool input_gradient) {
+                     Conv2DGradients& grads, bool input_gradient) {
   const Conv2DDims d = conv2d_dims(x.shape(), kernel.shape());
   if (dy.shape() != d.y_shape())
     throw Error(fmt::format("Conv2D backward: dy is {} but the output is {}", dy.shape().str(),
                             d.y_shape().str()));
-  ensure_shape(g.dkernel, d.kernel_shape());
-  ensure_shape(g.dbias, Shape{d.c_out});
-  g.dkernel.fill(0.0f);
-  g.dbias.fill(0.0f);
+  ensure_shape(grads.dkernel, d.kernel_shape());
+  ensure_shape(grads.dbias, Shape{d.c_out});
+  grads.dkernel.fill(0.0f);
+  grads.dbias.fill(0.0f);
   if (input_gradient) {
-    ensure_shape(g.dx, d.x_shape());
-    g.dx.fill(0.0f);
+    ensure_shape(grads.dx, d.x_shape());
+    grads.dx.fill(0.0f);
   } else {
-    g.dx = Tensor();
+    grads.dx = Tensor();
   }
-  float* dx = input_gradient ? g.dx.data() : nullptr;
+  float* dx = input_gradient ? grads.dx.data() : nullptr;
   switch (variant) {
     case Conv2DVariant::naive:
-      conv2d_backward_naive(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      conv2d_backward_naive(d, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(), dx);
       break;
     case Conv2DVariant::reordered:
-      backward_reordered(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      backward_reordered(d, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(), dx);
       break;
     case Conv2DVariant::im2col: {
       std::vector<float> cols;
-      backward_gemm(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx, 0, d.n, false,
+      backward_gemm(d, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(), dx, 0, d.n, false,
                     cols);
       break;
     }
     case Conv2DVariant::direct3x3:
 #if NN_HAVE_SIMD
       if (direct3x3_applies(d)) {
-        backward_direct3x3(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+        backward_direct3x3(d, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(), dx);
         break;
       }
 #endif
       [[fallthrough]];
     case Conv2DVariant::threaded:
-      backward_threaded(d, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(), dx);
+      backward_threaded(d, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(), dx);
       break;
   }
 }
 
 Conv2DGradients conv2d_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, Conv2DVariant variant,
                                 bool input_gradient) {
-  Conv2DGradients g;
-  conv2d_backward(x, kernel, dy, variant, g, input_gradient);
-  return g;
+  Conv2DGradients grads;
+  conv2d_backward(x, kernel, dy, variant, grads, input_gradient);
+  return grads;
 }
 
 // ---------------------------------------------------------------- the layer

@@ -76,9 +76,9 @@ void input_gradient_direct3x3(const Conv2DDims& d, const float* kernel, const fl
           if (h < i || h - i >= OH) continue;  // no output row h - i
           for (std::size_t j = 0; j < 3; ++j) {
             if (w < j || w - j >= OW) continue;
-            const float* g = dy + ((n * OH + h - i) * OW + w - j) * C;  // g: (C_out,)
+            const float* dy_pixel = dy + ((n * OH + h - i) * OW + w - j) * C;  // dy_pixel: (C_out,)
             const float* k = kernel + (i * 3 + j) * C;                  // k: (C_out,)
-            for (std::size_t cb = 0; cb < C; cb += kV) acc += simd::load(g + cb) * simd::load(k + cb);
+            for (std::size_t cb = 0; cb < C; cb += kV) acc += simd::load(dy_pixel + cb) * simd::load(k + cb);
           }
         }
         float sum = 0.0f;
@@ -99,12 +99,12 @@ void backward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel
       for (std::size_t n = n0; n < n1; ++n)
         for (std::size_t oh = 0; oh < OH; ++oh) {
           const float* row = x + (n * d.h + oh) * d.w;
-          const float* g = dy + (n * OH + oh) * OW * C + cb;
+          const float* dy_row = dy + (n * OH + oh) * OW * C + cb;
           for (std::size_t ow = 0; ow < OW; ++ow) {
-            const Vec gv = simd::load(g + ow * C);
-            acc_b += gv;
+            const Vec dy_vec = simd::load(dy_row + ow * C);
+            acc_b += dy_vec;
             for (std::size_t i = 0; i < 3; ++i)
-              for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += row[i * d.w + ow + j] * gv;
+              for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += row[i * d.w + ow + j] * dy_vec;
           }
         }
       for (std::size_t t = 0; t < 9; ++t) simd::store(dk + t * C + cb, acc[t]);

@@ -77,15 +77,15 @@ void backward_gemm(const Conv2DDims& d, const float* x, const float* kernel, con
                    float* dbias, float* dx, std::size_t n0, std::size_t n1, bool accumulate,
                    std::vector<float>& cols) {
   const std::size_t M = (n1 - n0) * pixels(d), K = window_size(d), C = d.c_out;
-  const float* g = dy + n0 * pixels(d) * C;  // g: (M, C_out)
+  const float* dy_rows = dy + n0 * pixels(d) * C;  // dy_rows: (M, C_out)
   cols.resize(M * K);
   im2col(d, x, n0, n1, cols.data());
-  // dkernel: (K, C_out) = cols^T (K, M) * g (M, C_out)
-  gemm({.m = K, .n = C, .k = M, .a = cols.data(), .transpose_a = true, .b = g, .c = dkernel,
+  // dkernel: (K, C_out) = cols^T (K, M) * dy_rows (M, C_out)
+  gemm({.m = K, .n = C, .k = M, .a = cols.data(), .transpose_a = true, .b = dy_rows, .c = dkernel,
         .beta = accumulate ? 1.0f : 0.0f});
   if (!accumulate) std::fill(dbias, dbias + C, 0.0f);
   for (std::size_t r = 0; r < M; ++r)
-    for (std::size_t co = 0; co < C; ++co) dbias[co] += g[r * C + co];
+    for (std::size_t co = 0; co < C; ++co) dbias[co] += dy_rows[r * C + co];
   if (dx) backward_input_gemm(d, kernel, dy, dx, n0, n1, cols);
 }
 

@@ -48,18 +48,18 @@ void conv2d_backward_naive(const Conv2DDims& d, const T* x, const T* kernel, con
     return ((i * d.kw + j) * d.c_in + ci) * d.c_out + co;
   };
   // Each output y[n, oh, ow, co] = bias[co] + sum x * kernel sends its
-  // gradient g back to every term of its sum.
+  // gradient, grad_out = dy[n, oh, ow, co], back to every term of its sum.
   for (std::size_t n = 0; n < d.n; ++n)
     for (std::size_t oh = 0; oh < OH; ++oh)
       for (std::size_t ow = 0; ow < OW; ++ow)
         for (std::size_t co = 0; co < d.c_out; ++co) {
-          const T g = dy[((n * OH + oh) * OW + ow) * d.c_out + co];
-          dbias[co] += g;
+          const T grad_out = dy[((n * OH + oh) * OW + ow) * d.c_out + co];
+          dbias[co] += grad_out;
           for (std::size_t i = 0; i < d.kh; ++i)
             for (std::size_t j = 0; j < d.kw; ++j)
               for (std::size_t ci = 0; ci < d.c_in; ++ci) {
-                dkernel[ki(i, j, ci, co)] += x[xi(n, oh + i, ow + j, ci)] * g;
-                if (dx) dx[xi(n, oh + i, ow + j, ci)] += kernel[ki(i, j, ci, co)] * g;
+                dkernel[ki(i, j, ci, co)] += x[xi(n, oh + i, ow + j, ci)] * grad_out;
+                if (dx) dx[xi(n, oh + i, ow + j, ci)] += kernel[ki(i, j, ci, co)] * grad_out;
               }
         }
 }

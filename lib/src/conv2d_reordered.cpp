@@ -45,8 +45,8 @@ void backward_reordered(const Conv2DDims& d, const float* x, const float* kernel
   for (std::size_t n = 0; n < d.n; ++n)
     for (std::size_t oh = 0; oh < OH; ++oh)
       for (std::size_t ow = 0; ow < OW; ++ow) {
-        const float* g = dy + ((n * OH + oh) * OW + ow) * C;  // g: (C_out,)
-        for (std::size_t co = 0; co < C; ++co) dbias[co] += g[co];
+        const float* dy_pixel = dy + ((n * OH + oh) * OW + ow) * C;  // dy_pixel: (C_out,)
+        for (std::size_t co = 0; co < C; ++co) dbias[co] += dy_pixel[co];
         for (std::size_t i = 0; i < d.kh; ++i) {
           const std::size_t at = ((n * d.h + oh + i) * d.w + ow) * d.c_in;
           const float* in = x + at;                        // in: (KW * C_in,)
@@ -54,7 +54,7 @@ void backward_reordered(const Conv2DDims& d, const float* x, const float* kernel
           for (std::size_t q = 0; q < window_row; ++q) {
             const float v = in[q];
             float* dkq = dk + q * C;
-            for (std::size_t co = 0; co < C; ++co) dkq[co] += v * g[co];
+            for (std::size_t co = 0; co < C; ++co) dkq[co] += v * dy_pixel[co];
           }
           if (!dx) continue;
           const float* k = kernel + i * window_row * C;
@@ -62,7 +62,7 @@ void backward_reordered(const Conv2DDims& d, const float* x, const float* kernel
           for (std::size_t q = 0; q < window_row; ++q) {
             const float* kq = k + q * C;
             float s = 0.0f;  // a dot product over C_out
-            for (std::size_t co = 0; co < C; ++co) s += kq[co] * g[co];
+            for (std::size_t co = 0; co < C; ++co) s += kq[co] * dy_pixel[co];
             din[q] += s;
           }
         }

@@ -56,37 +56,37 @@ void dense_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, Te
 
 DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
                               bool input_gradient) {
-  DenseGradients g;
-  dense_backward(x, kernel, dy, variant, g, input_gradient);
-  return g;
+  DenseGradients grads;
+  dense_backward(x, kernel, dy, variant, grads, input_gradient);
+  return grads;
 }
 
-void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, DenseGradients& g,
-                    bool input_gradient) {
+void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant,
+                    DenseGradients& grads, bool input_gradient) {
   const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
   if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
     throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
                             kernel.shape().str(), dy.shape().str()));
-  ensure_shape(g.dkernel, {in, out});
-  ensure_shape(g.dbias, {out});
-  if (input_gradient) ensure_shape(g.dx, {n, in});
-  else g.dx = Tensor();
+  ensure_shape(grads.dkernel, {in, out});
+  ensure_shape(grads.dbias, {out});
+  if (input_gradient) ensure_shape(grads.dx, {n, in});
+  else grads.dx = Tensor();
   if (variant == DenseVariant::naive) {
-    dense_backward_naive(n, in, out, x.data(), kernel.data(), dy.data(), g.dkernel.data(), g.dbias.data(),
-                         input_gradient ? g.dx.data() : nullptr);
+    dense_backward_naive(n, in, out, x.data(), kernel.data(), dy.data(), grads.dkernel.data(), grads.dbias.data(),
+                         input_gradient ? grads.dx.data() : nullptr);
     return;
   }
-  g.dbias.fill(0.0f);
+  grads.dbias.fill(0.0f);
   // [snippet dense-backward]
   // dW = x^T dy:  (in, n) x (n, out)
-  gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(), .c = g.dkernel.data(),
+  gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(), .c = grads.dkernel.data(),
         .threaded = true});
   // db = the sum of dy over the batch
   for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < out; ++j) g.dbias[j] += dy[i * out + j];
+    for (std::size_t j = 0; j < out; ++j) grads.dbias[j] += dy[i * out + j];
   // dx = dy W^T:  (n, out) x (out, in)
   if (input_gradient)
-    gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true, .c = g.dx.data(),
+    gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true, .c = grads.dx.data(),
           .threaded = true});
   // [end snippet dense-backward]
 }
