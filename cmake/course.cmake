@@ -4,7 +4,8 @@
 #   nn_add_test(01_idx_loading)      tests/01_idx_loading_test.cpp     -> bin/01_idx_loading_test
 #   nn_add_bench(01_idx_loading)     bench/01_idx_loading_bench.cpp    -> bin/01_idx_loading_bench
 
-# Where the executables find things when no option or variable says otherwise.
+# Where the executables find things when no option or variable says otherwise
+# (compiled into nn_course, never into the core library nn).
 set(NN_DEFAULT_DATA_DIR "${CMAKE_SOURCE_DIR}/data/mnist")
 set(NN_DEFAULT_PLOTS_DIR "${CMAKE_BINARY_DIR}/plots")
 set(NN_DEFAULT_WEIGHTS_DIR "${CMAKE_BINARY_DIR}/weights")
@@ -12,7 +13,7 @@ set(NN_DEFAULT_WEIGHTS_DIR "${CMAKE_BINARY_DIR}/weights")
 function(nn_add_chapter folder)
   set(target "ch${folder}")
   add_executable(${target} ${CMAKE_SOURCE_DIR}/chapters/${folder}/main.cpp)
-  target_link_libraries(${target} PRIVATE nn)
+  target_link_libraries(${target} PRIVATE nn_course)  # the command line, plots; nn through it
   # Smoke test: the chapter runs end to end on the real data and exits 0.
   add_test(NAME ${target}.runs
            COMMAND ${target} --plots ${CMAKE_BINARY_DIR}/test-plots/${target} ${ARGN})

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <random>
@@ -428,6 +429,26 @@ TEST(Parallel, CoversTheRangeOnceForAnyThreadCount) {
     }
   }
   nn::set_thread_count(0);
+}
+
+TEST(Parallel, SplitRangeCoversZeroToNInOrderWithSizesWithinOne) {
+  for (std::size_t n : {0, 1, 2, 3, 7, 10, 64, 100, 1001})
+    for (std::size_t parts : {1, 2, 3, 4, 7, 8, 16, 150}) {
+      std::size_t next = 0, smallest = n, largest = 0;
+      for (std::size_t part = 0; part < parts; ++part) {
+        const nn::Range r = nn::split_range(n, parts, part);
+        EXPECT_EQ(r.begin, next) << "n " << n << ", part " << part << " of " << parts;
+        EXPECT_LE(r.begin, r.end);
+        next = r.end;
+        smallest = std::min(smallest, r.end - r.begin);
+        largest = std::max(largest, r.end - r.begin);
+      }
+      EXPECT_EQ(next, n) << "n " << n << ", parts " << parts;
+      EXPECT_LE(largest - smallest, 1u) << "n " << n << ", parts " << parts;
+    }
+  const nn::Range third = nn::split_range(10, 4, 2);  // the example in parallel.hpp
+  EXPECT_EQ(third.begin, 6u);
+  EXPECT_EQ(third.end, 8u);
 }
 
 TEST(Parallel, RethrowsAnExceptionFromAChunk) {

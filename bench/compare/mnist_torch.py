@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """The course's model in PyTorch, for bench/compare/compare.sh.
 
-The same network as COURSE.md section 1 (Conv2D 32 3x3 relu, max-pool 2x2,
-flatten, dense 100 relu, dense 10, softmax cross-entropy), started as Keras
-starts it (glorot_uniform weights, zero biases), trained with plain SGD on the
-same IDX files, one batch at a time. Only the training loop is timed: the
-batches are slices of one shuffled index tensor, so no data loader is timed.
+The same network as nn::make_mnist_model (nn/model.hpp): Conv2D 32 3x3 relu,
+max-pool 2x2, flatten, dense 100 relu, dense 10, softmax cross-entropy;
+started as Keras starts it (glorot_uniform weights, zero biases), trained
+with plain SGD on the same IDX files, one batch at a time. Only the training
+loop is timed: the batches are slices of one shuffled index tensor, so no
+data loader is timed.
 
 Prints one line:
   RESULT seconds=<training time> steps=<batches> accuracy=<test accuracy> rss_mb=<peak RSS>

@@ -89,13 +89,6 @@ Shape pooled_shape(const Tensor& x, const Tensor& kernel, std::size_t pool) {
   return max_pool2d_output_shape(conv2d_dims(x.shape(), kernel.shape()).y_shape(), pool);
 }
 
-// The images [lo, hi) of a batch of n split into `parts` contiguous ranges.
-std::pair<std::size_t, std::size_t> range(std::size_t n, std::size_t parts, std::size_t part) {
-  const std::size_t q = n / parts, r = n % parts;
-  const std::size_t lo = part * q + std::min(part, r);
-  return {lo, lo + q + (part < r ? 1 : 0)};
-}
-
 }  // namespace
 
 void conv2d_relu_maxpool_forward(const Tensor& x, const Tensor& kernel, const Tensor& bias, std::size_t pool,
@@ -157,8 +150,8 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
       Conv2DGradients& sum = partial[part];
       sum.dkernel = Tensor(kernel.shape());
       sum.dbias = Tensor({kernel.dim(3)});
-      auto [b0, b1] = range(n, parts, part);
-      for (std::size_t b = b0; b < b1; ++b) {
+      const Range images = split_range(n, parts, part);
+      for (std::size_t b = images.begin; b < images.end; ++b) {
         // [snippet fused-backward]
         for (std::size_t i = 0; i < ph; ++i)
           for (std::size_t j = 0; j < pw; ++j) {

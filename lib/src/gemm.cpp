@@ -1,3 +1,6 @@
+// nn::gemm: blocked for the caches, packed panels, a SIMD micro-kernel, and
+// the threads shared out by the product's shape. The reference it is tested
+// against, gemm_naive, is in gemm_naive.cpp.
 #include "nn/gemm.hpp"
 
 #include <algorithm>
@@ -7,43 +10,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "gemm_internal.hpp"
 #include "nn/parallel.hpp"
 #include "nn/simd.hpp"
 
 namespace nn {
 
-namespace {
-
-// Fills in the packed leading dimensions.
-GemmArgs with_defaults(GemmArgs g) {
-  if (g.lda == 0) g.lda = g.transpose_a ? g.m : g.k;
-  if (g.ldb == 0) g.ldb = g.transpose_b ? g.k : g.n;
-  if (g.ldc == 0) g.ldc = g.n;
-  return g;
-}
-
-// op(A)(i, p) and op(B)(p, j).
-inline float at_a(const GemmArgs& g, std::size_t i, std::size_t p) {
-  return g.transpose_a ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
-}
-inline float at_b(const GemmArgs& g, std::size_t p, std::size_t j) {
-  return g.transpose_b ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j];
-}
-
-}  // namespace
-
-// [snippet gemm-naive]
-void gemm_naive(const GemmArgs& args) {
-  const GemmArgs g = with_defaults(args);
-  for (std::size_t i = 0; i < g.m; ++i)       // C: (m, n)
-    for (std::size_t j = 0; j < g.n; ++j) {
-      float sum = 0.0f;
-      for (std::size_t p = 0; p < g.k; ++p) sum += at_a(g, i, p) * at_b(g, p, j);
-      float& c = g.c[i * g.ldc + j];
-      c = g.alpha * sum + (g.beta == 0.0f ? 0.0f : g.beta * c);
-    }
-}
-// [end snippet gemm-naive]
+using gemm_impl::with_defaults;
 
 namespace {
 

@@ -160,10 +160,8 @@ void parallel_for(std::size_t begin, std::size_t end,
   }
   // Chunk c gets n / chunks items, the first n % chunks chunks one more.
   p.run(chunks, [&](std::size_t c) {
-    const std::size_t q = n / chunks, r = n % chunks;
-    const std::size_t lo = begin + c * q + std::min(c, r);
-    const std::size_t hi = lo + q + (c < r ? 1 : 0);
-    fn(lo, hi);
+    const Range chunk = split_range(n, chunks, c);
+    fn(begin + chunk.begin, begin + chunk.end);
   });
 }
 

@@ -14,41 +14,12 @@
 
 namespace nn {
 
-Shape::Shape(std::initializer_list<std::size_t> dims) : Shape(std::span(dims.begin(), dims.size())) {}
-
 namespace {
 
-constexpr std::size_t kAlignment = 64;  // a cache line, and an AVX-512 register
-
-// The most elements a shape may have: their bytes, rounded up to kAlignment,
-// must fit in std::ptrdiff_t (the largest object C++ can address). Past it,
-// n * sizeof(float) would wrap around and allocate a small buffer under a
-// huge shape: (2^62 + 1) * 4 bytes wraps to 4.
-constexpr std::size_t kMaxElements = (PTRDIFF_MAX - (kAlignment - 1)) / sizeof(float);
-
-}  // namespace
-
-Shape::Shape(std::span<const std::size_t> dims) {
-  if (dims.empty() || dims.size() > kMaxRank)
-    throw Error(fmt::format("a tensor has rank 1 to {}, not {}", kMaxRank, dims.size()));
-  rank_ = dims.size();
-  std::copy(dims.begin(), dims.end(), dims_.begin());
-  size_ = shape_size(this->dims());  // throws if the product overflows
-  if (size_ > kMaxElements)
-    throw Error(fmt::format("the shape {} has more elements than a float tensor can hold ({} at most)",
-                            format_shape(this->dims()), kMaxElements));
-}
-
-bool Shape::operator==(const Shape& other) const {
-  return rank_ == other.rank_ && std::equal(dims_.begin(), dims_.begin() + rank_, other.dims_.begin());
-}
-
-std::string Shape::str() const { return format_shape(dims()); }
-
-namespace {
+constexpr std::size_t kAlignment = kTensorAlignment;
 
 std::shared_ptr<float[]> allocate(std::size_t n) {
-  // n <= kMaxElements (the Shape checked it), so this cannot overflow.
+  // n <= Shape::kMaxElements (the Shape checked it), so this cannot overflow.
   std::size_t bytes = (std::max<std::size_t>(n, 1) * sizeof(float) + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, bytes);
   if (p == nullptr) throw std::bad_alloc();

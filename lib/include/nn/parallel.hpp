@@ -25,6 +25,24 @@ std::size_t thread_count();
 // 0 = back to the default). Not to be called inside a parallel_for.
 void set_thread_count(std::size_t n);
 
+// Part `part` of `parts` nearly equal contiguous parts of [0, n): each part
+// has n / parts items, the first n % parts parts one more. The parts cover
+// [0, n) in order, without gaps or overlap. For n = 10, parts = 4:
+//
+//   split_range(10, 4, 0) == {0, 3}     split_range(10, 4, 2) == {6, 8}
+//   split_range(10, 4, 1) == {3, 6}     split_range(10, 4, 3) == {8, 10}
+//
+// parallel_for cuts its range this way; the kernels that keep one partial
+// sum per part use it to know which items a part holds.
+struct Range {
+  std::size_t begin = 0, end = 0;  // [begin, end)
+};
+inline Range split_range(std::size_t n, std::size_t parts, std::size_t part) {
+  const std::size_t q = n / parts, r = n % parts;
+  const std::size_t begin = part * q + (part < r ? part : r);
+  return {begin, begin + q + (part < r ? 1 : 0)};
+}
+
 // Runs fn(lo, hi) on contiguous chunks covering [begin, end), in parallel.
 void parallel_for(std::size_t begin, std::size_t end,
                   const std::function<void(std::size_t lo, std::size_t hi)>& fn);

@@ -11,7 +11,6 @@
 // which reads the same buffer but cannot write it.
 //
 // Keep it small and readable: this is a course, not Eigen.
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -19,28 +18,9 @@
 #include <span>
 #include <string>
 
+#include "nn/shape.hpp"
+
 namespace nn {
-
-// A shape of rank 1 to 4, e.g. Shape{32, 26, 26, 32}.
-class Shape {
- public:
-  static constexpr std::size_t kMaxRank = 4;
-  Shape() = default;
-  Shape(std::initializer_list<std::size_t> dims);
-  explicit Shape(std::span<const std::size_t> dims);
-
-  std::size_t rank() const { return rank_; }
-  std::size_t operator[](std::size_t i) const { return dims_[i]; }
-  std::size_t size() const { return size_; }  // the number of elements
-  std::span<const std::size_t> dims() const { return {dims_.data(), rank_}; }
-  bool operator==(const Shape& other) const;
-  std::string str() const;  // "(60000, 28, 28, 1)", as Keras prints it
-
- private:
-  std::array<std::size_t, kMaxRank> dims_{};
-  std::size_t rank_ = 0;
-  std::size_t size_ = 0;  // the product of the dims, computed once: loops test it often
-};
 
 class ConstView;
 
