@@ -31,6 +31,7 @@ namespace nn {
 // A weight tensor with its name and its gradient, as one object: backward
 // writes `grad`, the optimizer reads it and updates `value`, and save/load
 // name the file after it ("dense_1.kernel.npy").
+// [snippet parameter]
 struct Parameter {
   std::string name;  // "kernel", "bias": the model puts the layer's name in front
   Tensor value;
@@ -40,14 +41,11 @@ struct Parameter {
   const Shape& shape() const { return value.shape(); }
   std::size_t size() const { return value.size(); }
 };
+// [end snippet parameter]
 
+// [snippet layer-interface]
 class Layer {
  public:
-  Layer() = default;
-  Layer(const Layer&) = default;  // a copy has its own weights and buffers
-  Layer(Layer&&) = default;
-  Layer& operator=(const Layer&) = default;
-  Layer& operator=(Layer&&) = default;
   virtual ~Layer() = default;
   virtual std::string type() const = 0;       // the Keras class: "Conv2D"
   virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d" (then "conv2d_1", ...)
@@ -75,5 +73,6 @@ class Layer {
 
   std::string name;  // "dense_1": given by Sequential::add
 };
+// [end snippet layer-interface]
 
 }  // namespace nn
