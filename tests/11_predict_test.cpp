@@ -10,6 +10,8 @@
 #include "nn/error.hpp"
 #include "nn/io.hpp"
 #include "nn/metrics.hpp"
+#include "nn/mnist.hpp"
+#include "nn/npy.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
@@ -246,6 +248,26 @@ TEST(Ch11Executable, WeightsThatOverflowGiveAClearError) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr(fmt::format("error: {}: these weights give the probabilities", (dir / "weights").string())));
   EXPECT_THAT(run.output, ::testing::Not(HasSubstr("internal error")));
+}
+
+// --probabilities writes what model.predict gives for the test set, the
+// file a comparison with Keras reads (tools/keras-reference), and prints the
+// test loss and accuracy that model.evaluate gives.
+TEST(Ch11Executable, WritesTheTestSetsProbabilities) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {12, 28, 28});
+  saved_weights(dir);
+  auto run = predict(dir, {"--index", "0", "--probabilities", (dir / "p.npy").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nn::Tensor p = nn::load_npy(dir / "p.npy");
+  ASSERT_EQ(p.shape(), (nn::Shape{12, 10}));
+  nn::Sequential model = nn::make_mnist_model(0);
+  model.load(dir / "weights");
+  const nn::Mnist m = nn::load_mnist(dir / "data");
+  const nn::Tensor x = nn::images_to_tensor(m.x_test);
+  EXPECT_TRUE(testing_nn::all_close(p, model.predict(x), 0, 0));
+  const nn::Evaluation e = model.evaluate(x, nn::one_hot(m.y_test.data));
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("test set: loss {:.6f} accuracy {:.6f}", e.loss, e.accuracy)));
 }
 
 TEST(Terminal, AProbabilityBarIsClampedToItsWidth) {

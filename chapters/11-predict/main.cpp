@@ -18,6 +18,7 @@
 #include "nn/error.hpp"
 #include "nn/metrics.hpp"
 #include "nn/mnist.hpp"
+#include "nn/npy.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
@@ -82,11 +83,15 @@ int main(int argc, char** argv) {
   nn::cli::Parser cli("ch11-predict", "Chapter 11: predicts one test image (or your own digit) with chapter 10's weights.");
   nn::cli::Common common;
   cli.add_common(common);
-  std::filesystem::path load = nn::cli::default_weights_dir(), image;
+  std::filesystem::path load = nn::cli::default_weights_dir(), image, probabilities;
   std::optional<std::int64_t> index;
   cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
   cli.option("--index", "I", "predict test image I", &index, "a random one");
   cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
+  cli.option("--probabilities", "FILE",
+             "also write the test set's (N, 10) probabilities to FILE as .npy, and print its loss (to compare with "
+             "Keras: tools/keras-reference)",
+             &probabilities);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     nn::Mnist m = nn::load_mnist(common.data);
@@ -157,6 +162,12 @@ int main(int argc, char** argv) {
       fmt::print("{:>5}", t);
       for (int c = 0; c < 10; ++c) fmt::print("{:>5}", counts[t][c]);
       fmt::print("\n");
+    }
+    if (!probabilities.empty()) {
+      const nn::Evaluation e = model.evaluate(nn::images_to_tensor(m.x_test), nn::one_hot(m.y_test.data));
+      nn::save_npy(probabilities, p);  // written whole or not at all
+      fmt::print("\ntest set: loss {:.6f} accuracy {:.6f}\nWrote the probabilities {} to {}\n", e.loss, e.accuracy,
+                 p.shape().str(), probabilities.string());
     }
     auto mistakes = nn::most_confident_mistakes(p, m.y_test.data, 25);
     plot_confusion(counts, accuracy, common.plots / "11-confusion-matrix.png");
