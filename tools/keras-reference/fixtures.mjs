@@ -33,7 +33,7 @@ const tfjsVersion = tf.version.tfjs;
 // t numbers the tensors in the course's order; i is the flat row-major index in
 // Keras's layout. All arithmetic in double, rounded to float32 at the end.
 const kFans = { conv2d: [9, 288], dense: [5408, 100], dense_1: [100, 10] };
-export function formulaWeights() {
+function formulaWeights() {
   const out = {};
   kWeightNames.forEach((name, index) => {
     const t = index + 1;
@@ -189,6 +189,15 @@ All are float32 \`.npy\` files in the course's own format (what \`nn::encode_npy
 | \`dense.kernel.initial\` | the formula's dense.kernel, to check that both sides compute the same formula |
 
 \`<weight>\` is one of ${kWeightNames.map((n) => `\`${n}\``).join(', ')}.
+
+## Comparing with them
+
+These are tfjs's numbers, correct to float32 rounding but not bit for bit what another implementation
+computes: the cpu backend sums many products in double, takes the batch mean by dividing first, clips the
+probabilities at 1e-7 in the loss, keeps momentum in the TF1 form, and gives a max-pooling window's
+gradient to the first of equal maxima (in row-major order; ties are frequent on this batch). Each point, with
+the tfjs source it comes from, is in \`tools/keras-reference/README.md\`. Compare with a tolerance of a few
+units in the last place (relative), larger for long sums.
 
 ## The size rule
 
