@@ -87,7 +87,7 @@ export function readNpy(file) {
 
 // ---- CRC-32 (zlib's, as Python's zlib.crc32 and the course's crc32_of) ------
 let crcTable = null;
-function tableCrc32(bytes) {
+export function tableCrc32(bytes) {
   if (!crcTable) {
     crcTable = new Uint32Array(256);
     for (let n = 0; n < 256; ++n) {
