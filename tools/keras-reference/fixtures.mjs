@@ -31,8 +31,23 @@ const tfjsVersion = tf.version.tfjs;
 
 // ---- The formula weights ------------------------------------------------------
 // t numbers the tensors in the course's order; i is the flat row-major index in
-// Keras's layout. All arithmetic in double, rounded to float32 at the end.
+// Keras's layout. A 32-bit integer hash of (i, t) gives u in [0, 1) (the same
+// bits as the C++ side's uint32 arithmetic), then the value is computed in
+// double and rounded to float32. A hash, not a pattern such as i * 7919 mod
+// 1009: weights on a lattice make distinct pooling windows tie to within float
+// rounding, where which input wins, and so the gradient, depends on the order
+// of a convolution's float sums (tests/keras_reference_test.cpp checks that no
+// window of the batch comes that close).
 const kFans = { conv2d: [9, 288], dense: [5408, 100], dense_1: [100, 10] };
+function uniform(i, t) {
+  let h = (Math.imul(i, 2654435761) + Math.imul(t, 40503)) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x45d9f3b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x45d9f3b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return h / 4294967296;
+}
 function formulaWeights() {
   const out = {};
   kWeightNames.forEach((name, index) => {
@@ -43,9 +58,9 @@ function formulaWeights() {
     if (name.endsWith('.kernel')) {
       const [fanIn, fanOut] = kFans[name.split('.')[0]];
       const limit = Math.sqrt(6 / (fanIn + fanOut));
-      for (let i = 0; i < count; ++i) data[i] = Math.fround(((((i * 7919 + t * 104729) % 1009) / 1009) - 0.5) * 2 * limit);
+      for (let i = 0; i < count; ++i) data[i] = Math.fround((uniform(i, t) - 0.5) * 2 * limit);
     } else {
-      for (let i = 0; i < count; ++i) data[i] = Math.fround(((((i * 31 + t * 17) % 23) / 23) - 0.5) * 0.2);
+      for (let i = 0; i < count; ++i) data[i] = Math.fround((uniform(i, t) - 0.5) * 0.2);
     }
     out[name] = { shape, data };
   });
@@ -167,13 +182,21 @@ differs from Python Keras is listed in \`tools/keras-reference/README.md\`.
 ## The weights: a formula, not random numbers
 
 For tensor number t (conv2d.kernel 1, conv2d.bias 2, dense.kernel 3, dense.bias 4, dense_1.kernel 5,
-dense_1.bias 6) and flat row-major index i in Keras's layout, all arithmetic in double and rounded to
-float32 at the end:
+dense_1.bias 6) and flat row-major index i in Keras's layout, a 32-bit hash gives u in [0, 1):
 
-- kernels: \`(((i * 7919 + t * 104729) % 1009) / 1009 - 0.5) * 2 * limit\`, with
-  \`limit = sqrt(6 / (fan_in + fan_out))\` and (fan_in, fan_out) = (9, 288) for conv2d, (5408, 100) for
-  dense, (100, 10) for dense_1;
-- biases: \`(((i * 31 + t * 17) % 23) / 23 - 0.5) * 0.2\`.
+    h = (i * 2654435761 + t * 40503) mod 2^32
+    h ^= h >> 16;  h = (h * 0x45d9f3b) mod 2^32;  h ^= h >> 16;  h = (h * 0x45d9f3b) mod 2^32;  h ^= h >> 16
+    u = h / 2^32
+
+and, in double, rounded to float32 at the end:
+
+- kernels: \`(u - 0.5) * 2 * limit\`, with \`limit = sqrt(6 / (fan_in + fan_out))\` and
+  (fan_in, fan_out) = (9, 288) for conv2d, (5408, 100) for dense, (100, 10) for dense_1;
+- biases: \`(u - 0.5) * 0.2\`.
+
+A hash rather than a simple pattern: weights on a lattice (an earlier version used
+\`i * 7919 mod 1009\`) made five pooling windows of the batch tie to within float rounding between
+different inputs, and there the course and tfjs, both right, routed the gradient differently.
 
 ## The files
 

@@ -1,0 +1,257 @@
+// The course against Keras itself: every layer's output, the loss, every
+// gradient and the weights after SGD steps, on the first 32 training images,
+// compared with what TensorFlow.js's Keras layers API computed for the same
+// model, weights and batch (tests/fixtures/keras-reference/, made by
+// tools/keras-reference/fixtures.mjs; node is not needed to run this test).
+#include <fmt/format.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "nn/model.hpp"
+#include "nn/normalize.hpp"
+#include "nn/npy.hpp"
+#include "nn/one_hot.hpp"
+#include "nn/softmax.hpp"
+#include "testing.hpp"
+
+namespace {
+
+const std::filesystem::path kFixtures = std::filesystem::path(NN_SOURCE_DIR) / "tests/fixtures/keras-reference";
+
+// ---- The weights both sides start from ---------------------------------------
+//
+// From a formula, not a file, so that both sides compute them
+// (tools/keras-reference/fixtures.mjs writes the same in JavaScript): for
+// weight tensor number t (conv2d.kernel 1, conv2d.bias 2, dense.kernel 3, ...)
+// and flat index i, a 32-bit integer hash of (i, t) gives u in [0, 1), and
+//   kernel: (u - 0.5) * 2 * glorot_limit      bias: (u - 0.5) * 0.2
+// in double, rounded to float. A hash, not a simple pattern: weights on a
+// lattice (i * 7919 mod 1009, say) make distinct pooling windows tie to within
+// float rounding, where the winner, and so the gradient, is a coin toss.
+double reference_uniform(std::size_t i, std::size_t t) {
+  std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u + static_cast<std::uint32_t>(t) * 40503u;
+  h ^= h >> 16;
+  h *= 0x45d9f3bu;
+  h ^= h >> 16;
+  h *= 0x45d9f3bu;
+  h ^= h >> 16;
+  return h / 4294967296.0;
+}
+
+void set_reference_weights(nn::Sequential& model) {
+  const std::size_t fans[3][2] = {{9, 288}, {5408, 100}, {100, 10}};
+  std::size_t t = 0;
+  for (nn::Parameter* p : model.parameters()) {
+    ++t;
+    const bool kernel = p->name == "kernel";
+    const double limit =
+        kernel ? std::sqrt(6.0 / static_cast<double>(fans[(t - 1) / 2][0] + fans[(t - 1) / 2][1])) : 0.1;
+    for (std::size_t i = 0; i < p->size(); ++i) p->value[i] = static_cast<float>((reference_uniform(i, t) - 0.5) * 2 * limit);
+  }
+}
+
+struct Batch {
+  nn::Tensor x, y;  // (32, 28, 28, 1) and (32, 10)
+};
+
+Batch first_batch() {
+  const auto& m = testing_nn::real_mnist();
+  return {nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32), nn::one_hot(std::span(m.y_train.data).first(32))};
+}
+
+// ---- Comparing a tensor with its fixture -------------------------------------
+
+// The sums of t over its last axis (shape: the other axes) and over all the
+// other axes (shape: the last), in double: how the fixtures keep a large
+// tensor small while every element still counts in two sums.
+std::vector<double> sum_last(const nn::Tensor& t) {
+  const std::size_t last = t.dim(t.rank() - 1);
+  std::vector<double> s(t.size() / last, 0.0);
+  for (std::size_t i = 0; i < t.size(); ++i) s[i / last] += t[i];
+  return s;
+}
+
+std::vector<double> sum_rest(const nn::Tensor& t) {
+  const std::size_t last = t.dim(t.rank() - 1);
+  std::vector<double> s(last, 0.0);
+  for (std::size_t i = 0; i < t.size(); ++i) s[i % last] += t[i];
+  return s;
+}
+
+// "" when every |course - keras| <= tolerance * (the largest |keras|), else the
+// first index where they differ, with both values.
+std::string differs(const std::string& what, std::span<const double> course, const nn::Tensor& keras,
+                    double tolerance) {
+  if (course.size() != keras.size())
+    return fmt::format("{}: {} values, the fixture has {}\n", what, course.size(), keras.size());
+  double largest = 0;
+  for (float v : keras.span()) largest = std::max(largest, std::abs(static_cast<double>(v)));
+  double worst = 0;
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < course.size(); ++i) {
+    const double d = std::abs(course[i] - keras[i]);
+    if (!(d <= worst)) worst = d, at = i;
+  }
+  if (worst <= tolerance * largest) return "";
+  return fmt::format("{}[{}]: the course gives {:.9g}, Keras {:.9g} (difference {:.3g}, allowed {:.3g})\n", what, at,
+                     course[at], keras[at], worst, tolerance * largest);
+}
+
+std::vector<double> as_doubles(const nn::Tensor& t) { return {t.span().begin(), t.span().end()}; }
+
+// Compares `course` with the fixture NAME: the whole tensor (NAME.npy), or for
+// a large one its every 31st element and its two sums.
+std::string compare(const std::string& name, const nn::Tensor& course, double tolerance) {
+  if (std::filesystem::exists(kFixtures / (name + ".npy"))) {
+    const nn::Tensor keras = nn::load_npy(kFixtures / (name + ".npy"));
+    if (!(keras.shape() == course.shape()))
+      return fmt::format("{}: shape {}, the fixture's {}\n", name, course.shape().str(), keras.shape().str());
+    return differs(name, as_doubles(course), keras, tolerance);
+  }
+  std::vector<double> every31;
+  for (std::size_t i = 0; i < course.size(); i += 31) every31.push_back(course[i]);
+  return differs(name + ".every31", every31, nn::load_npy(kFixtures / (name + ".every31.npy")), tolerance) +
+         differs(name + ".sum_last", sum_last(course), nn::load_npy(kFixtures / (name + ".sum_last.npy")), tolerance) +
+         differs(name + ".sum_rest", sum_rest(course), nn::load_npy(kFixtures / (name + ".sum_rest.npy")), tolerance);
+}
+
+// Forward outputs and the loss: to 1e-6 of the largest value. Gradients and
+// updated weights: to 1e-5 of the largest (sums of thousands of float products,
+// added in another order by TensorFlow.js).
+constexpr double kForward = 1e-6, kBackward = 1e-5;
+
+TEST(KerasReference, TheInitialWeightsAreTheFixturesFormula) {
+  nn::Sequential model = nn::make_mnist_model(0);
+  set_reference_weights(model);
+  // Every 31st weight exactly; the sums (double sums stored as float) to float rounding.
+  EXPECT_EQ(compare("dense.kernel.initial", model.named_parameters()[2].parameter->value, 1e-7), "");
+}
+
+TEST(KerasReference, EveryLayersOutputAndTheLoss) {
+  nn::Sequential model = nn::make_mnist_model(0);
+  set_reference_weights(model);
+  const Batch b = first_batch();
+  nn::ConstView a = b.x;
+  for (const auto& layer : model.layers()) {
+    a = layer->forward(a);
+    const nn::Tensor out = layer == model.layers().back() ? nn::softmax(a) : nn::Tensor(a.tensor());
+    EXPECT_EQ(compare(layer->name + ".output", out, kForward), "");  // dense_1: after its softmax, as Keras
+  }
+  const double loss = model.compute_gradients(b.x, b.y);
+  const nn::Tensor keras_loss = nn::load_npy(kFixtures / "loss.npy");
+  EXPECT_NEAR(loss, keras_loss[0], kForward * keras_loss[0]);
+}
+
+// Max pooling's gradient goes to its window's maximum. Where two different
+// inputs of a window are within float rounding of each other, which one wins
+// depends on the order of a convolution's float sums, which TensorFlow.js and
+// the course do not share: the gradients would be right on both sides and
+// still differ. The fixture's weights avoid that; this checks it.
+TEST(KerasReference, NoPoolingWindowIsANearTie) {
+  nn::Sequential model = nn::make_mnist_model(0);
+  set_reference_weights(model);
+  const Batch b = first_batch();
+  const nn::Tensor a(model.layers()[0]->forward(b.x).tensor());  // (32, 26, 26, 32), after the ReLU
+  const std::size_t n = a.dim(0), h = a.dim(1), w = a.dim(2), c = a.dim(3);
+  const std::size_t height = b.x.dim(1), width = b.x.dim(2);
+  // Two positions of a window of image img see the same 3x3 input patch.
+  auto same_patch = [&](std::size_t img, std::size_t r0, std::size_t c0, std::size_t r1, std::size_t c1) {
+    for (std::size_t p = 0; p < 3; ++p)
+      for (std::size_t q = 0; q < 3; ++q)
+        if (b.x[(img * height + r0 + p) * width + c0 + q] != b.x[(img * height + r1 + p) * width + c1 + q]) return false;
+    return true;
+  };
+  std::size_t near_ties = 0;
+  for (std::size_t img = 0; img < n; ++img)
+    for (std::size_t i = 0; i + 1 < h; i += 2)
+      for (std::size_t j = 0; j + 1 < w; j += 2)
+        for (std::size_t ch = 0; ch < c; ++ch) {
+          float top = 0;
+          for (std::size_t k = 0; k < 4; ++k) top = std::max(top, a(img, i + k / 2, j + k % 2, ch));
+          if (top <= 0) continue;  // all clipped: the ReLU passes no gradient whoever wins
+          // The positions within 1e-6 of the maximum must all see the same
+          // input (a blank patch gives relu(bias) everywhere: an exact, harmless tie).
+          std::size_t first = 4;
+          for (std::size_t k = 0; k < 4; ++k) {
+            if (top - a(img, i + k / 2, j + k % 2, ch) > 1e-6f * top) continue;
+            if (first == 4) first = k;
+            else if (!same_patch(img, i + first / 2, j + first % 2, i + k / 2, j + k % 2)) ++near_ties;
+          }
+        }
+  EXPECT_EQ(near_ties, 0u) << "windows whose two largest values differ by less than 1e-6: choose other weights";
+}
+
+TEST(KerasReference, EveryGradient) {
+  nn::Sequential model = nn::make_mnist_model(0);
+  set_reference_weights(model);
+  const Batch b = first_batch();
+  for (bool fusion : {true, false}) {
+    SCOPED_TRACE(fusion ? "fused" : "unfused");
+    model.set_fusion(fusion);
+    model.compute_gradients(b.x, b.y);
+    for (const nn::NamedParameter& p : model.named_parameters())
+      EXPECT_EQ(compare(p.name + ".grad", p.parameter->grad, kBackward), "");
+  }
+}
+
+// The fixture's value of every 31st element (or of all, for a small tensor).
+std::vector<float> fixture_sample(const std::string& name) {
+  const bool whole = std::filesystem::exists(kFixtures / (name + ".npy"));
+  const nn::Tensor t = nn::load_npy(kFixtures / (name + (whole ? ".npy" : ".every31.npy")));
+  return {t.span().begin(), t.span().end()};
+}
+
+// The step itself, after - before, on the same elements: the weights after a
+// step are mostly the weights before, so comparing them alone would hide a
+// wrong step. Both sides store the weights as float, so a step is known to
+// within one float rounding of the weight; beyond that it must agree to 1e-4
+// of the largest step.
+std::string step_differs(const std::string& name, const nn::Tensor& before, const nn::Tensor& after) {
+  const std::vector<float> keras = fixture_sample(name);
+  const std::size_t stride = keras.size() == after.size() ? 1 : 31;
+  double largest = 0;
+  for (std::size_t k = 0; k < keras.size(); ++k)
+    largest = std::max(largest, std::abs(static_cast<double>(keras[k]) - before[k * stride]));
+  for (std::size_t k = 0; k < keras.size(); ++k) {
+    const std::size_t i = k * stride;
+    const double ours = static_cast<double>(after[i]) - before[i], theirs = static_cast<double>(keras[k]) - before[i];
+    const double rounding = std::abs(static_cast<double>(before[i])) * 1.2e-7;  // one float ulp of the weight, about
+    if (!(std::abs(ours - theirs) <= 1e-4 * largest + rounding))
+      return fmt::format("{}[{}]: the course's step is {:.9g}, Keras's {:.9g} (from {:.9g})\n", name, i, ours, theirs,
+                         before[i]);
+  }
+  return "";
+}
+
+TEST(KerasReference, TheWeightsAfterSGDSteps) {
+  const Batch b = first_batch();
+  struct Run {
+    const char* fixture;
+    float momentum;
+    int steps;
+  };
+  for (const Run& run : {Run{"sgd", 0.0f, 1}, Run{"momentum2", 0.9f, 2}}) {
+    SCOPED_TRACE(run.fixture);
+    nn::Sequential model = nn::make_mnist_model(0);
+    set_reference_weights(model);
+    std::vector<nn::Tensor> before;
+    for (const nn::Parameter* p : model.parameters()) before.push_back(p->value);
+    model.compile(nn::make_optimizer("sgd", 0.01f, run.momentum));
+    for (int i = 0; i < run.steps; ++i) model.train_on_batch(b.x, b.y);
+    const auto params = model.named_parameters();
+    for (std::size_t t = 0; t < params.size(); ++t) {
+      const std::string name = params[t].name + "." + run.fixture;
+      EXPECT_EQ(compare(name, params[t].parameter->value, kBackward), "");
+      EXPECT_EQ(step_differs(name, before[t], params[t].parameter->value), "");
+    }
+  }
+}
+
+}  // namespace
