@@ -1,6 +1,6 @@
 // Reference fixtures from TensorFlow.js's layers API for the course's tests.
 //
-//   cd tools/keras-reference && npm install && node fixtures.mjs [--data DIR] [--out DIR]
+//   tools/keras-reference/run fixtures.mjs [--data DIR] [--out DIR]
 //
 // On the first 32 training images, with the weights of the formula below, it
 // dumps into tests/fixtures/keras-reference/: every layer's output, the loss,
@@ -165,7 +165,7 @@ const readme = `# Keras reference fixtures (TensorFlow.js ${tfjsVersion}, cpu ba
 
 Written by \`tools/keras-reference/fixtures.mjs\`; regenerate with
 
-    cd tools/keras-reference && npm install && node fixtures.mjs
+    tools/keras-reference/run fixtures.mjs
 
 (it reads \`data/mnist/train-images-idx3-ubyte\` and \`train-labels-idx1-ubyte\`, raw or \`.gz\`).
 The reference is TensorFlow.js's layers API (\`@tensorflow/tfjs\` and \`@tensorflow/tfjs-backend-cpu\`
