@@ -304,6 +304,26 @@ TEST(Conv2D, ThreadedVariantsAgreeForAnyThreadCount) {
 
 // ------------------------------------------------------------------ gradients by central differences
 
+// The README's one-dimensional example, by hand: a three-tap kernel k on an
+// input x of length 5, y_i = sum_j x_{i+j} k_j. Then dk_j = sum_i dy_i x_{i+j}
+// (x correlated with dy), db = sum_i dy_i, and dx is the full correlation of
+// dy with the flipped kernel (k2, k1, k0).
+TEST(Conv2D, OneDimensionalBackwardByHand) {
+  const nn::Conv2DDims d{.n = 1, .h = 1, .w = 5, .c_in = 1, .kh = 1, .kw = 3, .c_out = 1};
+  const std::vector<double> x{1, 2, 3, 4, 5}, k{1, 10, 100}, dy{1, -1, 2};
+  std::vector<double> dk(3), db(1), dx(5);
+  nn::conv2d_backward_naive(d, x.data(), k.data(), dy.data(), dk.data(), db.data(), dx.data());
+  // dk0 = 1*1 - 1*2 + 2*3, dk1 = 1*2 - 1*3 + 2*4, dk2 = 1*3 - 1*4 + 2*5
+  EXPECT_EQ(dk, (std::vector<double>{5, 7, 9}));
+  EXPECT_EQ(db, (std::vector<double>{2}));
+  // dx0 = dy0 k0, dx1 = dy1 k0 + dy0 k1, dx2 = dy2 k0 + dy1 k1 + dy0 k2, dx3 = dy2 k1 + dy1 k2, dx4 = dy2 k2
+  EXPECT_EQ(dx, (std::vector<double>{1, 9, 92, -80, 200}));
+  // The same dx: dy padded with two zeros on each side, under the flipped kernel.
+  const std::vector<double> padded{0, 0, 1, -1, 2, 0, 0}, flipped{100, 10, 1};
+  for (std::size_t m = 0; m < 5; ++m)
+    EXPECT_EQ(dx[m], padded[m] * flipped[0] + padded[m + 1] * flipped[1] + padded[m + 2] * flipped[2]) << m;
+}
+
 // [snippet gradient-check]
 // L = sum(y * w) for a fixed random w, so dL/dy = w. The naive convolution
 // runs in double; each parameter is nudged by +-eps and the slope of L

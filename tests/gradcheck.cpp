@@ -24,30 +24,6 @@ std::vector<double> random_doubles(std::size_t n, std::uint64_t seed, double lo,
   return v;
 }
 
-std::vector<double> central_differences(std::vector<double>& param, const std::function<double()>& loss,
-                                        double eps, std::span<const std::size_t> which) {
-  std::vector<std::size_t> all;
-  if (which.empty()) {
-    all.resize(param.size());
-    std::iota(all.begin(), all.end(), std::size_t{0});
-    which = all;
-  }
-  std::vector<double> grad;
-  grad.reserve(which.size());
-  // [snippet central-differences]
-  for (std::size_t i : which) {
-    const double keep = param[i];
-    param[i] = keep + eps;
-    const double up = loss();  // L(w + eps)
-    param[i] = keep - eps;
-    const double down = loss();  // L(w - eps)
-    param[i] = keep;
-    grad.push_back((up - down) / (2 * eps));  // error O(eps^2), where a one-sided difference has O(eps)
-  }
-  // [end snippet central-differences]
-  return grad;
-}
-
 std::vector<LayerGradientCheck> check_layer_gradients(nn::Layer& layer, const nn::Tensor& x_in, std::uint64_t seed,
                                                       double h, std::size_t samples) {
   nn::Tensor x = x_in;  // perturbed in place below

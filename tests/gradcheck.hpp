@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "nn/conv2d.hpp"
+#include "nn/gradcheck.hpp"
 #include "nn/layer.hpp"
 #include "nn/model.hpp"
 #include "nn/tensor.hpp"
@@ -24,9 +25,9 @@ std::vector<double> as_double(const nn::Tensor& t);
 std::vector<double> random_doubles(std::size_t n, std::uint64_t seed, double lo = -1.0, double hi = 1.0);
 
 // (L(w + eps) - L(w - eps)) / (2 eps) for each entry `which` of `param`
-// (every entry when `which` is empty), `param` restored after each.
-std::vector<double> central_differences(std::vector<double>& param, const std::function<double()>& loss,
-                                        double eps, std::span<const std::size_t> which = {});
+// (every entry when `which` is empty), `param` restored after each: the
+// library's, chapter 00's.
+using nn::central_differences;
 
 // ---- Any layer, through the nn::Layer interface ---------------------------
 //
