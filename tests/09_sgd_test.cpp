@@ -168,7 +168,7 @@ TEST(Optimizer, FactoryAndErrors) {
 }
 
 // The course's model, whole, in double: its analytic gradient (the naive
-// kernels' backward passes chained, tests/gradcheck.cpp) against central
+// kernels' backward passes chained, lib/src/gradcheck.cpp) against central
 // differences of its loss, over every weight of conv2d and dense_1, the
 // dense bias, and 2000 random weights of the (5408, 100) dense kernel. Then
 // the float model's compute_gradients, fused and not, against that gradient.
@@ -187,26 +187,36 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
 
   // No kink within reach of a step: a step of eps moves a pre-activation by
   // at most eps * max(1, |input|) = eps, and a window's winner keeps winning
-  // while its lead is above 2 eps.
+  // while its lead is above 2 eps. (The check `ch09-sgd --gradcheck` runs.)
   const double eps = 1e-6;
-  auto pass = net.forward(x);
-  ASSERT_GT(testing_nn::smallest_magnitude(pass.conv.z), 4 * eps) << "a conv unit at its kink: other seeds";
-  ASSERT_GT(testing_nn::smallest_pool_gap(net.conv.y_shape(), net.pool, pass.conv.a), 4 * eps) << "a near-tie";
-  ASSERT_GT(testing_nn::smallest_magnitude(pass.hidden_z), 4 * eps * 100) << "a dense unit at its kink";
+  const nn::ModelGradientCheck check = nn::check_model_gradients(model, xf, yf, eps, 2000, 50);
+  ASSERT_GT(check.margins.conv, 4 * eps) << "a conv unit at its kink: other seeds";
+  ASSERT_GT(check.margins.pool_gap, 4 * eps) << "a near-tie";
+  ASSERT_GT(check.margins.hidden, 4 * eps * 100) << "a dense unit at its kink";
+  ASSERT_TRUE(check.margins.clear(eps));
+  const auto weights = model.named_parameters();
+  ASSERT_EQ(check.tensors.size(), 6u);
+  for (const nn::TensorGradientCheck& t : check.tensors) {
+    SCOPED_TRACE(t.name);
+    EXPECT_TRUE(all_close(std::span<const double>(t.analytic), t.numeric, 1e-8, 1e-6));
+    EXPECT_LT(t.max_relative_error(), 1e-4);
+  }
+  EXPECT_EQ(check.tensors[2].checked(), 2000u);  // a sample of the (5408, 100) kernel
+  EXPECT_EQ(check.tensors[0].checked(), 288u);   // every entry of the others
+
+  // A planted bug shows: dense's weight gradients with the wrong sign are off
+  // by 200% where they are not zero; the other layers' are not affected.
+  const nn::ModelGradientCheck broken = nn::check_model_gradients(model, xf, yf, eps, 200, 50, "dense");
+  for (const nn::TensorGradientCheck& t : broken.tensors) {
+    SCOPED_TRACE(t.name);
+    if (t.name.starts_with("dense."))
+      EXPECT_NEAR(t.max_relative_error(), 2.0, 1e-6);
+    else
+      EXPECT_LT(t.max_relative_error(), 1e-4);
+  }
+  EXPECT_THROW(nn::check_model_gradients(model, xf, yf, eps, 200, 50, "pool"), nn::Error);
 
   const auto analytic = net.gradients(x, y);
-  const auto weights = model.named_parameters();
-  for (std::size_t t = 0; t < 6; ++t) {
-    SCOPED_TRACE(weights[t].name);
-    // A step in a Dense weight leaves the convolution's output as it is.
-    std::function<double()> loss = [&] { return net.loss(x, y); };
-    if (t >= 2) loss = [&] { return net.loss_from_pooled(pass, y); };
-    // Every weight, except the 540,800 of the big kernel: 2000 of those.
-    const auto which = t == 2 ? testing_nn::sample_indices(net.w[t].size(), 2000, 50) : std::vector<std::size_t>{};
-    const auto numeric = testing_nn::central_differences(net.w[t], loss, eps, which);
-    EXPECT_TRUE(all_close(std::span<const double>(testing_nn::pick(analytic[t], which)), numeric, 1e-8, 1e-6));
-  }
-
   // The float model on the same weights and batch. Its gradients are sums of
   // float products (off by up to ~6e-7 of the largest gradient here):
   // compared within 2e-5 of the tensor's largest gradient, or 1e-4 relative.

@@ -20,24 +20,21 @@ void print_stats(const char* what, const nn::PixelStats& s) {
              s.stddev);
 }
 
-// The pixel histogram before (0..255) and after (0..1) normalization: the
-// same shape, a different axis. Log scale, because most pixels are 0.
+// The pixel histogram: dividing by 255 changes every value but not the
+// shape, so one histogram with two axes shows both, the bytes (0..255,
+// below) and the floats (0..1, above). Log scale, because most pixels are 0.
 void plot_histograms(const nn::Tensor& x, const std::filesystem::path& file) {
   auto counts = nn::histogram(x.span(), 64, 0.0f, 1.0f);
   nn::plot::Png png(file, 1000, 420);
   auto& gp = png.gp();
-  gp << "set multiplot layout 1,2 title 'Pixel values of the 60,000 training images'\n"
+  gp << "set title 'Pixel values of the 60,000 training images, before and after x / 255 (64 bins)'\n"
      << "set logscale y; set ylabel 'pixels (log scale)'; set style fill solid 0.8; unset key\n"
-     << "set grid ytics\n";
-  for (double scale : {255.0, 1.0}) {
-    gp << fmt::format("set title '{}'\nset xlabel '{}'\n", scale > 1 ? "before: uint8" : "after: float32 / 255",
-                      scale > 1 ? "pixel value (0..255)" : "pixel value (0..1)")
-       << fmt::format("set xrange [0:{}]\nplot '-' using 1:2 with boxes\n", scale);
-    for (std::size_t b = 0; b < counts.size(); ++b)
-      gp << fmt::format("{} {}\n", (b + 0.5) / counts.size() * scale, counts[b]);
-    gp << "e\n";
-  }
-  gp << "unset multiplot\n";
+     << "set grid ytics\n"
+     << "set xrange [0:255]; set xtics nomirror; set xlabel 'before: uint8 pixel value (0..255)'\n"
+     << "set x2range [0:1]; set x2tics 0.1; set x2label 'after: float32 pixel value (0..1)'\n"
+     << "plot '-' using 1:2 with boxes\n";
+  for (std::size_t b = 0; b < counts.size(); ++b) gp << fmt::format("{} {}\n", (b + 0.5) / counts.size() * 255.0, counts[b]);
+  gp << "e\n";
   png.finish();
 }
 

@@ -2,7 +2,8 @@
 //
 // Slides hand-made filters (edges, blur) over a real digit, then a randomly
 // initialised Conv2D layer of 32 filters; plots the input, the filters and
-// the feature maps; times the naive convolution against a fast one.
+// the feature maps; times the naive convolution against a fast one. With
+// --load DIR, the same for the trained layer of chapter 10's saved model.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -48,8 +49,9 @@ void plot_hand_filters(const nn::Tensor& x, const nn::Tensor& kernel, const nn::
                        const std::vector<std::string>& names, const std::filesystem::path& file) {
   nn::plot::Png png(file, 1200, 620);
   auto& gp = png.gp();
-  gp << "set multiplot layout 2,4 title 'Hand-made 3x3 filters on a 28x28 digit: the outputs are 26x26'\n"
-     << "unset key; unset tics; unset border; set size ratio -1\n";
+  gp << "set multiplot layout 2,4 title 'Hand-made 3x3 filters on a 28x28 digit: the outputs are 26x26 "
+        "(each panel on its own colour scale)'\n"
+     << "unset key; unset tics; unset border; set size ratio -1; set cbtics scale 0.5 font ',8'\n";
   image(gp, "input (28x28)", nn::plot::channel_image(x, 0, 0), 28, 28, gray());
   for (std::size_t f = 0; f < names.size(); ++f) {
     auto k = filter(kernel, f);
@@ -64,11 +66,11 @@ void plot_hand_filters(const nn::Tensor& x, const nn::Tensor& kernel, const nn::
   png.finish();
 }
 
-// The 32 random 3x3 kernels of the layer.
-void plot_kernels(const nn::Tensor& kernel, const std::filesystem::path& file) {
+// The 32 3x3 kernels of the layer, each on its own colour scale.
+void plot_kernels(const nn::Tensor& kernel, const std::string& title, const std::filesystem::path& file) {
   nn::plot::Png png(file, 1000, 560);
   auto& gp = png.gp();
-  gp << "set multiplot layout 4,8 title 'The 32 kernels of a Conv2D layer after glorot\\_uniform (blue < 0 < red)'\n"
+  gp << "set multiplot layout 4,8 title " << nn::plot::quote(title) << "\n"
      << "unset key; unset tics; unset border; unset colorbox; set size ratio -1\n";
   for (std::size_t f = 0; f < kernel.dim(3); ++f) {
     auto k = filter(kernel, f);
@@ -78,17 +80,37 @@ void plot_kernels(const nn::Tensor& kernel, const std::filesystem::path& file) {
   png.finish();
 }
 
-// The 32 feature maps of the layer on the digit, after ReLU.
-void plot_feature_maps(const nn::Tensor& y, const std::filesystem::path& file) {
+// The 32 feature maps of the layer on the digit, after ReLU, each scaled
+// from 0 (black) to its own largest value (white).
+void plot_feature_maps(const nn::Tensor& y, const std::string& title, const std::filesystem::path& file) {
   nn::plot::Png png(file, 1200, 700);
   auto& gp = png.gp();
-  gp << "set multiplot layout 4,8 title 'The 32 feature maps (26x26, after ReLU) of a randomly initialised "
-        "Conv2D(32, (3, 3))'\n"
+  gp << "set multiplot layout 4,8 title " << nn::plot::quote(title) << "\n"
      << "unset key; unset tics; unset border; unset colorbox; set size ratio -1\n";
   for (std::size_t c = 0; c < y.dim(3); ++c)
     image(gp, std::to_string(c), nn::plot::channel_image(y, 0, c), y.dim(1), y.dim(2), "set palette gray; set cbrange [0:*]");
   gp << "unset multiplot\n";
   png.finish();
+}
+
+// How much of the layer's output the ReLU zeroes, and the feature maps that
+// are 0 everywhere: for those, the largest value before the ReLU, and the
+// kernel and bias that explain it.
+void report_zeros(nn::ConstView y, const nn::Conv2D& conv) {
+  const auto zeros = std::count(y.span().begin(), y.span().end(), 0.0f);
+  fmt::print("  {:.1f}% of the outputs are 0 after the ReLU\n", 100.0 * zeros / y.size());
+  const std::size_t positions = y.dim(1) * y.dim(2), channels = y.dim(3);
+  for (std::size_t c = 0; c < channels; ++c) {
+    bool dead = true;
+    for (std::size_t p = 0; p < positions && dead; ++p) dead = y[p * channels + c] == 0.0f;
+    if (!dead) continue;
+    auto k = filter(conv.kernel.value, c);
+    float positive = 0;
+    for (float w : k) positive += std::max(w, 0.0f);
+    fmt::print("  feature map {} is 0 everywhere: kernel", c);
+    for (float w : k) fmt::print(" {:+.3f}", w);
+    fmt::print(" (positive weights add up to {:.3f}), bias {:+.3f}\n", positive, conv.bias.value[c]);
+  }
 }
 
 // The best of `repeats` wall-clock times of f, in milliseconds.
@@ -115,6 +137,11 @@ int main(int argc, char** argv) {
   cli.option("--index", "I", "which test digit to convolve", &index);
   cli.option("--batch", "N", "images in the naive-vs-fast timing", &batch);
   cli.option("--variant", "NAME", "the fast variant to time: " + nn::conv2d_variant_names(), &variant_name);
+  std::filesystem::path load;
+  cli.option("--load", "DIR",
+             "also draw the trained layer from the weights chapter 10 saved in DIR (it saves them in " +
+                 nn::cli::default_weights_dir().string() + ")",
+             &load);
 
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
@@ -160,15 +187,37 @@ int main(int argc, char** argv) {
     fmt::print("  kernel {} + bias {} = {} parameters\n", conv.kernel.shape().str(), conv.bias.shape().str(),
                conv.param_count());
     // [end snippet ch04-layer]
-    const auto zeros = std::count(y.span().begin(), y.span().end(), 0.0f);
-    fmt::print("  {:.1f}% of the outputs are 0 after the ReLU\n", 100.0 * zeros / y.size());
+    report_zeros(y, conv);
 
     std::filesystem::create_directories(common.plots);
     plot_hand_filters(x, kernel, y_hand, names, common.plots / "04-hand-filters.png");
-    plot_kernels(conv.kernel.value, common.plots / "04-random-kernels.png");
-    plot_feature_maps(y, common.plots / "04-feature-maps.png");
+    plot_kernels(conv.kernel.value,
+                 "The 32 kernels of a Conv2D layer after glorot\\_uniform (blue < 0 < red, each on its own scale)",
+                 common.plots / "04-random-kernels.png");
+    plot_feature_maps(y,
+                      "32 feature maps (26x26, after ReLU) of a random Conv2D(32, (3, 3)), "
+                      "each from 0 (black) to its own maximum (white)",
+                      common.plots / "04-feature-maps.png");
     fmt::print("\nWrote 04-hand-filters.png, 04-random-kernels.png and 04-feature-maps.png to {}\n",
                common.plots.string());
+
+    if (!load.empty()) {
+      // [snippet ch04-load]
+      nn::Sequential model = nn::cli::load_trained_model(load);      // chapter 10's weights
+      auto& trained = dynamic_cast<nn::Conv2D&>(*model.layers()[0]);  // its first layer, conv2d
+      const nn::ConstView y_trained = trained.forward(x);             // (1, 26, 26, 32)
+      // [end snippet ch04-load]
+      fmt::print("\nThe trained Conv2D, from {}:\n", load.string());
+      report_zeros(y_trained, trained);
+      plot_kernels(trained.kernel.value,
+                   "The 32 kernels of the trained Conv2D layer (blue < 0 < red, each on its own scale)",
+                   common.plots / "04-trained-kernels.png");
+      plot_feature_maps(y_trained,
+                        "32 feature maps (26x26, after ReLU) of the trained Conv2D(32, (3, 3)), "
+                        "each from 0 (black) to its own maximum (white)",
+                        common.plots / "04-trained-feature-maps.png");
+      fmt::print("Wrote 04-trained-kernels.png and 04-trained-feature-maps.png to {}\n", common.plots.string());
+    }
 
     // Naive against fast on `batch` test images, the best of 5 runs each.
     const std::size_t n = static_cast<std::size_t>(batch);

@@ -3,7 +3,8 @@
 // Builds both Dense layers of the model, prints their shapes and parameter
 // counts, runs a real batch through the random network, times the naive
 // matrix multiply against chapter 04's GEMM, and plots the weights of a few
-// units as 13x13 mosaics of their 32 channels.
+// units as 13x13 mosaics of their 32 channels; with --load DIR, the same
+// units of the trained layer chapter 10 saved.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -27,8 +28,10 @@ namespace {
 
 // The weights of `units` units of a Dense(in = 13*13*32): unit u's column of
 // the kernel, read back as (13, 13, 32), drawn as 32 tiles of 13x13.
-void plot_units(const nn::Tensor& kernel, std::size_t units, const std::filesystem::path& file) {
-  const float limit = *std::max_element(kernel.span().begin(), kernel.span().end());
+void plot_units(const nn::Tensor& kernel, std::size_t units, const std::string& title,
+                const std::filesystem::path& file) {
+  float limit = 0;  // one colour scale for all units, symmetric about 0
+  for (float v : kernel.span()) limit = std::max(limit, std::abs(v));
   // Up to 4 units: one mosaic per row, 330 pixels each. More: 4 mosaics per
   // row and 190 pixels per row, so that all 100 units fit in 1200x4810
   // pixels (cairo refuses an image much past 32,000 pixels).
@@ -36,9 +39,8 @@ void plot_units(const nn::Tensor& kernel, std::size_t units, const std::filesyst
   const int height = grid_cols == 1 ? 330 * static_cast<int>(units) : 60 + 190 * static_cast<int>(grid_rows);
   nn::plot::Png png(file, 1200, height);
   auto& gp = png.gp();
-  gp << fmt::format("set multiplot layout {},{} title 'Dense(100) at initialisation: the 5408 weights of a unit as 32 channels of 13x13'\n",
-                    grid_rows, grid_cols)
-     << "unset key; unset tics; set size ratio -1\n"
+  gp << fmt::format("set multiplot layout {},{} title {}\n", grid_rows, grid_cols, nn::plot::quote(title))
+     << "unset key; unset tics; set size ratio -1; set cbtics scale 0.5 font ',8'\n"
      << fmt::format("set palette defined (-1 '#2166ac', 0 'white', 1 '#b2182b'); set cbrange [{}:{}]\n", -limit, limit);
   const std::size_t side = 13, channels = 32, cols = 8, rows = channels / cols;
   for (std::size_t u = 0; u < units; ++u) {
@@ -65,6 +67,11 @@ int main(int argc, char** argv) {
   cli.add_common(common);
   int units = 3;
   cli.option("--units", "N", "how many Dense(100) units to plot", &units);
+  std::filesystem::path load;
+  cli.option("--load", "DIR",
+             "also draw the trained units from the weights chapter 10 saved in DIR (it saves them in " +
+                 nn::cli::default_weights_dir().string() + ")",
+             &load);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     if (units < 1 || units > 100) throw nn::Error(fmt::format("--units {} is outside 1..100", units));
@@ -108,8 +115,33 @@ int main(int argc, char** argv) {
     }
 
     const auto file = common.plots / "07-dense-units.png";
-    plot_units(hidden.kernel.value, static_cast<std::size_t>(units), file);
+    plot_units(hidden.kernel.value, static_cast<std::size_t>(units),
+               "Dense(100) at initialisation: the 5408 weights of a unit as 32 channels of 13x13", file);
     fmt::print("\nWrote {}\n", file.string());
+
+    if (!load.empty()) {
+      // [snippet ch07-load]
+      nn::Sequential model = nn::cli::load_trained_model(load);  // chapter 10's weights
+      auto& trained = dynamic_cast<nn::Dense&>(*model.layers()[3]);  // conv2d, pooling, flatten, dense
+      // [end snippet ch07-load]
+      const auto trained_file = common.plots / "07-trained-dense-units.png";
+      plot_units(trained.kernel.value, static_cast<std::size_t>(units),
+                 "Dense(100) after training: the 5408 weights of a unit as 32 channels of 13x13", trained_file);
+      fmt::print("Wrote {}\n", trained_file.string());
+      // make_mnist_model(seed) starts its Dense(100) from the same weights as
+      // `hidden` above: with chapter 10's --seed, the difference is what
+      // training changed.
+      nn::Tensor change = trained.kernel.value;  // (5408, 100)
+      for (std::size_t i = 0; i < change.size(); ++i) change[i] -= hidden.kernel.value[i];
+      const auto change_file = common.plots / "07-dense-units-change.png";
+      plot_units(change, static_cast<std::size_t>(units),
+                 fmt::format("What training changed: trained minus initial weights (if chapter 10 ran with --seed {})",
+                             seed),
+                 change_file);
+      float largest = 0;
+      for (float v : change.span()) largest = std::max(largest, std::abs(v));
+      fmt::print("Wrote {} (the largest change of a weight: {:.3f})\n", change_file.string(), largest);
+    }
     return 0;
   });
 }

@@ -2,11 +2,16 @@
 //
 // First the update rules on a toy 2-D bowl, plotted as paths over its
 // contours; then one real SGD step on one batch of 32, with the loss before
-// and after.
+// and after. With --gradcheck, instead: the whole model's backward pass
+// against central differences, in double (--break LAYER plants a bug).
 #include <fmt/format.h>
+
+#include <cmath>
+#include <random>
 
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
+#include "nn/gradcheck.hpp"
 #include "nn/mnist.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
@@ -45,14 +50,84 @@ void plot_paths(const std::vector<Path>& paths, int steps, const std::filesystem
      << "set isosamples 120,120; set contour base; unset surface; set cntrparam levels discrete 0.05,0.2,0.5,1,2,3,4,6,8\n"
      << "set table $contours\nsplot x**2/20 + y**2\nunset table\nunset contour\n"
      << "plot $contours with lines lc rgb '#bbbbbb' notitle";
-  for (const Path& p : paths)
-    gp << ", '-' with linespoints pt 7 ps 0.5 lw 2 title " << nn::plot::quote(p.label) << " noenhanced";
+  // Colours that stay readable on white (gnuplot's fourth default is a pale yellow).
+  const char* colours[] = {"#009e73", "#56b4e9", "#e69f00", "#7b3294"};
+  for (std::size_t i = 0; i < paths.size(); ++i)
+    gp << fmt::format(", '-' with linespoints pt 7 ps 0.5 lw 2 lc rgb '{}' title ", colours[i % 4])
+       << nn::plot::quote(paths[i].label) << " noenhanced";
   gp << "\n";
   for (const Path& p : paths) {
     for (auto [u, v] : p.points) gp << fmt::format("{} {}\n", u, v);
     gp << "e\n";
   }
   png.finish();
+}
+
+// The whole model's gradients against central differences, in double, on a
+// few images; 0 when every tensor agrees, 1 when one does not (or when the
+// batch sits too close to a kink for the check to say anything).
+int gradcheck(std::uint64_t seed, const std::string& broken) {
+  // [snippet ch09-gradcheck-setup]
+  const std::size_t images = 2;
+  nn::Sequential model = nn::make_mnist_model(seed);
+  std::mt19937_64 rng(seed);
+  // Non-zero biases (Keras starts them at 0): a unit whose input patch is
+  // all zeros would sit exactly on the ReLU's kink at 0.
+  std::uniform_real_distribution<float> small(-0.1f, 0.1f);
+  for (auto& w : model.named_parameters())
+    if (w.name.ends_with(".bias"))
+      for (float& b : w.parameter->value.span()) b = small(rng);
+  // Random pixels rather than digits: a digit's blank background makes all
+  // four inputs of a pooling window equal, a tie a step can break. Drawn
+  // again until no unit and no window sits within reach of a step.
+  const double h = 1e-6;
+  std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
+  nn::Tensor x({images, 28, 28, 1});  // (2, 28, 28, 1)
+  int draws = 0;
+  do {
+    for (float& v : x.span()) v = pixel(rng);
+    ++draws;
+  } while (!nn::kink_margins(model, x).clear(h) && draws < 100);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{3, 8}, 10);  // (2, 10)
+  const nn::ModelGradientCheck check = nn::check_model_gradients(model, x, y, h, 2000, seed, broken);
+  // [end snippet ch09-gradcheck-setup]
+
+  fmt::print("Gradient check, seed {}: the model in double on {} images of random pixels, biases from [-0.1, 0.1)\n",
+             seed, images);
+  if (!broken.empty()) fmt::print("planted bug: {}'s kernel and bias gradients have the wrong sign\n", broken);
+  fmt::print("loss {:.6f}; central differences with h = {:g}\n", check.loss, h);
+  fmt::print("closest kinks, on draw {} of the images (a step of h must not reach one):\n", draws);
+  fmt::print("  smallest |conv pre-activation|  {:.3g} (> 4h)\n", check.margins.conv);
+  fmt::print("  smallest pooling-window gap     {:.3g} (> 4h)\n", check.margins.pool_gap);
+  fmt::print("  smallest |dense pre-activation| {:.3g} (> 400h)\n", check.margins.hidden);
+  if (!check.margins.clear(h)) {
+    fmt::print("a unit sits within reach of a kink after {} draws: the differences say nothing there\n", draws);
+    return 1;
+  }
+  // A right gradient agrees to ~1e-10 absolute (double rounding of the loss,
+  // divided by 2h), which is a relative error of up to ~1e-5 on the smallest
+  // gradients; a wrong one is off by its own size (relative error near 1 or 2).
+  const double tolerance = 1e-4;
+  fmt::print("\n  {:<15} {:>16}  {:>12}  {:>12}  {:>12}\n", "weight tensor", "entries checked", "largest |g|",
+             "max |error|", "max rel. err");
+  std::vector<std::string> bad;
+  const auto weights = model.named_parameters();
+  for (std::size_t i = 0; i < check.tensors.size(); ++i) {
+    const nn::TensorGradientCheck& t = check.tensors[i];
+    const std::size_t size = weights[i].parameter->value.size();
+    double largest = 0;
+    for (double g : t.numeric) largest = std::max(largest, std::abs(g));
+    const double error = t.max_relative_error();
+    fmt::print("  {:<15} {:>6} of {:>6}  {:>12.3e}  {:>12.3e}  {:>12.3e}{}\n", t.name, t.checked(), size, largest,
+               t.max_abs_error(), error, error > tolerance ? "  <- WRONG" : "");
+    if (error > tolerance) bad.push_back(t.name);
+  }
+  if (bad.empty()) {
+    fmt::print("\nall six tensors within {:g}: the backward pass gives the slope of the loss\n", tolerance);
+    return 0;
+  }
+  fmt::print("\n{} of six tensors off by more than {:g}: look at {}'s backward pass\n", bad.size(), tolerance, bad[0]);
+  return 1;
 }
 
 }  // namespace
@@ -63,10 +138,19 @@ int main(int argc, char** argv) {
   cli.add_common(common);
   int steps = 30;
   cli.option("--steps", "N", "optimizer steps on the toy bowl", &steps);
+  bool check = false;
+  std::string broken;
+  cli.flag("--gradcheck", "check the whole model's gradients against central differences, in double, and stop", &check);
+  cli.option("--break", "LAYER", "with --gradcheck: flip the sign of a layer's gradients (conv2d, dense or dense_1)",
+             &broken);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     if (steps < 1 || steps > 10000) throw nn::Error(fmt::format("--steps {} is outside 1..10000", steps));
     const std::uint64_t seed = common.seed_or_random();
+    if (!broken.empty() && !check) throw nn::Error("--break needs --gradcheck");
+    if (!broken.empty() && broken != "conv2d" && broken != "dense" && broken != "dense_1")
+      throw nn::Error(fmt::format("--break {}: no such layer (conv2d, dense or dense_1)", broken));
+    if (check) return gradcheck(seed, broken);
 
     // The four rules on the bowl. Learning rates are chosen for the bowl, not Keras's defaults.
     nn::SGD sgd({.learning_rate = 0.9f});

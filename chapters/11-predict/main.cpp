@@ -98,12 +98,7 @@ int main(int argc, char** argv) {
     if (m.x_test.shape[0] == 0)  // nothing to pick from, nothing to evaluate
       throw nn::Error(fmt::format("{}: the test set is empty: there is no image to predict or evaluate",
                                   common.data.string()));
-    if (!std::filesystem::exists(load / "manifest.txt") && !std::filesystem::exists(load / "dense.kernel.npy"))
-      throw nn::Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
-                                  "(it saves its weights in {}), or pass --load DIR",
-                                  load.string(), nn::cli::default_weights_dir().string()));
-    nn::Sequential model = nn::make_mnist_model(0);
-    model.load(load);
+    nn::Sequential model = nn::cli::load_trained_model(load);
 
     std::vector<std::uint8_t> pixels;  // the 28x28 digit, 0..255, white on black
     int label = -1;

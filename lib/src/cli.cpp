@@ -23,6 +23,16 @@ fs::path default_plots_dir() { return NN_DEFAULT_PLOTS_DIR; }
 
 fs::path default_weights_dir() { return NN_DEFAULT_WEIGHTS_DIR; }
 
+Sequential load_trained_model(const fs::path& dir) {
+  if (!fs::exists(dir / "manifest.txt") && !fs::exists(dir / "dense.kernel.npy"))
+    throw Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
+                            "(it saves its weights in {}), or pass --load DIR",
+                            dir.string(), default_weights_dir().string()));
+  Sequential model = make_mnist_model(0);
+  model.load(dir);
+  return model;
+}
+
 std::uint64_t Common::seed_or_random() const {
   if (seed) return *seed;
   return (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();

@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "nn/model.hpp"
+
 namespace nn::cli {
 
 struct Common {
@@ -31,6 +33,10 @@ std::filesystem::path default_data_dir();
 std::filesystem::path default_plots_dir();
 // Where chapter 10 saves its weights and chapter 11 loads them: <build>/weights.
 std::filesystem::path default_weights_dir();
+// The course's model (nn::make_mnist_model) with the weights chapter 10 saved
+// in `dir` (Sequential::load); an nn::Error that says to run chapter 10 first
+// when `dir` holds none.
+Sequential load_trained_model(const std::filesystem::path& dir);
 
 class Parser {
  public:
