@@ -282,14 +282,16 @@ int main(int argc, char** argv) {
     nn::Evaluation test = model.evaluate(x_test, y_test, 32, &std::cout);
     // [end snippet ch10-main]
     fmt::print("seed {}, {} threads, {} batches trained\n", seed, nn::thread_count(), history.steps);
+    // The images fit trained on: with --validation-split, only the first part.
+    const std::size_t trained = split ? nn::split_for_validation(x_train.dim(0), validation_split) : x_train.dim(0);
     double train_seconds = 0;
     for (const auto& e : history.epochs) train_seconds += e.seconds;
     if (history.steps > 0)
       fmt::print("training time: {:.3f} s for {} batches of {}: {:.3f} ms per batch, {:.2f} s per epoch of {} batches\n",
                  train_seconds, history.steps, batch_size, 1e3 * train_seconds / static_cast<double>(history.steps),
                  train_seconds / static_cast<double>(history.steps) *
-                     static_cast<double>(nn::batches_per_epoch(x_train.dim(0), static_cast<std::size_t>(batch_size))),
-                 nn::batches_per_epoch(x_train.dim(0), static_cast<std::size_t>(batch_size)));
+                     static_cast<double>(nn::batches_per_epoch(trained, static_cast<std::size_t>(batch_size))),
+                 nn::batches_per_epoch(trained, static_cast<std::size_t>(batch_size)));
     fmt::print("peak memory (RSS): {:.0f} MB\n", nn::peak_rss_bytes() / 1e6);
     fmt::print("Test loss: {:.4f} - test accuracy: {:.4f}\n", test.loss, test.accuracy);
 
