@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -75,7 +76,7 @@ struct SweepPoint {
   std::string diverged;    // fit's message when the loss became NaN or infinite
 };
 
-// "0.001,0.01,1" -> {0.001, 0.01, 1}; every rate must be a number > 0.
+// "0.001,0.01,1" -> {0.001, 0.01, 1}, sorted; every rate must be a number > 0.
 std::vector<double> parse_rates(const std::string& list) {
   std::vector<double> rates;
   std::size_t start = 0;
@@ -89,6 +90,7 @@ std::vector<double> parse_rates(const std::string& list) {
     rates.push_back(rate);
     start = comma + 1;
   }
+  std::sort(rates.begin(), rates.end());  // each rate trains a fresh model: the order changes nothing
   return rates;
 }
 
@@ -117,13 +119,14 @@ void plot_sweep(const std::vector<SweepPoint>& points, const std::filesystem::pa
       if (!p.diverged.empty())
         gp << fmt::format("set label 'diverged (NaN)' at {},graph 0.5 center rotate by 90 tc rgb 'red'\n", p.lr);
     if (metric == 0)
-      gp << "set title 'accuracy after training'; set ylabel 'accuracy'; set yrange [0:1]; set key bottom center\n"
+      gp << "set title 'accuracy after training'; set ylabel 'accuracy'; set yrange [0:1]; "
+            "set key at graph 0.04,0.6 left top Left reverse\n"
          << "plot 0.1 with lines dt 3 lc rgb 'gray40' title 'chance (10%)', "
          << "'-' with linespoints pt 7 lw 2 title " << nn::plot::quote(held_out + " (after the last epoch)")
          << ", '-' with linespoints pt 6 lw 2 dt 2 title 'test (after fit)'\n";
     else
       gp << "set title 'loss at the end of training'; set ylabel 'categorical cross-entropy (log scale)'; "
-            "set logscale y; set yrange [*:*]; set key top center\n"
+            "set logscale y; set yrange [*:*]; set key default; set key top center\n"
          << "plot '-' with linespoints pt 7 lw 2 title 'train (running mean of the last epoch)', "
          << "'-' with linespoints pt 6 lw 2 dt 2 title " << nn::plot::quote(held_out) << "\n";
     for (int series = 0; series < 2; ++series) {
@@ -243,7 +246,10 @@ int main(int argc, char** argv) {
       std::filesystem::create_directories(common.plots);
       nn::write_file_atomic(common.plots / "10-lr-sweep.csv", sweep_csv(points));
       plot_sweep(points, common.plots / "10-lr-sweep.png",
-                 fmt::format("{}, batch {}, {} epoch{} per rate", optimizer, batch_size, epochs, epochs == 1 ? "" : "s"),
+                 fmt::format("{}, batch {}, {} epoch{} per rate",
+                             optimizer == "sgd" ? (momentum > 0 ? fmt::format("SGD, momentum {}", momentum) : "plain SGD")
+                                                : optimizer,
+                             batch_size, epochs, epochs == 1 ? "" : "s"),
                  held_out);
       fmt::print("Wrote {} and {}\n", (common.plots / "10-lr-sweep.csv").string(),
                  (common.plots / "10-lr-sweep.png").string());
