@@ -266,6 +266,96 @@ TEST(Fit, AnInterruptKeepsTheWeightsOfTheLastCompletedEpoch) {
   for (std::size_t i = 0; i < w.size(); ++i) EXPECT_TRUE(same_bits(w[i].parameter->value, epoch_1[i])) << w[i].name;
 }
 
+// Keras's validation_split cuts floor(n * (1 - fraction)) samples for
+// training and keeps the rest, in their order, for validation.
+TEST(ValidationSplit, TheCutIsKerasFloor) {
+  EXPECT_EQ(nn::split_for_validation(60000, 0.1), 54000u);
+  EXPECT_EQ(nn::split_for_validation(10, 0.25), 7u);  // floor(7.5): 7 train, 3 validate
+  EXPECT_EQ(nn::split_for_validation(2000, 0.5), 1000u);
+  EXPECT_EQ(nn::split_for_validation(2, 0.5), 1u);
+  using testing_nn::error_of;
+  for (double bad : {-0.1, 1.0, 1.5, std::nan("")})
+    EXPECT_THAT(error_of([&] { nn::split_for_validation(100, bad); }), HasSubstr("is outside [0, 1)")) << bad;
+  EXPECT_EQ(nn::split_for_validation(10, 0.01), 9u);  // floor(9.9): one image still validates
+  EXPECT_THAT(error_of([&] { nn::split_for_validation(10, 1e-20); }),  // 1 - 1e-20 is 1 in double
+              HasSubstr("validation_split 1e-20 of 10 samples leaves 10 to train and 0 to validate"));
+  EXPECT_THAT(error_of([&] { nn::split_for_validation(10, 0.95); }),  // floor(0.5)
+              HasSubstr("leaves 0 to train and 10 to validate"));
+  EXPECT_THAT(error_of([&] { nn::split_for_validation(1, 0.5); }),
+              HasSubstr("leaves 0 to train and 1 to validate"));
+}
+
+// fit(x, y, {.validation_split = 0.25}) on 100 images trains on exactly the
+// first 75, shuffled, and validates on exactly the last 25: the weights are
+// bit for bit those of fit on the first 75 alone with the same seed, the
+// last 25 can be replaced by garbage without touching training, and every
+// epoch's val_loss and val_accuracy are evaluate() on the last 25.
+TEST(ValidationSplit, ValidatesOnTheLastPartAndNeverTrainsOnIt) {
+  Data d = subset(100, 10);
+  const nn::Tensor x_first = nn::slice_batch(d.x_train, 0, 75), y_first = nn::slice_batch(d.y_train, 0, 75);
+  const nn::Tensor x_last = nn::slice_batch(d.x_train, 75, 25), y_last = nn::slice_batch(d.y_train, 75, 25);
+
+  nn::Sequential split = nn::make_mnist_model(3), alone = nn::make_mnist_model(3);
+  split.compile(nn::make_optimizer("sgd", 0.05f));
+  alone.compile(nn::make_optimizer("sgd", 0.05f));
+  std::vector<nn::Evaluation> evaluated;  // evaluate() on the last 25 after each epoch
+  nn::History h = split.fit(d.x_train, d.y_train,
+                            {.epochs = 3, .batch_size = 16, .seed = 4, .validation_split = 0.25,
+                             .on_epoch_end = [&](int, const nn::EpochLog&) {
+                               evaluated.push_back(split.evaluate(x_last, y_last, 16));
+                             }});
+  nn::History h_alone = alone.fit(x_first, y_first, {.epochs = 3, .batch_size = 16, .seed = 4});
+  ASSERT_EQ(h.epochs.size(), 3u);
+  EXPECT_EQ(h.epochs[0].steps, 5u);  // 75 / 16 -> 4 full batches and one of 11, not 100 / 16 -> 7
+  auto w = split.named_parameters(), w_alone = alone.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i)
+    EXPECT_TRUE(same_bits(w[i].parameter->value, w_alone[i].parameter->value)) << w[i].name;
+  for (std::size_t e = 0; e < 3; ++e) {
+    EXPECT_TRUE(h.epochs[e].has_validation);
+    EXPECT_EQ(h.epochs[e].val_loss, evaluated[e].loss) << "epoch " << e + 1;
+    EXPECT_EQ(h.epochs[e].val_accuracy, evaluated[e].accuracy) << "epoch " << e + 1;
+    EXPECT_EQ(h.epochs[e].loss, h_alone.epochs[e].loss) << "epoch " << e + 1;
+    EXPECT_FALSE(h_alone.epochs[e].has_validation);
+  }
+
+  // 1e4 in every pixel of the held-out images: any one of them trained on
+  // would change the weights. They come out bit for bit the same; only the
+  // validation loss, measured on them, sees the garbage.
+  nn::Tensor x_poisoned = d.x_train;
+  for (std::size_t i = 75 * 784; i < x_poisoned.size(); ++i) x_poisoned[i] = 1e4f;
+  nn::Sequential poisoned = nn::make_mnist_model(3);
+  poisoned.compile(nn::make_optimizer("sgd", 0.05f));
+  nn::History hp = poisoned.fit(x_poisoned, d.y_train, {.epochs = 3, .batch_size = 16, .seed = 4, .validation_split = 0.25});
+  EXPECT_FALSE(hp.nan_loss) << hp.stopped;
+  ASSERT_EQ(hp.epochs.size(), 3u);
+  EXPECT_GT(hp.epochs[2].val_loss, 10 * h.epochs[2].val_loss);
+  auto wp = poisoned.named_parameters();
+  for (std::size_t i = 0; i < w.size(); ++i)
+    EXPECT_TRUE(same_bits(wp[i].parameter->value, w_alone[i].parameter->value)) << wp[i].name;
+}
+
+TEST(ValidationSplit, BadSplitsAreClearErrorsBeforeAnyTraining) {
+  using testing_nn::error_of;
+  Data d = subset(10, 10);
+  nn::Sequential model = nn::make_mnist_model(2);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  const nn::Tensor kernel_before = model.named_parameters()[0].parameter->value;
+  EXPECT_THAT(error_of([&] { model.fit(d.x_train, d.y_train, {.epochs = 1, .validation_split = 1.0}); }),
+              HasSubstr("validation_split 1 is outside [0, 1)"));
+  EXPECT_THAT(error_of([&] { model.fit(d.x_train, d.y_train, {.epochs = 1, .validation_split = -0.5}); }),
+              HasSubstr("validation_split -0.5 is outside [0, 1)"));
+  EXPECT_THAT(error_of([&] { model.fit(d.x_train, d.y_train, {.epochs = 1, .validation_split = 1e-20}); }),
+              HasSubstr("leaves 10 to train and 0 to validate"));
+  EXPECT_THAT(error_of([&] { model.fit(d.x_train, d.y_train, {.epochs = 1, .validation_split = 0.95}); }),
+              HasSubstr("leaves 0 to train and 10 to validate"));
+  EXPECT_THAT(error_of([&] {
+                model.fit(d.x_train, d.y_train,
+                          {.epochs = 1, .x_val = &d.x_test, .y_val = &d.y_test, .validation_split = 0.5});
+              }),
+              HasSubstr("fit: give validation data (x_val, y_val) or a validation_split, not both"));
+  EXPECT_TRUE(same_bits(model.named_parameters()[0].parameter->value, kernel_before)) << "trained before checking";
+}
+
 TEST(Weights, SaveLoadRoundTripIsBitExact) {
   TempDir dir;
   Data d = subset(64, 10);

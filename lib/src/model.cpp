@@ -256,17 +256,43 @@ std::string progress_line(std::size_t done, std::size_t total, double elapsed, d
                      accuracy);
 }
 
+std::size_t split_for_validation(std::size_t n, double validation_split) {
+  // [snippet split-for-validation]
+  if (!(validation_split >= 0.0 && validation_split < 1.0))
+    throw Error(fmt::format("validation_split {} is outside [0, 1)", validation_split));
+  const auto train = static_cast<std::size_t>(std::floor(static_cast<double>(n) * (1.0 - validation_split)));
+  if (train == 0 || train == n)
+    throw Error(fmt::format("validation_split {} of {} samples leaves {} to train and {} to validate: both need at "
+                            "least one",
+                            validation_split, n, train, n - train));
+  return train;
+  // [end snippet split-for-validation]
+}
+
 History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
   check_data("fit", x, &y);
   if (!optimizer_) throw Error("fit: call compile() first");
   if (o.batch_size == 0) throw Error("fit: batch_size must be at least 1");
   if (o.epochs < 0) throw Error("fit: epochs must be >= 0");
-  const std::size_t n = x.dim(0);
-  if (n == 0) throw Error(fmt::format("fit: the training set is empty (x has shape {})", x.shape().str()));
-  if (o.x_val && o.y_val) {  // checked now, not after the first epoch's work
-    check_data("fit (validation data)", *o.x_val, o.y_val);
-    if (o.x_val->dim(0) == 0)
-      throw Error(fmt::format("fit: the validation set is empty (x_val has shape {})", o.x_val->shape().str()));
+  if (x.dim(0) == 0) throw Error(fmt::format("fit: the training set is empty (x has shape {})", x.shape().str()));
+  if (o.validation_split != 0.0 && (o.x_val || o.y_val))
+    throw Error("fit: give validation data (x_val, y_val) or a validation_split, not both");
+  // [snippet validation-split]
+  // validation_split: the last part of x and y validates, cut before any
+  // shuffling; the shuffles and the batches below see only the first n.
+  const std::size_t n = o.validation_split == 0.0 ? x.dim(0) : split_for_validation(x.dim(0), o.validation_split);
+  ConstView x_split, y_split;  // views of the held-out part: no copies
+  if (n < x.dim(0)) {
+    x_split = x.batch_view(n, x.dim(0) - n);
+    y_split = y.batch_view(n, y.dim(0) - n);
+  }
+  // [end snippet validation-split]
+  const Tensor* x_val = n < x.dim(0) ? &x_split.tensor() : o.x_val;
+  const Tensor* y_val = n < x.dim(0) ? &y_split.tensor() : o.y_val;
+  if (x_val && y_val) {  // checked now, not after the first epoch's work
+    check_data("fit (validation data)", *x_val, y_val);
+    if (x_val->dim(0) == 0)
+      throw Error(fmt::format("fit: the validation set is empty (x_val has shape {})", x_val->shape().str()));
   }
   const std::size_t batches = batches_per_epoch(n, o.batch_size);  // 60000 / 32 = 1875
   std::vector<std::size_t> order(n);
@@ -351,8 +377,8 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
     log.accuracy = seen ? static_cast<double>(correct_sum) / seen : 0.0;
     if (o.progress)
       *o.progress << (o.live ? "\r" : "") << progress_line(step, batches, log.seconds, log.loss, log.accuracy, true);
-    if (o.x_val && o.y_val) {
-      Evaluation v = evaluate(*o.x_val, *o.y_val, o.batch_size);
+    if (x_val && y_val) {
+      Evaluation v = evaluate(*x_val, *y_val, o.batch_size);
       log.val_loss = v.loss;
       log.val_accuracy = v.accuracy;
       log.has_validation = true;

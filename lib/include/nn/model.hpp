@@ -64,6 +64,11 @@ struct FitOptions {
   bool live = false;                        // redraw the progress line as it goes (a terminal)
   const Tensor* x_val = nullptr;            // evaluated after every epoch when given
   const Tensor* y_val = nullptr;
+  // Keras's validation_split: hold out the last fraction of x and y, taken
+  // before any shuffling, as the validation data (see split_for_validation);
+  // only the rest is trained on and shuffled. 0: no split. In [0, 1); not
+  // together with x_val (Keras would silently ignore the split).
+  double validation_split = 0.0;
   const std::atomic<bool>* interrupt = nullptr;  // checked before every batch
   // Called after every completed epoch (after validation), e.g. to save weights.
   std::function<void(int epoch, const EpochLog&)> on_epoch_end = nullptr;
@@ -161,6 +166,13 @@ class Sequential {
 constexpr std::size_t batches_per_epoch(std::size_t samples, std::size_t batch_size) {
   return (samples + batch_size - 1) / batch_size;
 }
+
+// Keras's validation_split on n samples: the first floor(n * (1 - fraction))
+// train and the rest validate, as keras/src/trainers/data_adapters/
+// array_slicing.py's train_validation_split cuts them. Returns the number that
+// train; throws nn::Error for a fraction outside [0, 1) or a cut that leaves
+// either part empty. 60000 and 0.1 -> 54000 (the last 6000 validate).
+std::size_t split_for_validation(std::size_t n, double validation_split);
 
 // Keras's progress line: "1875/1875 [==============================] - 6s 3ms/step - loss: 0.2763 - accuracy: 0.9190"
 // (with "ETA: 5s" instead of the times while the epoch runs).
