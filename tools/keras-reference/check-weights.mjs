@@ -14,14 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { initTf, tf, buildModel, setWeights, loadWeightsFolder, loadMnist, readNpy } from './common.mjs';
+import { initTf, tf, buildModel, setWeights, loadWeightsFolder, loadMnist, readNpy, commandLineOption } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = commandLineOption;
 const weightsDir = path.resolve(option('--weights', path.join(here, '../../build/weights')));
 const dataDir = path.resolve(option('--data', path.join(here, '../../data/mnist')));
 const courseBin = path.resolve(option('--course', path.join(here, '../../build/bin/ch11-predict')));

@@ -13,14 +13,12 @@ import { fileURLToPath } from 'node:url';
 
 import {
   initTf, tf, buildModel, getWeights, setWeights, kWeightNames, kWeightShapes, loadMnist, writeNpy, formatBytes,
+  commandLineOption,
 } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = commandLineOption;
 const dataDir = path.resolve(option('--data', path.join(here, '../../data/mnist')));
 const outDir = path.resolve(option('--out', path.join(here, '../../tests/fixtures/keras-reference')));
 const kBatch = 32;

@@ -13,14 +13,11 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { initTf, tf, buildModel, getWeights, saveWeightsFolder, loadMnist } from './common.mjs';
+import { initTf, tf, buildModel, getWeights, saveWeightsFolder, loadMnist, commandLineOption } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
-};
+const option = commandLineOption;
 const outArg = option('--out', null);
 if (!outArg) {
   console.error('usage: node train-reference.mjs --out DIR [--epochs 1] [--seed S] [--data DIR] [--limit N]');
