@@ -9,7 +9,10 @@ loop is timed: the batches are slices of one shuffled index tensor, so no
 data loader is timed.
 
 Prints one line:
-  RESULT seconds=<training time> steps=<batches> accuracy=<test accuracy> rss_mb=<peak RSS>
+  RESULT seconds=<training time> steps=<batches> accuracy=<test accuracy> rss_mb=<peak RSS> blas=<library>
+where <library> is the BLAS shared library this process actually mapped
+(from /proc/self/maps): Debian's libblas.so.3 is an alternative that points
+either to the optimized OpenBLAS or to the slow reference BLAS (netlib).
 """
 import argparse
 import os
@@ -47,6 +50,21 @@ class Net(nn.Module):
         x = self.pool(torch.relu(self.conv(x)))
         x = torch.relu(self.dense(torch.flatten(x, 1)))
         return self.dense_1(x)                   # logits; the loss applies the softmax
+
+
+def loaded_blas():
+    """The BLAS libraries mapped into this process, by their real paths."""
+    found = set()
+    try:
+        with open("/proc/self/maps") as maps:
+            for line in maps:
+                path = line.split()[-1] if len(line.split()) >= 6 else ""
+                name = os.path.basename(path)
+                if "blas" in name or "mkl" in name or "lapack" in name and "blas" in path:
+                    found.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return ",".join(sorted(found)) or "none"
 
 
 def main():
@@ -87,7 +105,8 @@ def main():
         correct = sum(int((model(x_test[i:i + 1000]).argmax(1) == y_test[i:i + 1000]).sum())
                       for i in range(0, x_test.shape[0], 1000))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"RESULT seconds={seconds:.3f} steps={steps} accuracy={correct / x_test.shape[0]:.4f} rss_mb={rss_mb:.0f}")
+    print(f"RESULT seconds={seconds:.3f} steps={steps} accuracy={correct / x_test.shape[0]:.4f} rss_mb={rss_mb:.0f}"
+          f" blas={loaded_blas()}")
 
 
 if __name__ == "__main__":
