@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/gradcheck.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/npy.hpp"
@@ -104,8 +105,6 @@ std::string differs(const std::string& what, std::span<const double> course, con
                      course[at], keras[at], worst, tolerance * largest);
 }
 
-std::vector<double> as_doubles(const nn::Tensor& t) { return {t.span().begin(), t.span().end()}; }
-
 // Compares `course` with the fixture NAME: the whole tensor (NAME.npy), or for
 // a large one its every 31st element and its two sums.
 std::string compare(const std::string& name, const nn::Tensor& course, double tolerance) {
@@ -113,7 +112,7 @@ std::string compare(const std::string& name, const nn::Tensor& course, double to
     const nn::Tensor keras = nn::load_npy(kFixtures / (name + ".npy"));
     if (!(keras.shape() == course.shape()))
       return fmt::format("{}: shape {}, the fixture's {}\n", name, course.shape().str(), keras.shape().str());
-    return differs(name, as_doubles(course), keras, tolerance);
+    return differs(name, nn::as_double(course), keras, tolerance);
   }
   std::vector<double> every31;
   for (std::size_t i = 0; i < course.size(); i += 31) every31.push_back(course[i]);

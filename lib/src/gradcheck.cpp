@@ -204,8 +204,8 @@ std::array<std::vector<double>, 6> DoubleModel::gradients(std::span<const double
 double TensorGradientCheck::max_relative_error(double floor) const {
   double worst = 0;
   for (std::size_t i = 0; i < numeric.size(); ++i) {
-    const double scale = std::max(std::abs(analytic[i]), std::abs(numeric[i]));
-    if (scale > floor) worst = std::max(worst, std::abs(analytic[i] - numeric[i]) / scale);
+    if (std::max(std::abs(analytic[i]), std::abs(numeric[i])) > floor)
+      worst = std::max(worst, relative_error(analytic[i], numeric[i]));
   }
   return worst;
 }
@@ -216,12 +216,20 @@ double TensorGradientCheck::max_abs_error() const {
   return worst;
 }
 
-KinkMargins kink_margins(Sequential& model, const Tensor& x) {
-  const DoubleModel net = DoubleModel::of(model, x.shape());
-  const DoubleModel::Pass pass = net.forward(as_double(x));
+namespace {
+
+// The margins of one forward pass of the double model.
+KinkMargins margins_of(const DoubleModel& net, const DoubleModel::Pass& pass) {
   return {.conv = smallest_magnitude(pass.conv.z),
           .pool_gap = smallest_pool_gap(net.conv.y_shape(), net.pool, pass.conv.a),
           .hidden = smallest_magnitude(pass.hidden_z)};
+}
+
+}  // namespace
+
+KinkMargins kink_margins(Sequential& model, const Tensor& x) {
+  const DoubleModel net = DoubleModel::of(model, x.shape());
+  return margins_of(net, net.forward(as_double(x)));
 }
 
 ModelGradientCheck check_model_gradients(Sequential& model, const Tensor& x_float, const Tensor& y_float, double eps,
@@ -233,9 +241,9 @@ ModelGradientCheck check_model_gradients(Sequential& model, const Tensor& x_floa
   net.broken = broken;
   ModelGradientCheck out;
   out.eps = eps;
-  auto pass = net.forward(x);
-  out.loss = net.loss(x, y);
-  out.margins = kink_margins(model, x_float);
+  auto pass = net.forward(x);  // one forward pass gives the loss and the margins
+  out.loss = softmax_crossentropy_rows(pass.logits.data(), y.data(), net.conv.n, net.classes);
+  out.margins = margins_of(net, pass);
 
   const auto analytic = net.gradients(x, y);
   const auto weights = model.named_parameters();
