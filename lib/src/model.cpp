@@ -91,8 +91,7 @@ void Sequential::check_data(const char* what, const Tensor& x, const Tensor* y) 
     throw Error(fmt::format("{}: x has shape {}, but the model takes {}", what, x.shape().str(),
                             keras_shape(with_batch(1, input_shape_))));
   if (!y) return;
-  Shape out = with_batch(1, input_shape_);
-  for (const auto& l : layers_) out = l->output_shape(out);
+  const Shape out = output_shape(1);
   if (y->rank() != 2 || y->dim(0) != x.dim(0) || y->dim(1) != out[out.rank() - 1])
     throw Error(fmt::format("{}: y has shape {}; for x {} the model needs ({}, {})", what, y->shape().str(),
                             x.shape().str(), x.dim(0), out[out.rank() - 1]));
@@ -100,11 +99,16 @@ void Sequential::check_data(const char* what, const Tensor& x, const Tensor* y) 
 
 Sequential::Sequential(Shape input_shape) : input_shape_(input_shape) {}
 
+Shape Sequential::output_shape(std::size_t batch) const {
+  Shape shape = with_batch(batch, input_shape_);
+  for (const auto& l : layers_) shape = l->output_shape(shape);
+  return shape;
+}
+
 void Sequential::add(std::unique_ptr<Layer> layer) {
   if (!layer) throw Error("add: no layer (a null pointer)");
-  // The shape the new layer receives: run the shapes of the model so far.
-  Shape shape = with_batch(1, input_shape_);
-  for (const auto& l : layers_) shape = l->output_shape(shape);
+  // The shape the new layer receives: the output of the model so far.
+  const Shape shape = output_shape(1);
   try {
     layer->output_shape(shape);
   } catch (const Error& e) {
@@ -150,8 +154,7 @@ std::vector<std::string> Sequential::plan() {
 
 void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
   if (layers_.empty()) throw Error("compile: the model has no layers");
-  Shape out = with_batch(1, input_shape_);
-  for (const auto& l : layers_) out = l->output_shape(out);
+  const Shape out = output_shape(1);
   if (out.rank() != 2) throw Error(fmt::format("compile: the last layer's output {} is not (None, classes)", keras_shape(out)));
   if (!optimizer) throw Error("compile: no optimizer (a null pointer)");
   optimizer_ = std::move(optimizer);
@@ -422,9 +425,7 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   check_data("predict", x, nullptr);
   if (x.dim(0) == 0) throw Error(fmt::format("predict: no images to predict (x has shape {})", x.shape().str()));
   const std::size_t n = x.dim(0);
-  Shape out_shape = with_batch(n, input_shape_);
-  for (const auto& l : layers_) out_shape = l->output_shape(out_shape);
-  Tensor out(out_shape);
+  Tensor out(output_shape(n));
   const std::size_t classes = out.dim(1);
   for (std::size_t first = 0; first < n; first += batch_size) {
     const std::size_t count = std::min(batch_size, n - first);

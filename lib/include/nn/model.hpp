@@ -148,6 +148,9 @@ class Sequential {
  private:
   ConstView logits(const Tensor& x);  // forward through every step of the plan
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
+  // The last layer's output shape for a batch of `batch` samples (the input
+  // shape itself when there are no layers yet).
+  Shape output_shape(std::size_t batch) const;
   const std::vector<Layer*>& execution_plan();  // built when first needed after a change
   Shape input_shape_;
   std::vector<std::unique_ptr<Layer>> layers_;
