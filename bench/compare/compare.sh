@@ -7,13 +7,19 @@
 #   bench/compare/compare.sh            # batch 32, 2 threads: the headline
 #   bench/compare/compare.sh --all      # batch 1, 32 and 256 at 1 and 2 threads
 #   REPEAT=5 bench/compare/compare.sh   # each side's best of 5 runs (default 3)
+#   bench/compare/compare.sh --model convnet [--all]
+#       # keras.io's Simple MNIST convnet (chapter 12: ch12-beyond --step convnet,
+#       # Adam, 54,000 training images): batch 128 at 2 threads (--all: 1 and 2)
 #
 # Before the timed runs, PyTorch gets its best configuration on this machine:
-# short probes (PROBE_STEPS batches, default 300) try OpenBLAS's own core
-# detection and each of CORETYPES (default Haswell SkylakeX Cooperlake Zen),
-# with 1 or all BLAS threads, and the fastest is kept and printed, with the
-# BLAS library the PyTorch process loaded. Against Debian's reference BLAS no
-# ratio is printed.
+# short probes (PROBE_STEPS batches, default 300; 40 for the convnet) try
+# OpenBLAS's own core detection and each of CORETYPES (default Haswell
+# SkylakeX Cooperlake Zen), with 1 or all BLAS threads, and the fastest is
+# kept and printed, with the BLAS library the PyTorch process loaded. For the
+# convnet, a first round of probes also tries the NCHW and channels_last
+# memory formats with oneDNN (torch.backends.mkldnn) on and off, and keeps the
+# fastest with the convolution operator it ran. Against Debian's reference BLAS
+# no ratio is printed.
 #
 # The machine may be shared and noisy: each side runs REPEAT times, the two
 # sides taking turns, and the table shows each side's fastest run.
@@ -25,10 +31,26 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build}
 data=${MNIST_DIR:-data/mnist}
-configs="32:2"
-[ "${1:-}" = "--all" ] && configs="1:1 1:2 32:1 32:2 256:1 256:2"
+model=course all=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --all) all=1 ;;
+    --model) model=${2:-}; shift ;;
+    *) echo "usage: bench/compare/compare.sh [--all] [--model course|convnet]" >&2; exit 2 ;;
+  esac
+  shift
+done
 repeat=${REPEAT:-3}
-[ -x "$build/bin/ch10-fit" ] || { echo "compare: build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
+case "$model" in
+  course)   # chapter 10's model, SGD, all 60,000 training images
+    course_bin=$build/bin/ch10-fit; course_args=(); train_images=60000; probe_steps=${PROBE_STEPS:-300}
+    configs="32:2"; [ $all -eq 1 ] && configs="1:1 1:2 32:1 32:2 256:1 256:2" ;;
+  convnet)  # keras.io's convnet, Adam, validation_split 0.1: 54,000 training images
+    course_bin=$build/bin/ch12-beyond; course_args=(--step convnet); train_images=54000; probe_steps=${PROBE_STEPS:-40}
+    configs="128:2"; [ $all -eq 1 ] && configs="128:1 128:2" ;;
+  *) echo "compare: --model course or --model convnet, not '$model'" >&2; exit 2 ;;
+esac
+[ -x "$course_bin" ] || { echo "compare: build first: cmake --preset release && cmake --build --preset release (no $course_bin)" >&2; exit 1; }
 
 # PyTorch: Debian's python3-torch, for Debian's own python3.
 python=/usr/bin/python3
@@ -50,26 +72,49 @@ have_torch=0
 # per configuration, short probes try every plausible core type and BLAS
 # thread count, and the timed runs use the fastest; the table says which, and
 # which BLAS library the PyTorch process actually loaded. Against the
-# reference BLAS no ratio is printed.
+# reference BLAS no ratio is printed. The convnet's convolutions may not use
+# the BLAS at all: PyTorch runs them through oneDNN (mkldnn) when it may, in
+# either memory format, or else as im2col + BLAS products (slow_conv2d). So
+# for the convnet a first round tries the four layout x oneDNN settings with
+# OpenBLAS's defaults, keeps the fastest, and the BLAS round runs with it (two
+# rounds of 4 and 10 probes rather than all 40 combinations).
 coretypes="${CORETYPES:- Haswell SkylakeX Cooperlake Zen}"   # the first, empty, is OpenBLAS's own choice
-probe_steps=${PROBE_STEPS:-300}
-torch_env=""   # set per configuration by best_torch_env
+torch_env=""    # set per configuration by best_torch_env
+torch_args=""   # likewise: --memory-format and --mkldnn for the convnet
 
-best_torch_env() {  # $1 = batch, $2 = threads: sets torch_env to the fastest settings
-  local best_s="" ct bt env res sec
-  torch_env="OPENBLAS_NUM_THREADS=1"
+probe() {  # $1 = batch, $2 = threads, $3 = environment, $4 = mnist_torch.py options: prints seconds and the conv operator
+  local res
+  res=$(env $3 OMP_NUM_THREADS="$2" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
+        --batch-size "$1" --threads "$2" --max-steps "$probe_steps" $4 2>/dev/null) || return 1
+  echo "$(echo "$res" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p') $(echo "$res" | sed -n 's/.* conv=\([^ ]*\).*/\1/p')"
+}
+
+best_torch_env() {  # $1 = batch, $2 = threads: sets torch_env and torch_args to the fastest settings
+  local best_s="" ct bt env args res sec mf mk
+  torch_env="OPENBLAS_NUM_THREADS=1" torch_args=""
+  if [ "$model" = convnet ]; then
+    for mf in nchw channels_last; do
+      for mk in on off; do
+        args="--memory-format $mf --mkldnn $mk"
+        res=$(probe "$1" "$2" "$torch_env" "$args") || continue
+        sec=${res% *}
+        printf "  probe batch %s threads %s: %-50s %s s for %s batches (%s)\n" "$1" "$2" "$args" "$sec" "$probe_steps" "${res#* }"
+        if [ -z "$best_s" ] || awk -v a="$sec" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then best_s=$sec; torch_args=$args; fi
+      done
+    done
+    best_s=""
+  fi
   for ct in "" $coretypes; do
     for bt in 1 "$2"; do
       env="OPENBLAS_NUM_THREADS=$bt${ct:+ OPENBLAS_CORETYPE=$ct}"
-      res=$(env $env OMP_NUM_THREADS="$2" "$python" bench/compare/mnist_torch.py --data "$data" --batch-size "$1" \
-            --threads "$2" --max-steps "$probe_steps" 2>/dev/null) || continue
-      sec=$(echo "$res" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p')
+      res=$(probe "$1" "$2" "$env" "$torch_args") || continue
+      sec=${res% *}
       printf "  probe batch %s threads %s: %-50s %s s for %s batches\n" "$1" "$2" "$env" "$sec" "$probe_steps"
       if [ -z "$best_s" ] || awk -v a="$sec" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then best_s=$sec; torch_env=$env; fi
       [ "$bt" = "$2" ] && break  # threads 1 and $2 are the same setting when $2 is 1
     done
   done
-  echo "  kept for PyTorch: $torch_env"
+  echo "  kept for PyTorch: $torch_env${torch_args:+ $torch_args}"
 }
 
 # The measured peak: a tight loop of independent FMAs (chapter 04's benchmark).
@@ -91,10 +136,16 @@ peak() {  # $1 = threads
 # gradient; Dense(100) 2*5408*100 three times (forward, dW, dx); Dense(10)
 # 2*100*10 three times. 4,029,552 FLOP per image, 129 MFLOP per batch of 32.
 flop_per_image=$(( 2*26*26*9*32*2 + 2*5408*100*3 + 2*100*10*3 ))
+# The convnet: Conv2D(32) 2*26*26*(3*3*1)*32 forward and kernel gradient;
+# Conv2D(64) 2*11*11*(3*3*32)*64 three times (forward, dW, dx); Dense(10)
+# 2*1600*10 three times (1600 = 5*5*64). Pooling, ReLU, dropout and Adam's
+# elementwise work are not counted. 14,256,384 FLOP per image, 1.82 GFLOP per
+# batch of 128.
+[ "$model" = convnet ] && flop_per_image=$(( 2*26*26*9*1*32*2 + 2*11*11*288*64*3 + 2*1600*10*3 ))
 
 row() {  # side batch threads seconds steps accuracy rss_mb
-  awk -v side="$1" -v b="$2" -v t="$3" -v s="$4" -v n="$5" -v acc="$6" -v rss="$7" -v f="$flop_per_image" -v pk="$8" 'BEGIN {
-    epoch_batches = int((60000 + b - 1) / b); ms = 1000 * s / n; epoch = ms * epoch_batches / 1000
+  awk -v side="$1" -v b="$2" -v t="$3" -v s="$4" -v n="$5" -v acc="$6" -v rss="$7" -v f="$flop_per_image" -v pk="$8" -v train="$train_images" 'BEGIN {
+    epoch_batches = int((train + b - 1) / b); ms = 1000 * s / n; epoch = ms * epoch_batches / 1000
     gflops = f * b * n / s / 1e9
     printf "%-8s %5d %7d %9.2f %9.3f %8.1f %6.1f%% %7.0f %8.4f%s\n", side, b, t, epoch, ms, gflops, 100 * gflops / pk, rss, acc, (n < epoch_batches ? "  (" n " batches)" : "")
   }'
@@ -104,12 +155,12 @@ for cfg in $configs; do
   b=${cfg%%:*}; t=${cfg##*:}
   steps=0; [ "$b" -eq 1 ] && steps=6000   # batch 1: a tenth of an epoch, scaled up
   pk=$(peak "$t")
-  best_course="" best_torch="" blas=""
+  best_course="" best_torch="" blas="" conv=""
   echo
   [ $have_torch -eq 1 ] && best_torch_env "$b" "$t"
   printf "\n%-8s %5s %7s %9s %9s %8s %7s %7s %8s\n" side batch threads "s/epoch" "ms/batch" "GFLOP/s" "%peak" "RSS MB" "test acc"
   for r in $(seq "$repeat"); do
-    out=$("$build/bin/ch10-fit" --data "$data" --epochs 1 --batch-size "$b" --threads "$t" --seed 1 --no-save \
+    out=$("$course_bin" "${course_args[@]}" --data "$data" --epochs 1 --batch-size "$b" --threads "$t" --seed 1 --no-save \
           --plots "$tmp" $( [ $steps -gt 0 ] && echo --max-steps $steps ))
     s=$(echo "$out" | sed -n 's/^training time: \([0-9.]*\) s for \([0-9]*\) batches.*/\1 \2/p')
     acc=$(echo "$out" | sed -n 's/^Test loss: .* - test accuracy: \([0-9.]*\)/\1/p')
@@ -117,9 +168,10 @@ for cfg in $configs; do
     line="${s% *} ${s#* } $acc $rss"
     if [ -z "$best_course" ] || awk -v a="${s% *}" -v b="${best_course%% *}" 'BEGIN { exit !(a < b) }'; then best_course=$line; fi
     if [ $have_torch -eq 1 ]; then
-      res=$(env $torch_env OMP_NUM_THREADS="$t" "$python" bench/compare/mnist_torch.py --data "$data" --batch-size "$b" \
-            --threads "$t" --max-steps $steps)
+      res=$(env $torch_env OMP_NUM_THREADS="$t" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
+            --batch-size "$b" --threads "$t" --max-steps $steps $torch_args)
       blas=$(echo "$res" | sed -n 's/.*blas=\([^ ]*\).*/\1/p')
+      conv=$(echo "$res" | sed -n 's/.* conv=\([^ ]*\).*/\1/p')
       get() { echo "$res" | sed -n "s/.*$1=\([0-9.]*\).*/\1/p"; }
       line="$(get seconds) $(get steps) $(get accuracy) $(get rss_mb)"
       if [ -z "$best_torch" ] || awk -v a="$(get seconds)" -v b="${best_torch%% *}" 'BEGIN { exit !(a < b) }'; then best_torch=$line; fi
@@ -128,7 +180,7 @@ for cfg in $configs; do
   row course "$b" "$t" $best_course "$pk"
   if [ $have_torch -eq 1 ]; then
     row pytorch "$b" "$t" $best_torch "$pk"
-    echo "         PyTorch ran with $torch_env; BLAS loaded: $blas"
+    echo "         PyTorch ran with $torch_env${torch_args:+ $torch_args}; BLAS loaded: $blas; convolution: $conv"
     case "$blas" in
       */blas/libblas*)  # Debian's reference BLAS (netlib): even when OpenBLAS's LAPACK is mapped too
         echo "         no ratio: PyTorch's BLAS is the reference BLAS (sudo update-alternatives --config libblas.so.3-x86_64-linux-gnu)" ;;

@@ -1,18 +1,31 @@
 #!/usr/bin/env python3
-"""The course's model in PyTorch, for bench/compare/compare.sh.
+"""The course's models in PyTorch, for bench/compare/compare.sh.
 
-The same network as nn::make_mnist_model (nn/model.hpp): Conv2D 32 3x3 relu,
-max-pool 2x2, flatten, dense 100 relu, dense 10, softmax cross-entropy;
-started as Keras starts it (glorot_uniform weights, zero biases), trained
-with plain SGD on the same IDX files, one batch at a time. Only the training
-loop is timed: the batches are slices of one shuffled index tensor, so no
-data loader is timed.
+--model course (the default): the same network as nn::make_mnist_model
+(nn/model.hpp): Conv2D 32 3x3 relu, max-pool 2x2, flatten, dense 100 relu,
+dense 10, softmax cross-entropy; trained with plain SGD(0.01) on all 60,000
+training images.
+
+--model convnet: Keras's "Simple MNIST convnet" (keras.io/examples/vision/
+mnist_convnet, chapter 12): Conv2D 32 3x3 relu, max-pool 2x2, Conv2D 64 3x3
+relu, max-pool 2x2, flatten, Dropout(0.5), dense 10, softmax cross-entropy
+(34,826 parameters); Adam(lr 0.001, betas (0.9, 0.999), eps 1e-7: Keras's
+defaults) on the first 54,000 training images (Keras's validation_split=0.1
+holds out the last 6,000; they are not evaluated here).
+
+Both are started as Keras starts them (glorot_uniform kernels, zero biases)
+and read the same IDX files, one batch at a time. Only the training loop is
+timed: the batches are slices of one shuffled index tensor, so no data
+loader is timed. --memory-format and --mkldnn choose how PyTorch runs the
+convolutions (compare.sh probes them).
 
 Prints one line:
-  RESULT seconds=<training time> steps=<batches> accuracy=<test accuracy> rss_mb=<peak RSS> blas=<library>
+  RESULT seconds=<training time> steps=<batches> accuracy=<test accuracy> rss_mb=<peak RSS> blas=<library> conv=<kernel>
 where <library> is the BLAS shared library this process actually mapped
 (from /proc/self/maps): Debian's libblas.so.3 is an alternative that points
-either to the optimized OpenBLAS or to the slow reference BLAS (netlib).
+either to the optimized OpenBLAS or to the slow reference BLAS (netlib); and
+<kernel> is the convolution operator PyTorch's profiler saw in one forward
+pass after training (aten::mkldnn_convolution when oneDNN ran it).
 """
 import argparse
 import os
@@ -35,7 +48,7 @@ def read_idx(path):
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank).reshape(dims)
 
 
-class Net(nn.Module):
+class CourseNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(1, 32, 3)          # (N, 1, 28, 28) -> (N, 32, 26, 26)
@@ -50,6 +63,37 @@ class Net(nn.Module):
         x = self.pool(torch.relu(self.conv(x)))
         x = torch.relu(self.dense(torch.flatten(x, 1)))
         return self.dense_1(x)                   # logits; the loss applies the softmax
+
+
+class ConvNet(nn.Module):
+    """keras.io's Simple MNIST convnet. PyTorch's Flatten takes (C, H, W) order
+    where Keras's takes (H, W, C): a fixed permutation of the dense kernel's
+    rows, which changes neither the work nor, with random weights, the training."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 32, 3)          # (N, 1, 28, 28) -> (N, 32, 26, 26)
+        self.conv_1 = nn.Conv2d(32, 64, 3)       # (N, 32, 13, 13) -> (N, 64, 11, 11)
+        self.pool = nn.MaxPool2d(2)              # halves, rounding down: 26 -> 13, 11 -> 5
+        self.dropout = nn.Dropout(0.5)           # active in model.train(), the identity in model.eval()
+        self.dense = nn.Linear(64 * 5 * 5, 10)
+        for layer in (self.conv, self.conv_1, self.dense):    # Keras's initialisers
+            nn.init.xavier_uniform_(layer.weight)             # = glorot_uniform
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.conv(x)))
+        x = self.pool(torch.relu(self.conv_1(x)))
+        return self.dense(self.dropout(torch.flatten(x, 1)))  # logits; the loss applies the softmax
+
+
+def conv_operator(model, x):
+    """The convolution operator one forward pass on x runs, by profiler name."""
+    with torch.no_grad(), torch.autograd.profiler.profile() as prof:
+        model(x)
+    names = sorted({e.name for e in prof.function_events if "conv" in e.name and e.name != "aten::conv2d"
+                    and e.name != "aten::convolution" and e.name != "aten::_convolution"})
+    return ",".join(names) or "none"
 
 
 def loaded_blas():
@@ -74,19 +118,38 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--max-steps", type=int, default=0, help="stop after N batches (0: one whole epoch)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--model", choices=("course", "convnet"), default="course")
+    p.add_argument("--memory-format", choices=("nchw", "channels_last"), default="nchw",
+                   help="the layout of the images and the weights (PyTorch's native one is NCHW)")
+    p.add_argument("--mkldnn", choices=("on", "off"), default="on",
+                   help="torch.backends.mkldnn.enabled: oneDNN's convolutions, or PyTorch's own")
     a = p.parse_args()
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(a.threads)
+    torch.backends.mkldnn.enabled = a.mkldnn == "on"
     x_train = torch.from_numpy(read_idx(os.path.join(a.data, "train-images-idx3-ubyte")).astype(np.float32) / 255.0)
     y_train = torch.from_numpy(read_idx(os.path.join(a.data, "train-labels-idx1-ubyte")).astype(np.int64))
     x_test = torch.from_numpy(read_idx(os.path.join(a.data, "t10k-images-idx3-ubyte")).astype(np.float32) / 255.0)
     y_test = torch.from_numpy(read_idx(os.path.join(a.data, "t10k-labels-idx1-ubyte")).astype(np.int64))
     x_train, x_test = x_train.unsqueeze(1), x_test.unsqueeze(1)   # NCHW: (N, 1, 28, 28)
 
-    model = Net()
+    if a.model == "convnet":
+        x_train, y_train = x_train[:54000], y_train[:54000]   # validation_split=0.1: the last 6,000 held out
+        model = ConvNet()
+        # Keras's Adam defaults. PyTorch adds eps to the bias-corrected sqrt(v),
+        # Keras to the uncorrected one (keras/src/optimizers/adam.py): the same
+        # work per step, a slightly different epsilon in the first steps.
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
+    else:
+        model = CourseNet()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    if a.memory_format == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x_train = x_train.contiguous(memory_format=torch.channels_last)
+        x_test = x_test.contiguous(memory_format=torch.channels_last)
     loss_fn = nn.CrossEntropyLoss()   # the batch mean of -log softmax(logits)[label]
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
     n = x_train.shape[0]
     steps = (n + a.batch_size - 1) // a.batch_size
     if a.max_steps > 0:
@@ -101,12 +164,13 @@ def main():
         opt.step()
     seconds = time.perf_counter() - start
 
+    model.eval()   # Dropout off, as Keras's evaluate
     with torch.no_grad():
         correct = sum(int((model(x_test[i:i + 1000]).argmax(1) == y_test[i:i + 1000]).sum())
                       for i in range(0, x_test.shape[0], 1000))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"RESULT seconds={seconds:.3f} steps={steps} accuracy={correct / x_test.shape[0]:.4f} rss_mb={rss_mb:.0f}"
-          f" blas={loaded_blas()}")
+          f" blas={loaded_blas()} conv={conv_operator(model, x_test[:a.batch_size])}")
 
 
 if __name__ == "__main__":
