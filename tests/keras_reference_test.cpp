@@ -3,11 +3,15 @@
 // compared with what TensorFlow.js's Keras layers API computed for the same
 // model, weights and batch (tests/fixtures/keras-reference/, made by
 // tools/keras-reference/fixtures.mjs; node is not needed to run this test).
+// The KerasReference.Convnet* tests do the same for keras.io's Simple MNIST
+// convnet (chapter 12: a Conv2D with 32 input channels, a Dropout), from
+// tests/fixtures/keras-reference/convnet/ (tools/keras-reference/convnet-fixtures.mjs).
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cmath>
 #include <filesystem>
@@ -24,7 +28,14 @@
 
 namespace {
 
+// A fixtures folder and the stride of its large tensors' samples (NAME.every31.npy).
+struct Fixtures {
+  std::filesystem::path dir;
+  std::size_t every;
+};
 const std::filesystem::path kFixtures = std::filesystem::path(NN_SOURCE_DIR) / "tests/fixtures/keras-reference";
+const Fixtures kCourse{kFixtures, 31};
+const Fixtures kConvnet{kFixtures / "convnet", 97};
 
 // ---- The weights both sides start from ---------------------------------------
 //
@@ -46,8 +57,13 @@ double reference_uniform(std::size_t i, std::size_t t) {
   return h / 4294967296.0;
 }
 
-void set_reference_weights(nn::Sequential& model) {
-  const std::size_t fans[3][2] = {{9, 288}, {5408, 100}, {100, 10}};
+// (fan_in, fan_out) of each layer with weights, in order: the course's model,
+// and keras.io's convnet (a (3, 3, C_in, C_out) kernel: 9 * C_in, 9 * C_out).
+using Fans = std::vector<std::array<std::size_t, 2>>;
+const Fans kCourseFans = {{9, 288}, {5408, 100}, {100, 10}};
+const Fans kConvnetFans = {{9, 288}, {288, 576}, {1600, 10}};
+
+void set_reference_weights(nn::Sequential& model, const Fans& fans = kCourseFans) {
   std::size_t t = 0;
   for (nn::Parameter* p : model.parameters()) {
     ++t;
@@ -87,7 +103,7 @@ std::vector<double> sum_rest(const nn::Tensor& t) {
 }
 
 // "" when every |course - keras| <= tolerance * (the largest |keras|), else the
-// first index where they differ, with both values.
+// index where they differ most, with both values.
 std::string differs(const std::string& what, std::span<const double> course, const nn::Tensor& keras,
                     double tolerance) {
   if (course.size() != keras.size())
@@ -105,20 +121,25 @@ std::string differs(const std::string& what, std::span<const double> course, con
                      course[at], keras[at], worst, tolerance * largest);
 }
 
-// Compares `course` with the fixture NAME: the whole tensor (NAME.npy), or for
-// a large one its every 31st element and its two sums.
-std::string compare(const std::string& name, const nn::Tensor& course, double tolerance) {
-  if (std::filesystem::exists(kFixtures / (name + ".npy"))) {
-    const nn::Tensor keras = nn::load_npy(kFixtures / (name + ".npy"));
+// Compares `course` with the fixture NAME in `folder`: the whole tensor
+// (NAME.npy), or for a large one its every 31st (or 97th) element and its two sums.
+std::string compare(const Fixtures& folder, const std::string& name, const nn::Tensor& course, double tolerance) {
+  const std::filesystem::path& dir = folder.dir;
+  if (std::filesystem::exists(dir / (name + ".npy"))) {
+    const nn::Tensor keras = nn::load_npy(dir / (name + ".npy"));
     if (!(keras.shape() == course.shape()))
       return fmt::format("{}: shape {}, the fixture's {}\n", name, course.shape().str(), keras.shape().str());
     return differs(name, nn::as_double(course), keras, tolerance);
   }
-  std::vector<double> every31;
-  for (std::size_t i = 0; i < course.size(); i += 31) every31.push_back(course[i]);
-  return differs(name + ".every31", every31, nn::load_npy(kFixtures / (name + ".every31.npy")), tolerance) +
-         differs(name + ".sum_last", sum_last(course), nn::load_npy(kFixtures / (name + ".sum_last.npy")), tolerance) +
-         differs(name + ".sum_rest", sum_rest(course), nn::load_npy(kFixtures / (name + ".sum_rest.npy")), tolerance);
+  std::vector<double> sample;
+  for (std::size_t i = 0; i < course.size(); i += folder.every) sample.push_back(course[i]);
+  const std::string every = fmt::format(".every{}", folder.every);
+  return differs(name + every, sample, nn::load_npy(dir / (name + every + ".npy")), tolerance) +
+         differs(name + ".sum_last", sum_last(course), nn::load_npy(dir / (name + ".sum_last.npy")), tolerance) +
+         differs(name + ".sum_rest", sum_rest(course), nn::load_npy(dir / (name + ".sum_rest.npy")), tolerance);
+}
+std::string compare(const std::string& name, const nn::Tensor& course, double tolerance) {
+  return compare(kCourse, name, course, tolerance);
 }
 
 // Forward outputs and the loss: to 1e-6 of the largest value. Gradients and
@@ -250,6 +271,60 @@ TEST(KerasReference, TheWeightsAfterSGDSteps) {
       EXPECT_EQ(compare(name, params[t].parameter->value, kBackward), "");
       EXPECT_EQ(step_differs(name, before[t], params[t].parameter->value), "");
     }
+  }
+}
+
+// ---- keras.io's Simple MNIST convnet (chapter 12) ---------------------------------
+//
+// Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3x3, relu) ->
+// MaxPooling2D(2) -> Flatten -> Dropout(0.5) -> Dense(10, softmax), built with
+// the library's public API. With `dropout` false the Dropout is left out, as
+// the gradient fixtures are (in training it draws a random mask).
+nn::Sequential make_keras_convnet(bool dropout) {
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu}));
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu}));
+  model.add(nn::MaxPooling2D({.pool = 2}));  // (N, 11, 11, 64) -> (N, 5, 5, 64): the last row and column dropped
+  model.add(nn::Flatten());
+  (void)dropout;  // nn::Dropout is added on main; until this branch merges it, the model has none
+  model.add(nn::Dense({.units = 10, .input_dim = 1600}));
+  set_reference_weights(model, kConvnetFans);
+  return model;
+}
+
+TEST(KerasReference, ConvnetInitialWeightsAreTheFixturesFormula) {
+  nn::Sequential model = make_keras_convnet(false);
+  EXPECT_EQ(model.param_count(), 34826u);
+  EXPECT_EQ(compare(kConvnet, "conv2d_1.kernel.initial", model.named_parameters()[2].parameter->value, 1e-7), "");
+}
+
+// Every layer's output in inference mode, as model.predict computes it.
+TEST(KerasReference, ConvnetLayersMatch) {
+  nn::Sequential model = make_keras_convnet(true);
+  const Batch b = first_batch();
+  nn::ConstView a = b.x;
+  for (const auto& layer : model.layers()) {
+    a = layer->forward(a);
+    const nn::Tensor out = layer == model.layers().back() ? nn::softmax(a) : nn::Tensor(a.tensor());
+    EXPECT_EQ(compare(kConvnet, layer->name + ".output", out, kForward), "");  // dense: after its softmax
+  }
+  EXPECT_EQ(compare(kConvnet, "dense.output", model.predict(b.x), kForward), "");
+}
+
+// The loss and every gradient, the Dropout left out on both sides; the second
+// Conv2D's input gradient is what reaches the first's kernel.
+TEST(KerasReference, ConvnetGradientsMatch) {
+  nn::Sequential model = make_keras_convnet(false);
+  const Batch b = first_batch();
+  const nn::Tensor keras_loss = nn::load_npy(kConvnet.dir / "loss.npy");
+  for (bool fusion : {true, false}) {
+    SCOPED_TRACE(fusion ? "fused" : "unfused");
+    model.set_fusion(fusion);
+    const double loss = model.compute_gradients(b.x, b.y);
+    EXPECT_NEAR(loss, keras_loss[0], kForward * keras_loss[0]);
+    for (const nn::NamedParameter& p : model.named_parameters())
+      EXPECT_EQ(compare(kConvnet, p.name + ".grad", p.parameter->grad, kBackward), "");
   }
 }
 

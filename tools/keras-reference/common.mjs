@@ -1,6 +1,7 @@
-// Shared by fixtures.mjs, check-weights.mjs and train-reference.mjs: the
-// course's .npy format, its weights folder (manifest.txt with CRC-32s), the
-// MNIST IDX reader and the Keras model built with TensorFlow.js's layers API.
+// Shared by fixtures.mjs, convnet-fixtures.mjs, check-weights.mjs and
+// train-reference.mjs: the course's .npy format, its weights folder
+// (manifest.txt with CRC-32s), the MNIST IDX reader, the Keras models built
+// with TensorFlow.js's layers API, and the fixtures' formula weights and size rule.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
@@ -242,10 +243,42 @@ export function buildModel({ seed } = {}) {
   return model;
 }
 
-// The model's weights as {name: {shape, data}} with the course's names.
-export function getWeights(model) {
+// keras.io's "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet),
+// chapter 12: Conv2D(32, 3x3, relu) -> MaxPooling2D(2) -> Conv2D(64, 3x3, relu)
+// -> MaxPooling2D(2) -> Flatten -> Dropout(0.5) -> Dense(10, softmax), with
+// Keras's automatic names. `dropout: false` leaves the Dropout out (the
+// weights and the other names stay the same).
+export const kConvnetWeightNames = [
+  'conv2d.kernel', 'conv2d.bias', 'conv2d_1.kernel', 'conv2d_1.bias', 'dense.kernel', 'dense.bias',
+];
+export const kConvnetWeightShapes = {
+  'conv2d.kernel': [3, 3, 1, 32], 'conv2d.bias': [32],
+  'conv2d_1.kernel': [3, 3, 32, 64], 'conv2d_1.bias': [64],
+  'dense.kernel': [1600, 10], 'dense.bias': [10],
+};
+export function buildConvnet({ dropout = true } = {}) {
+  const glorot = () => tf.initializers.glorotUniform({});
+  const model = tf.sequential();
+  model.add(tf.layers.conv2d({
+    name: 'conv2d', inputShape: [28, 28, 1], filters: 32, kernelSize: 3, activation: 'relu',
+    kernelInitializer: glorot(), biasInitializer: 'zeros',
+  }));
+  model.add(tf.layers.maxPooling2d({ name: 'max_pooling2d', poolSize: 2 }));
+  model.add(tf.layers.conv2d({
+    name: 'conv2d_1', filters: 64, kernelSize: 3, activation: 'relu', kernelInitializer: glorot(), biasInitializer: 'zeros',
+  }));
+  model.add(tf.layers.maxPooling2d({ name: 'max_pooling2d_1', poolSize: 2 }));
+  model.add(tf.layers.flatten({ name: 'flatten' }));
+  if (dropout) model.add(tf.layers.dropout({ name: 'dropout', rate: 0.5 }));
+  model.add(tf.layers.dense({ name: 'dense', units: 10, activation: 'softmax', kernelInitializer: glorot(), biasInitializer: 'zeros' }));
+  return model;
+}
+
+// The model's weights as {name: {shape, data}} with the course's names;
+// `layerNames`: the layers that hold weights (default: the course's model).
+export function getWeights(model, layerNames = ['conv2d', 'dense', 'dense_1']) {
   const out = {};
-  for (const layerName of ['conv2d', 'dense', 'dense_1']) {
+  for (const layerName of layerNames) {
     const [kernel, bias] = model.getLayer(layerName).getWeights();
     out[`${layerName}.kernel`] = { shape: kernel.shape, data: kernel.dataSync().slice() };
     out[`${layerName}.bias`] = { shape: bias.shape, data: bias.dataSync().slice() };
@@ -253,8 +286,8 @@ export function getWeights(model) {
   return out;
 }
 
-export function setWeights(model, weights) {
-  for (const layerName of ['conv2d', 'dense', 'dense_1']) {
+export function setWeights(model, weights, layerNames = ['conv2d', 'dense', 'dense_1']) {
+  for (const layerName of layerNames) {
     const k = weights[`${layerName}.kernel`];
     const b = weights[`${layerName}.bias`];
     model.getLayer(layerName).setWeights([tf.tensor(k.data, k.shape, 'float32'), tf.tensor(b.data, b.shape, 'float32')]);
@@ -270,4 +303,101 @@ export function commandLineOption(name, fallback) {
   const args = process.argv.slice(2);
   const i = args.indexOf(name);
   return i >= 0 && i + 1 < args.length ? args[i + 1] : fallback;
+}
+
+// ---- The fixtures' weights: a formula, not random numbers ----------------------
+//
+// t numbers the tensors in the model's order (1, 2, ...); i is the flat
+// row-major index in Keras's layout. A 32-bit integer hash of (i, t) gives u
+// in [0, 1) (the same bits as the C++ side's uint32 arithmetic), then the value
+// is computed in double and rounded to float32. A hash, not a pattern such as
+// i * 7919 mod 1009: weights on a lattice make distinct pooling windows tie to
+// within float rounding, where which input wins, and so the gradient, depends
+// on the order of a convolution's float sums (tests/keras_reference_test.cpp
+// checks that no window of the batch comes that close).
+export function hashUniform(i, t) {
+  let h = (Math.imul(i, 2654435761) + Math.imul(t, 40503)) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x45d9f3b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  h = Math.imul(h, 0x45d9f3b) >>> 0;
+  h = (h ^ (h >>> 16)) >>> 0;
+  return h / 4294967296;
+}
+
+// {name: {shape, data}} for `names` in order (t = 1, 2, ...): kernels
+// (u - 0.5) * 2 * sqrt(6 / (fan_in + fan_out)) with fans[layer] = [fan_in,
+// fan_out], biases (u - 0.5) * 0.2.
+export function formulaWeights(names, shapes, fans) {
+  const out = {};
+  names.forEach((name, index) => {
+    const t = index + 1;
+    const shape = shapes[name];
+    const count = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(count);
+    if (name.endsWith('.kernel')) {
+      const [fanIn, fanOut] = fans[name.split('.')[0]];
+      const limit = Math.sqrt(6 / (fanIn + fanOut));
+      for (let i = 0; i < count; ++i) data[i] = Math.fround((hashUniform(i, t) - 0.5) * 2 * limit);
+    } else {
+      for (let i = 0; i < count; ++i) data[i] = Math.fround((hashUniform(i, t) - 0.5) * 0.2);
+    }
+    out[name] = { shape, data };
+  });
+  return out;
+}
+
+// ---- The fixtures' size rule ------------------------------------------------------
+//
+// Returns {dump(name, shape, data), written}: a tensor with at most
+// `wholeLimit` elements is written whole as NAME.npy; a larger one as
+// NAME.every<every>.npy (the flat elements 0, every, 2 * every, ...),
+// NAME.sum_last.npy (the sums over the last axis) and NAME.sum_rest.npy (the
+// sums over all other axes), the sums taken in float64 and stored as float32.
+// Removes the .npy files already in outDir first (its subfolders are left alone).
+export function makeDumper(outDir, { wholeLimit = 4096, every = 31 } = {}) {
+  fs.mkdirSync(outDir, { recursive: true });
+  for (const f of fs.readdirSync(outDir)) if (f.endsWith('.npy')) fs.unlinkSync(path.join(outDir, f));  // no stale files
+  const written = [];
+  function dump(name, shape, data) {
+    const count = shape.reduce((a, b) => a * b, 1);
+    if (data.length !== count) throw new Error(`${name}: ${data.length} values for shape (${shape})`);
+    const files = [];
+    if (count <= wholeLimit) {
+      files.push([`${name}.npy`, shape, data]);
+    } else {
+      const last = shape[shape.length - 1];
+      const rows = count / last;
+      const sample = new Float32Array(Math.ceil(count / every));
+      for (let i = 0, k = 0; i < count; i += every, ++k) sample[k] = data[i];
+      const sumLast = new Float32Array(rows);
+      const restSums = new Float64Array(last);
+      for (let r = 0; r < rows; ++r) {
+        let s = 0;  // float64
+        for (let c = 0; c < last; ++c) {
+          s += data[r * last + c];
+          restSums[c] += data[r * last + c];
+        }
+        sumLast[r] = s;
+      }
+      files.push([`${name}.every${every}.npy`, [sample.length], sample]);
+      files.push([`${name}.sum_last.npy`, shape.slice(0, -1), sumLast]);
+      files.push([`${name}.sum_rest.npy`, [last], Float32Array.from(restSums)]);
+    }
+    for (const [file, s, d] of files) {
+      writeNpy(path.join(outDir, file), s, d);
+      written.push(file);
+    }
+  }
+  return { dump, written };
+}
+
+// The bytes of the plain files in dir (not its subfolders).
+export function folderBytes(dir) {
+  let total = 0;
+  for (const f of fs.readdirSync(dir)) {
+    const st = fs.statSync(path.join(dir, f));
+    if (st.isFile()) total += st.size;
+  }
+  return total;
 }

@@ -12,8 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import {
-  initTf, tf, buildModel, getWeights, setWeights, kWeightNames, kWeightShapes, loadMnist, writeNpy, formatBytes,
-  commandLineOption,
+  initTf, tf, buildModel, getWeights, setWeights, kWeightNames, kWeightShapes, loadMnist, formatBytes,
+  commandLineOption, formulaWeights, makeDumper, folderBytes,
 } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -27,78 +27,12 @@ const kWholeLimit = 4096;  // a tensor with more elements is dumped as three sum
 await initTf();
 const tfjsVersion = tf.version.tfjs;
 
-// ---- The formula weights ------------------------------------------------------
-// t numbers the tensors in the course's order; i is the flat row-major index in
-// Keras's layout. A 32-bit integer hash of (i, t) gives u in [0, 1) (the same
-// bits as the C++ side's uint32 arithmetic), then the value is computed in
-// double and rounded to float32. A hash, not a pattern such as i * 7919 mod
-// 1009: weights on a lattice make distinct pooling windows tie to within float
-// rounding, where which input wins, and so the gradient, depends on the order
-// of a convolution's float sums (tests/keras_reference_test.cpp checks that no
-// window of the batch comes that close).
+// ---- The formula weights (hashUniform and formulaWeights in common.mjs) -----------
 const kFans = { conv2d: [9, 288], dense: [5408, 100], dense_1: [100, 10] };
-function uniform(i, t) {
-  let h = (Math.imul(i, 2654435761) + Math.imul(t, 40503)) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0;
-  h = Math.imul(h, 0x45d9f3b) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0;
-  h = Math.imul(h, 0x45d9f3b) >>> 0;
-  h = (h ^ (h >>> 16)) >>> 0;
-  return h / 4294967296;
-}
-function formulaWeights() {
-  const out = {};
-  kWeightNames.forEach((name, index) => {
-    const t = index + 1;
-    const shape = kWeightShapes[name];
-    const count = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(count);
-    if (name.endsWith('.kernel')) {
-      const [fanIn, fanOut] = kFans[name.split('.')[0]];
-      const limit = Math.sqrt(6 / (fanIn + fanOut));
-      for (let i = 0; i < count; ++i) data[i] = Math.fround((uniform(i, t) - 0.5) * 2 * limit);
-    } else {
-      for (let i = 0; i < count; ++i) data[i] = Math.fround((uniform(i, t) - 0.5) * 0.2);
-    }
-    out[name] = { shape, data };
-  });
-  return out;
-}
+const formula = () => formulaWeights(kWeightNames, kWeightShapes, kFans);
 
-// ---- Dumping with the size rule -------------------------------------------------
-fs.mkdirSync(outDir, { recursive: true });
-for (const f of fs.readdirSync(outDir)) if (f.endsWith('.npy')) fs.unlinkSync(path.join(outDir, f));  // no stale files
-const written = [];
-function dump(name, shape, data) {
-  const count = shape.reduce((a, b) => a * b, 1);
-  if (data.length !== count) throw new Error(`${name}: ${data.length} values for shape (${shape})`);
-  const files = [];
-  if (count <= kWholeLimit) {
-    files.push([`${name}.npy`, shape, data]);
-  } else {
-    const last = shape[shape.length - 1];
-    const rows = count / last;
-    const every31 = new Float32Array(Math.ceil(count / 31));
-    for (let i = 0, k = 0; i < count; i += 31, ++k) every31[k] = data[i];
-    const sumLast = new Float32Array(rows);
-    const restSums = new Float64Array(last);
-    for (let r = 0; r < rows; ++r) {
-      let s = 0;  // float64
-      for (let c = 0; c < last; ++c) {
-        s += data[r * last + c];
-        restSums[c] += data[r * last + c];
-      }
-      sumLast[r] = s;
-    }
-    files.push([`${name}.every31.npy`, [every31.length], every31]);
-    files.push([`${name}.sum_last.npy`, shape.slice(0, -1), sumLast]);
-    files.push([`${name}.sum_rest.npy`, [last], Float32Array.from(restSums)]);
-  }
-  for (const [file, s, d] of files) {
-    writeNpy(path.join(outDir, file), s, d);
-    written.push(file);
-  }
-}
+// ---- Dumping with the size rule (makeDumper in common.mjs) -------------------------
+const { dump, written } = makeDumper(outDir, { wholeLimit: kWholeLimit, every: 31 });
 const dumpWeights = (suffix, weights) => {
   for (const name of kWeightNames) dump(`${name}.${suffix}`, weights[name].shape, weights[name].data);
 };
@@ -109,7 +43,7 @@ if (mnist.count < kBatch) throw new Error(`${dataDir}: only ${mnist.count} train
 const x = tf.tensor4d(mnist.x, [kBatch, 28, 28, 1], 'float32');
 const y = tf.tensor2d(mnist.y, [kBatch, 10], 'float32');
 
-const initial = formulaWeights();
+const initial = formula();
 dump('dense.kernel.initial', initial['dense.kernel'].shape, initial['dense.kernel'].data);
 
 // ---- Forward: every layer's output and the loss ---------------------------------------
@@ -230,11 +164,18 @@ is stored as three files:
 - \`NAME.sum_rest.npy\`: the sum over all axes but the last, shape (last,).
 
 The sums are taken in float64 (in flat order) and stored as float32.
+
+## convnet/: keras.io's Simple MNIST convnet
+
+The subfolder \`convnet/\` holds the same kind of fixtures for chapter 12's model (Conv2D(32) ->
+MaxPooling2D -> Conv2D(64) with 32 input channels -> MaxPooling2D -> Flatten -> Dropout(0.5) -> Dense(10)):
+every layer's output in inference mode, and the loss and the gradients without the Dropout. It is written
+by \`tools/keras-reference/run convnet-fixtures.mjs\` (this script leaves it alone) and described in its own
+\`README.md\`.
 `;
 fs.writeFileSync(path.join(outDir, 'README.md'), readme);
 
-let total = 0;
-for (const f of fs.readdirSync(outDir)) total += fs.statSync(path.join(outDir, f)).size;
+const total = folderBytes(outDir);  // without the convnet/ subfolder (convnet-fixtures.mjs)
 console.log(`${written.length} .npy files and README.md in ${path.relative(process.cwd(), outDir) || '.'}: ${total} bytes (${formatBytes(total)})`);
 console.log(`loss ${lossValue.dataSync()[0]} (tfjs ${tfjsVersion}, backend ${tf.getBackend()})`);
 if (total >= 2 * 1024 * 1024) throw new Error('the fixtures folder is not under 2 MB');
