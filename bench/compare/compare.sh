@@ -74,10 +74,11 @@ have_torch=0
 # which BLAS library the PyTorch process actually loaded. Against the
 # reference BLAS no ratio is printed. The convnet's convolutions may not use
 # the BLAS at all: PyTorch runs them through oneDNN (mkldnn) when it may, in
-# either memory format, or else as im2col + BLAS products (slow_conv2d). So
-# for the convnet a first round tries the four layout x oneDNN settings with
-# OpenBLAS's defaults, keeps the fastest, and the BLAS round runs with it (two
-# rounds of 4 and 10 probes rather than all 40 combinations).
+# either memory format, or else as im2col + BLAS products (slow_conv2d, whose
+# products may gain from BLAS threads). So for the convnet a first round tries
+# the four layout x oneDNN settings with 1 or all BLAS threads and OpenBLAS's
+# own core type, keeps the fastest, and the core-type round runs with its
+# layout and oneDNN setting (8 + 8 probes rather than all 40 combinations).
 coretypes="${CORETYPES:- Haswell SkylakeX Cooperlake Zen}"   # the first, empty, is OpenBLAS's own choice
 torch_env=""    # set per configuration by best_torch_env
 torch_args=""   # likewise: --memory-format and --mkldnn for the convnet
@@ -91,20 +92,24 @@ probe() {  # $1 = batch, $2 = threads, $3 = environment, $4 = mnist_torch.py opt
 
 best_torch_env() {  # $1 = batch, $2 = threads: sets torch_env and torch_args to the fastest settings
   local best_s="" ct bt env args res sec mf mk
+  local cts=("" $coretypes)   # "": OpenBLAS's own choice
   torch_env="OPENBLAS_NUM_THREADS=1" torch_args=""
   if [ "$model" = convnet ]; then
     for mf in nchw channels_last; do
       for mk in on off; do
-        args="--memory-format $mf --mkldnn $mk"
-        res=$(probe "$1" "$2" "$torch_env" "$args") || continue
-        sec=${res% *}
-        printf "  probe batch %s threads %s: %-50s %s s for %s batches (%s)\n" "$1" "$2" "$args" "$sec" "$probe_steps" "${res#* }"
-        if [ -z "$best_s" ] || awk -v a="$sec" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then best_s=$sec; torch_args=$args; fi
+        for bt in 1 "$2"; do
+          env="OPENBLAS_NUM_THREADS=$bt" args="--memory-format $mf --mkldnn $mk"
+          res=$(probe "$1" "$2" "$env" "$args") || continue
+          sec=${res% *}
+          printf "  probe batch %s threads %s: %-68s %s s for %s batches (%s)\n" "$1" "$2" "$env $args" "$sec" "$probe_steps" "${res#* }"
+          if [ -z "$best_s" ] || awk -v a="$sec" -v b="$best_s" 'BEGIN { exit !(a < b) }'; then best_s=$sec; torch_env=$env; torch_args=$args; fi
+          [ "$bt" = "$2" ] && break
+        done
       done
     done
-    best_s=""
+    cts=($coretypes)   # OpenBLAS's own choice was probed in this round
   fi
-  for ct in "" $coretypes; do
+  for ct in "${cts[@]}"; do
     for bt in 1 "$2"; do
       env="OPENBLAS_NUM_THREADS=$bt${ct:+ OPENBLAS_CORETYPE=$ct}"
       res=$(probe "$1" "$2" "$env" "$torch_args") || continue
