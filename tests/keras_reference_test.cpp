@@ -287,7 +287,7 @@ nn::Sequential make_keras_convnet(bool dropout) {
   model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu}));
   model.add(nn::MaxPooling2D({.pool = 2}));  // (N, 11, 11, 64) -> (N, 5, 5, 64): the last row and column dropped
   model.add(nn::Flatten());
-  (void)dropout;  // nn::Dropout is added on main; until this branch merges it, the model has none
+  if (dropout) model.add(nn::Dropout({.rate = 0.5, .seed = 0}));  // named "dropout", as Keras
   model.add(nn::Dense({.units = 10, .input_dim = 1600}));
   set_reference_weights(model, kConvnetFans);
   return model;
@@ -299,12 +299,20 @@ TEST(KerasReference, ConvnetInitialWeightsAreTheFixturesFormula) {
   EXPECT_EQ(compare(kConvnet, "conv2d_1.kernel.initial", model.named_parameters()[2].parameter->value, 1e-7), "");
 }
 
-// Every layer's output in inference mode, as model.predict computes it.
+// Every layer's output in inference mode, as model.predict computes it: the
+// Dropout is the identity (its `training` flag is false outside fit), so
+// dropout.output must equal flatten.output, and predict must give Keras's
+// probabilities.
 TEST(KerasReference, ConvnetLayersMatch) {
   nn::Sequential model = make_keras_convnet(true);
   const Batch b = first_batch();
+  std::vector<std::string> names;
+  for (const auto& layer : model.layers()) names.push_back(layer->name);
+  EXPECT_THAT(names, testing::ElementsAre("conv2d", "max_pooling2d", "conv2d_1", "max_pooling2d_1", "flatten",
+                                          "dropout", "dense"));
   nn::ConstView a = b.x;
   for (const auto& layer : model.layers()) {
+    EXPECT_FALSE(layer->training) << layer->name;
     a = layer->forward(a);
     const nn::Tensor out = layer == model.layers().back() ? nn::softmax(a) : nn::Tensor(a.tensor());
     EXPECT_EQ(compare(kConvnet, layer->name + ".output", out, kForward), "");  // dense: after its softmax
