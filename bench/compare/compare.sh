@@ -22,7 +22,10 @@
 # no ratio is printed.
 #
 # The machine may be shared and noisy: each side runs REPEAT times, the two
-# sides taking turns, and the table shows each side's fastest run.
+# sides taking turns, and the table shows each side's fastest run. PyTorch's
+# OpenMP threads suffer most from a busy neighbour (on a shared 2-core machine
+# the same 40-batch convnet probe took 1.5 s and then 12.8 s), so trust only
+# runs on a quiet machine.
 #
 # Needs a release build (cmake --preset release && cmake --build --preset release)
 # and the data (scripts/setup.sh). PyTorch is optional: without it only the
