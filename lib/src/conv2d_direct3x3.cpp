@@ -9,6 +9,7 @@
 // dispatch falls back to "threaded".
 #include <algorithm>
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 #include "conv2d_internal.hpp"
@@ -128,15 +129,18 @@ void backward_direct3x3_c1(const Conv2DDims& d, const float* x, const float* ker
 // ---------------------------------------------------------------- C_in > 1
 
 // The register block: P output pixels times NV vectors of output channels,
-// P * NV accumulators plus NV kernel vectors and one broadcast input value.
-// AVX-512 and aarch64 have 32 vector registers (16 + 4 + 1 of them used),
-// AVX2 and SSE 16 (8 + 2 + 1).
+// kAccumulators = P * NV accumulators, plus NV kernel vectors and one
+// broadcast input value. AVX-512 and aarch64 have 32 vector registers
+// (16 + 4 + 1 of them used), AVX2 and SSE 16 (8 + 2 + 1). With fewer channel
+// vectors (C_out = 32 is 2 AVX-512 vectors) the block takes more pixels, so
+// that there are always enough independent FMAs to hide their latency.
 #if defined(__AVX512F__) || defined(__aarch64__)
+constexpr std::size_t kAccumulators = 24;
 constexpr std::size_t kBlockVecs = 4;
 #else
+constexpr std::size_t kAccumulators = 8;
 constexpr std::size_t kBlockVecs = 2;
 #endif
-constexpr std::size_t kBlockPixels = 4;
 
 // [snippet conv-direct3x3-channels]
 // P neighbouring output pixels of one row, NV * kV output channels from
@@ -173,37 +177,47 @@ inline void channels_pixels(const float* in, std::size_t row_stride, std::size_t
       simd::store(out + p * c_out + v * kV, relu ? simd::max(acc[p][v], Vec{}) : acc[p][v]);
 }
 
-// One output row: OW pixels, all C_out channels, in register blocks.
+// A block of `count` (1 to P) pixels: channels_pixels<count, NV>.
+template <std::size_t P, std::size_t NV>
+void channels_pixels_n(std::size_t count, const float* in, std::size_t row_stride, std::size_t c_in,
+                       const float* k, std::size_t c_out, std::size_t i0, std::size_t i1, const float* bias,
+                       bool relu, float* out) {
+  if (count == P)
+    channels_pixels<P, NV>(in, row_stride, c_in, k, c_out, i0, i1, bias, relu, out);
+  else if constexpr (P > 1)
+    channels_pixels_n<P - 1, NV>(count, in, row_stride, c_in, k, c_out, i0, i1, bias, relu, out);
+}
+
+// One output row: OW pixels, NV * kV channels, in blocks of at most P pixels
+// of nearly equal sizes (13 pixels with P = 12: 7 and 6, not 12 and 1; a block
+// of few pixels does few FMAs per kernel vector loaded).
 template <std::size_t NV>
 void channels_block_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* k, std::size_t c_out,
                         std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias, bool relu,
                         float* out) {
-  constexpr std::size_t P = kBlockPixels;
-  std::size_t ow = 0;
-  for (; ow + P <= ow_count; ow += P)
-    channels_pixels<P, NV>(in + ow * c_in, row_stride, c_in, k, c_out, i0, i1, bias, relu, out + ow * c_out);
-  const float* tail_in = in + ow * c_in;
-  float* tail_out = out + ow * c_out;
-  switch (ow_count - ow) {  // the last 0 to P - 1 pixels, in one block
-    case 3: channels_pixels<3, NV>(tail_in, row_stride, c_in, k, c_out, i0, i1, bias, relu, tail_out); break;
-    case 2: channels_pixels<2, NV>(tail_in, row_stride, c_in, k, c_out, i0, i1, bias, relu, tail_out); break;
-    case 1: channels_pixels<1, NV>(tail_in, row_stride, c_in, k, c_out, i0, i1, bias, relu, tail_out); break;
-    default: break;
+  constexpr std::size_t P = kAccumulators / NV;
+  const std::size_t blocks = (ow_count + P - 1) / P;
+  for (std::size_t block = 0; block < blocks; ++block) {
+    const Range pixels = split_range(ow_count, blocks, block);
+    channels_pixels_n<P, NV>(pixels.end - pixels.begin, in + pixels.begin * c_in, row_stride, c_in, k, c_out, i0,
+                             i1, bias, relu, out + pixels.begin * c_out);
   }
-  static_assert(kBlockPixels == 4, "the switch above covers tails of 1 to 3 pixels");
 }
 
+// One output row, all C_out channels: blocks of kBlockVecs vectors, then of
+// fewer for the channels left over.
 void channels_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* kernel,
                   std::size_t c_out, std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias,
                   bool relu, float* out) {
-  constexpr std::size_t NV = kBlockVecs;
   std::size_t cb = 0;
-  for (; cb + NV * kV <= c_out; cb += NV * kV)
-    channels_block_row<NV>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1, bias ? bias + cb : nullptr,
-                           relu, out + cb);
-  for (; cb < c_out; cb += kV)  // channels left over, one vector at a time
-    channels_block_row<1>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1, bias ? bias + cb : nullptr,
-                          relu, out + cb);
+  auto blocks = [&]<std::size_t NV>(std::integral_constant<std::size_t, NV>) {
+    for (; cb + NV * kV <= c_out; cb += NV * kV)
+      channels_block_row<NV>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1,
+                             bias ? bias + cb : nullptr, relu, out + cb);
+  };
+  blocks(std::integral_constant<std::size_t, kBlockVecs>{});
+  if constexpr (kBlockVecs > 2) blocks(std::integral_constant<std::size_t, 2>{});
+  blocks(std::integral_constant<std::size_t, 1>{});
 }
 
 void forward_direct3x3_channels(const Conv2DDims& d, const float* x, const float* kernel, const float* bias,
@@ -246,19 +260,26 @@ inline void dkernel_rows(const Conv2DDims& d, const float* x_image, const float*
     for (std::size_t v = 0; v < NV; ++v) simd::store(dk_rows + r * C + v * kV, acc[r][v]);
 }
 
+// The last `count` (< Q) kernel rows of a kernel row's span, as one block.
+template <std::size_t Q, std::size_t NV>
+void dkernel_rows_tail(std::size_t count, const Conv2DDims& d, const float* x_image, const float* dy_image,
+                       std::size_t i, std::size_t q0, std::size_t cb, float* dk) {
+  if constexpr (Q > 1) {
+    if (count == Q - 1)
+      dkernel_rows<Q - 1, NV>(d, x_image, dy_image, i, q0, cb, dk);
+    else
+      dkernel_rows_tail<Q - 1, NV>(count, d, x_image, dy_image, i, q0, cb, dk);
+  }
+}
+
 template <std::size_t NV>
 void dkernel_image(const Conv2DDims& d, const float* x_image, const float* dy_image, std::size_t cb, float* dk) {
-  constexpr std::size_t Q = 4;  // kernel rows per block: Q * NV accumulators, as many as the forward pass's
+  constexpr std::size_t Q = kAccumulators / NV;  // kernel rows per block
   const std::size_t span = 3 * d.c_in;
   for (std::size_t i = 0; i < 3; ++i) {
     std::size_t q = 0;
     for (; q + Q <= span; q += Q) dkernel_rows<Q, NV>(d, x_image, dy_image, i, q, cb, dk);
-    switch (span - q) {
-      case 3: dkernel_rows<3, NV>(d, x_image, dy_image, i, q, cb, dk); break;
-      case 2: dkernel_rows<2, NV>(d, x_image, dy_image, i, q, cb, dk); break;
-      case 1: dkernel_rows<1, NV>(d, x_image, dy_image, i, q, cb, dk); break;
-      default: break;
-    }
+    dkernel_rows_tail<Q, NV>(span - q, d, x_image, dy_image, i, q, cb, dk);
   }
 }
 
@@ -355,8 +376,12 @@ void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const floa
       const float* x_image = x + n * d.h * d.w * d.c_in;  // (H, W, C_in)
       const float* dy_image = dy + n * OH * OW * C;       // (OH, OW, C_out)
       std::size_t cb = 0;
-      for (; cb + kBlockVecs * kV <= C; cb += kBlockVecs * kV) dkernel_image<kBlockVecs>(d, x_image, dy_image, cb, dk);
-      for (; cb < C; cb += kV) dkernel_image<1>(d, x_image, dy_image, cb, dk);
+      auto blocks = [&]<std::size_t NV>(std::integral_constant<std::size_t, NV>) {
+        for (; cb + NV * kV <= C; cb += NV * kV) dkernel_image<NV>(d, x_image, dy_image, cb, dk);
+      };
+      blocks(std::integral_constant<std::size_t, kBlockVecs>{});
+      if constexpr (kBlockVecs > 2) blocks(std::integral_constant<std::size_t, 2>{});
+      blocks(std::integral_constant<std::size_t, 1>{});
       if (flipped_dx)
         input_gradient_flipped(d, flipped.data(), dy_image, dx + n * d.h * d.w * d.c_in, pad);
       else if (dx)
