@@ -340,6 +340,27 @@ TEST(Conv2D, Direct3x3WithChannelsAgreesForAnyThreadCountAndRepeats) {
   nn::set_thread_count(0);
 }
 
+// direct3x3 keeps the flipped kernel of its input gradient from one call to
+// the next while the kernel is unchanged: a changed kernel, or the same
+// values seen as (3, 3, 64, 32) instead of (3, 3, 32, 64), must be flipped anew.
+TEST(Conv2D, Direct3x3InputGradientFollowsAChangedKernel) {
+  nn::set_thread_count(1);
+  const Tensor x = random_tensor({2, 13, 13, 32}, 31), dy = random_tensor({2, 11, 11, 64}, 32);
+  Tensor kernel = random_tensor({3, 3, 32, 64}, 33);
+  for (int change = 0; change < 3; ++change) {
+    if (change == 1) kernel[1000] += 1.0f;  // one weight of one tap
+    if (change == 2) kernel[0] = -kernel[0];
+    const auto g = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::direct3x3);
+    const auto expected = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::naive);
+    EXPECT_TRUE(all_close(g.dx, expected.dx, 1e-4, 1e-5)) << "change " << change;
+  }
+  const Tensor swapped = kernel.reshape({3, 3, 64, 32});
+  const Tensor x64 = random_tensor({2, 13, 13, 64}, 34), dy32 = random_tensor({2, 11, 11, 32}, 35);
+  EXPECT_TRUE(all_close(nn::conv2d_backward(x64, swapped, dy32, Conv2DVariant::direct3x3).dx,
+                        nn::conv2d_backward(x64, swapped, dy32, Conv2DVariant::naive).dx, 1e-4, 1e-5));
+  nn::set_thread_count(0);
+}
+
 // ------------------------------------------------------------------ gradients by central differences
 
 // The README's one-dimensional example, by hand: a three-tap kernel k on an

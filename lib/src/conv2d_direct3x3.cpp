@@ -9,6 +9,7 @@
 // dispatch falls back to "threaded".
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -128,19 +129,21 @@ void backward_direct3x3_c1(const Conv2DDims& d, const float* x, const float* ker
 
 // ---------------------------------------------------------------- C_in > 1
 
-// The register block: P output pixels times NV vectors of output channels,
-// kAccumulators = P * NV accumulators, plus NV kernel vectors and one
-// broadcast input value. AVX-512 and aarch64 have 32 vector registers
-// (16 + 4 + 1 of them used), AVX2 and SSE 16 (8 + 2 + 1). With fewer channel
-// vectors (C_out = 32 is 2 AVX-512 vectors) the block takes more pixels, so
-// that there are always enough independent FMAs to hide their latency.
+// The register block: P output pixels times NV vectors of output channels:
+// P * NV accumulators, plus NV kernel vectors and one broadcast input value,
+// as many as fit in the vector registers. AVX-512 and aarch64 have 32 (NV = 4:
+// 6 pixels, 24 + 4 + 1 registers), AVX2 and SSE 16 (NV = 2: 6 pixels,
+// 12 + 2 + 1). With fewer channel vectors (C_out = 32 is 2 AVX-512 vectors)
+// the block takes more pixels (14 with 2 vectors: 28 + 2 + 1 registers).
 #if defined(__AVX512F__) || defined(__aarch64__)
-constexpr std::size_t kAccumulators = 24;
+constexpr std::size_t kVecRegisters = 32;
 constexpr std::size_t kBlockVecs = 4;
 #else
-constexpr std::size_t kAccumulators = 8;
+constexpr std::size_t kVecRegisters = 16;
 constexpr std::size_t kBlockVecs = 2;
 #endif
+// The pixels (or, for dkernel, the kernel rows) of a block of NV vectors; at most 16.
+constexpr std::size_t block_pixels(std::size_t nv) { return std::min<std::size_t>(16, (kVecRegisters - 1 - nv) / nv); }
 
 // [snippet conv-direct3x3-channels]
 // P neighbouring output pixels of one row, NV * kV output channels from
@@ -176,6 +179,7 @@ inline void channels_pixels(const float* in, std::size_t row_stride, std::size_t
     for (std::size_t v = 0; v < NV; ++v)
       simd::store(out + p * c_out + v * kV, relu ? simd::max(acc[p][v], Vec{}) : acc[p][v]);
 }
+// [end snippet conv-direct3x3-channels]
 
 // A block of `count` (1 to P) pixels: channels_pixels<count, NV>.
 template <std::size_t P, std::size_t NV>
@@ -195,7 +199,7 @@ template <std::size_t NV>
 void channels_block_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* k, std::size_t c_out,
                         std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias, bool relu,
                         float* out) {
-  constexpr std::size_t P = kAccumulators / NV;
+  constexpr std::size_t P = block_pixels(NV);
   const std::size_t blocks = (ow_count + P - 1) / P;
   for (std::size_t block = 0; block < blocks; ++block) {
     const Range pixels = split_range(ow_count, blocks, block);
@@ -230,7 +234,6 @@ void forward_direct3x3_channels(const Conv2DDims& d, const float* x, const float
                      y + (n * OH + oh) * OW * C);  // one output row: (OW, C_out)
   });
 }
-// [end snippet conv-direct3x3-channels]
 
 // dkernel[i, :, :, cb:cb+NV*kV] += sum over one image's output pixels of
 // x[n, oh + i, ow:ow+3, :] (3 * C_in values, contiguous) times dy[n, oh, ow, cb:...]:
@@ -274,7 +277,7 @@ void dkernel_rows_tail(std::size_t count, const Conv2DDims& d, const float* x_im
 
 template <std::size_t NV>
 void dkernel_image(const Conv2DDims& d, const float* x_image, const float* dy_image, std::size_t cb, float* dk) {
-  constexpr std::size_t Q = kAccumulators / NV;  // kernel rows per block
+  constexpr std::size_t Q = block_pixels(NV);  // kernel rows per block
   const std::size_t span = 3 * d.c_in;
   for (std::size_t i = 0; i < 3; ++i) {
     std::size_t q = 0;
@@ -306,14 +309,8 @@ void input_gradient_dot(const Conv2DDims& d, const float* kernel, const float* d
       }
 }
 
-// [snippet conv-direct3x3-channels-dx]
-// dx is the "full" correlation of dy with the kernel turned by 180 degrees and
-// transposed (C_out <-> C_in):
-//   dx[n, h, w, ci] = sum over a, b, co of dy_padded[n, h + a, w + b, co] * flipped[a, b, co, ci]
-//   flipped[a, b, co, ci] = kernel[2 - a, 2 - b, ci, co]
-// where dy_padded is dy with a border of 2 zeros. That is the forward
-// convolution again, C_out channels in and C_in out: channels_row computes it,
-// and skips the kernel rows that fall on the padding's zero rows.
+// flipped[a, b, co, ci] = kernel[2 - a, 2 - b, ci, co]: the kernel turned by 180
+// degrees, C_in and C_out swapped (see input_gradient_flipped).
 void flip_kernel(const Conv2DDims& d, const float* kernel, float* flipped) {
   const std::size_t CI = d.c_in, C = d.c_out;
   for (std::size_t a = 0; a < 3; ++a)
@@ -324,6 +321,23 @@ void flip_kernel(const Conv2DDims& d, const float* kernel, float* flipped) {
         for (std::size_t co = 0; co < C; ++co) to[co * CI + ci] = from[ci * C + co];
     }
 }
+
+// The flipped kernel and a copy of the kernel it was made from.
+// Compared bit for bit (memcmp: -0.0 is not 0.0 here, NaN is NaN), and with
+// C_in: the same floats as (3, 3, C_in, C_out) for another C_in flip differently.
+struct FlippedKernel {
+  std::vector<float> values, from;
+  std::size_t c_in = 0;
+  void update(const Conv2DDims& d, const float* kernel) {
+    const std::size_t size = 9 * d.c_in * d.c_out;
+    if (c_in == d.c_in && from.size() == size && std::memcmp(kernel, from.data(), size * sizeof(float)) == 0)
+      return;
+    from.assign(kernel, kernel + size);
+    c_in = d.c_in;
+    values.resize(size);
+    flip_kernel(d, kernel, values.data());
+  }
+};
 
 // One image's dy with its zero border: (OH + 4, OW + 4, C_out), kept per
 // thread. The border is zeroed when the buffer is made for a shape, and only
@@ -339,11 +353,20 @@ float* padded_dy(PaddedImage& pad, const Conv2DDims& d, const float* dy_image) {
     pad.values.assign((OH + 4) * (OW + 4) * C, 0.0f);
     pad.rows = OH + 4, pad.cols = OW + 4, pad.channels = C;
   }
-  for (std::size_t oh = 0; oh < OH; ++oh)
-    std::copy(dy_image + oh * OW * C, dy_image + (oh + 1) * OW * C, pad.values.data() + ((oh + 2) * (OW + 4) + 2) * C);
+  for (std::size_t oh = 0; oh < OH; ++oh)  // dy's row oh into padded row oh + 2, from column 2
+    std::copy(dy_image + oh * OW * C, dy_image + (oh + 1) * OW * C,
+              pad.values.data() + ((oh + 2) * (OW + 4) + 2) * C);
   return pad.values.data();
 }
 
+// [snippet conv-direct3x3-channels-dx]
+// dx is the "full" correlation of dy with the kernel turned by 180 degrees and
+// transposed (C_out <-> C_in):
+//   dx[n, h, w, ci] = sum over a, b, co of dy_padded[n, h + a, w + b, co] * flipped[a, b, co, ci]
+//   flipped[a, b, co, ci] = kernel[2 - a, 2 - b, ci, co]
+// where dy_padded is dy with a border of 2 zeros. That is the forward
+// convolution again, C_out channels in and C_in out: channels_row computes it,
+// and skips the kernel rows that fall on the padding's zero rows.
 void input_gradient_flipped(const Conv2DDims& d, const float* flipped, const float* dy_image, float* dx_image,
                             PaddedImage& pad) {
   const std::size_t OH = d.oh(), C = d.c_out;
@@ -362,13 +385,13 @@ void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const floa
                                  float* dkernel, float* dbias, float* dx) {
   const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out;
   const bool flipped_dx = dx && d.c_in % kV == 0;
-  thread_local std::vector<float> flipped_storage;  // (3, 3, C_out, C_in); kept between calls
-  std::vector<float>& flipped = flipped_storage;
-  if (flipped_dx) {
-    flipped.resize(9 * d.c_in * C);
-    flip_kernel(d, kernel, flipped.data());
-  }
-  backward_partials(d, dkernel, dbias, [&](std::size_t n0, std::size_t n1, float* dk, float* db) {
+  // The flipped kernel, kept per thread with the kernel it was made from: the
+  // fused Conv2D + MaxPooling2D step calls this once per image, with the same
+  // kernel for a whole batch, and comparing costs less than flipping again.
+  thread_local FlippedKernel flipped_storage;
+  FlippedKernel& flipped = flipped_storage;
+  if (flipped_dx) flipped.update(d, kernel);
+  auto chunk = [&](std::size_t n0, std::size_t n1, float* dk, float* db) {
     thread_local PaddedImage pad_storage;
     PaddedImage& pad = pad_storage;
     std::fill(dk, dk + 9 * d.c_in * C, 0.0f);
@@ -383,7 +406,7 @@ void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const floa
       if constexpr (kBlockVecs > 2) blocks(std::integral_constant<std::size_t, 2>{});
       blocks(std::integral_constant<std::size_t, 1>{});
       if (flipped_dx)
-        input_gradient_flipped(d, flipped.data(), dy_image, dx + n * d.h * d.w * d.c_in, pad);
+        input_gradient_flipped(d, flipped.values.data(), dy_image, dx + n * d.h * d.w * d.c_in, pad);
       else if (dx)
         input_gradient_dot(d, kernel, dy, dx, n);
     }
@@ -392,7 +415,13 @@ void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const floa
       for (std::size_t p = n0 * OH * OW; p < n1 * OH * OW; ++p) acc += simd::load(dy + p * C + cb);
       simd::store(db + cb, acc);
     }
-  });
+  };
+  // One part (one image, or one thread): its sums are the result, written in
+  // place without the partials' buffers.
+  if (std::min(d.n, thread_count()) == 1)
+    chunk(0, d.n, dkernel, dbias);
+  else
+    backward_partials(d, dkernel, dbias, chunk);
 }
 
 }  // namespace
