@@ -193,8 +193,8 @@ void channels_pixels_n(std::size_t count, const float* in, std::size_t row_strid
 }
 
 // One output row: OW pixels, NV * kV channels, in blocks of at most P pixels
-// of nearly equal sizes (13 pixels with P = 12: 7 and 6, not 12 and 1; a block
-// of few pixels does few FMAs per kernel vector loaded).
+// of nearly equal sizes (were P 12, 13 pixels would be 7 and 6, not 12 and 1:
+// a block of few pixels does few FMAs per kernel vector loaded).
 template <std::size_t NV>
 void channels_block_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* k, std::size_t c_out,
                         std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias, bool relu,
