@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 #include <vector>
 
 #include "nn/error.hpp"
@@ -22,6 +23,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing_nn::error_of;
+using testing_nn::random_tensor;
 
 // ---- Learning-rate schedules -----------------------------------------------
 
@@ -181,6 +183,217 @@ TEST(Schedules, OptimizerDescribeShowsTheSchedule) {
             "SGD(learning_rate=PiecewiseConstantDecay(boundaries=[100], values=[0.01, 0.001]), momentum=0.9)");
   ASSERT_NE(sgd->schedule(), nullptr);
   EXPECT_FLOAT_EQ((*sgd->schedule())(101), 0.001f);
+}
+
+
+// ---- RandomTranslation -----------------------------------------------------
+
+// A (1, 3, 4, 1) image whose pixel (i, j) is 10 i + j + 1: 1 2 3 4 / 11 12 13 14 / 21 22 23 24.
+nn::Tensor small_image() {
+  nn::Tensor x({1, 3, 4, 1});
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 4; ++j) x(0, i, j, 0) = static_cast<float>(10 * i + j + 1);
+  return x;
+}
+
+std::vector<float> values(const nn::Tensor& t) { return {t.span().begin(), t.span().end()}; }
+
+std::vector<float> shifted(const nn::Tensor& x, nn::Translation shift, nn::FillMode mode,
+                           nn::Interpolation interpolation = nn::Interpolation::bilinear, float fill = 0.0f) {
+  nn::Tensor y;
+  const nn::Translation shifts[] = {shift};
+  nn::translate_images(x, shifts, mode, interpolation, fill, y);
+  return values(y);
+}
+
+TEST(RandomTranslation, InferenceIsTheIdentity) {
+  nn::RandomTranslation layer({.height_factor = 0.5, .width_factor = 0.5, .seed = 3});
+  const nn::Tensor x = random_tensor({4, 6, 5, 2}, 1);
+  layer.training = false;
+  const nn::ConstView y = layer.forward(x);
+  EXPECT_EQ(values(y.tensor()), values(x));
+  EXPECT_EQ(layer.calls, 0u);  // inference draws no shifts
+  const nn::Tensor dy = random_tensor(x.shape(), 2);
+  EXPECT_EQ(values(layer.backward(x, y, dy, true).tensor()), values(dy));
+}
+
+TEST(RandomTranslation, AWholePixelShiftMovesEveryPixelAndFillsTheBorder) {
+  const nn::Tensor x = small_image();
+  // One pixel right: column j reads column j - 1; column 0 reads outside.
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::reflect),
+            (std::vector<float>{1, 1, 2, 3, 11, 11, 12, 13, 21, 21, 22, 23}));  // d c b a | a b c d
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::constant, nn::Interpolation::bilinear, 7.0f),
+            (std::vector<float>{7, 1, 2, 3, 7, 11, 12, 13, 7, 21, 22, 23}));
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::nearest),
+            (std::vector<float>{1, 1, 2, 3, 11, 11, 12, 13, 21, 21, 22, 23}));
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::wrap),
+            (std::vector<float>{4, 1, 2, 3, 14, 11, 12, 13, 24, 21, 22, 23}));
+  // Two pixels right: reflect mirrors about the edge (b a | a b), nearest repeats a.
+  EXPECT_EQ(shifted(x, {.dx = 2}, nn::FillMode::reflect),
+            (std::vector<float>{2, 1, 1, 2, 12, 11, 11, 12, 22, 21, 21, 22}));
+  EXPECT_EQ(shifted(x, {.dx = 2}, nn::FillMode::nearest),
+            (std::vector<float>{1, 1, 1, 2, 11, 11, 11, 12, 21, 21, 21, 22}));
+  // One pixel up: row i reads row i + 1; the last row reads below the image.
+  EXPECT_EQ(shifted(x, {.dy = -1}, nn::FillMode::reflect),
+            (std::vector<float>{11, 12, 13, 14, 21, 22, 23, 24, 21, 22, 23, 24}));
+  EXPECT_EQ(shifted(x, {.dy = -1}, nn::FillMode::constant),
+            (std::vector<float>{11, 12, 13, 14, 21, 22, 23, 24, 0, 0, 0, 0}));
+  // Left and down at once.
+  EXPECT_EQ(shifted(x, {.dx = -1, .dy = 1}, nn::FillMode::constant),
+            (std::vector<float>{0, 0, 0, 0, 2, 3, 4, 0, 12, 13, 14, 0}));
+  // No shift: the image itself, in every mode.
+  EXPECT_EQ(shifted(x, {}, nn::FillMode::constant), values(x));
+}
+
+TEST(RandomTranslation, AFractionalShiftInterpolatesBilinearly) {
+  const nn::Tensor x = small_image();
+  // Half a pixel right: the mean of each pixel and its left neighbour (at the
+  // border, reflect's neighbour is the pixel itself).
+  EXPECT_EQ(shifted(x, {.dx = 0.5f}, nn::FillMode::reflect),
+            (std::vector<float>{1, 1.5f, 2.5f, 3.5f, 11, 11.5f, 12.5f, 13.5f, 21, 21.5f, 22.5f, 23.5f}));
+  EXPECT_EQ(shifted(x, {.dx = 0.5f}, nn::FillMode::constant),
+            (std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 5.5f, 11.5f, 12.5f, 13.5f, 10.5f, 21.5f, 22.5f, 23.5f}));
+  // Half a pixel down and right: the mean of four pixels, (1 + 2 + 11 + 12) / 4 = 6.5 at (1, 1).
+  const std::vector<float> both = shifted(x, {.dx = 0.5f, .dy = 0.5f}, nn::FillMode::reflect);
+  EXPECT_FLOAT_EQ(both[1 * 4 + 1], 6.5f);
+  EXPECT_FLOAT_EQ(both[2 * 4 + 3], 18.5f);  // (13 + 14 + 23 + 24) / 4
+  // A quarter pixel left: 3/4 of the pixel, 1/4 of its right neighbour.
+  const std::vector<float> quarter = shifted(x, {.dx = -0.25f}, nn::FillMode::reflect);
+  EXPECT_FLOAT_EQ(quarter[0], 1.25f);  // 0.75 * 1 + 0.25 * 2
+  EXPECT_FLOAT_EQ(quarter[3], 4.0f);   // 0.75 * 4 + 0.25 * 4 (reflected)
+}
+
+TEST(RandomTranslation, NearestInterpolationTakesTheClosestPixel) {
+  const nn::Tensor x = small_image();
+  EXPECT_EQ(shifted(x, {.dx = 0.4f}, nn::FillMode::reflect, nn::Interpolation::nearest), values(x));
+  EXPECT_EQ(shifted(x, {.dx = 0.6f}, nn::FillMode::reflect, nn::Interpolation::nearest),
+            shifted(x, {.dx = 1}, nn::FillMode::reflect));
+}
+
+// <T x, v> = <x, T^T v> for every x and v when T^T is T's adjoint.
+TEST(RandomTranslation, TheAdjointIsTheTranspose) {
+  const nn::Tensor x = random_tensor({3, 7, 6, 2}, 11), v = random_tensor({3, 7, 6, 2}, 12);
+  const std::vector<nn::Translation> shifts = {{.dx = 1.3f, .dy = -0.7f}, {.dx = -2.6f, .dy = 2.2f}, {.dx = 0.5f, .dy = 0}};
+  const auto dot = [](const nn::Tensor& a, const nn::Tensor& b) {
+    double sum = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
+    return sum;
+  };
+  for (const nn::FillMode mode : {nn::FillMode::reflect, nn::FillMode::constant, nn::FillMode::nearest, nn::FillMode::wrap})
+    for (const nn::Interpolation interpolation : {nn::Interpolation::bilinear, nn::Interpolation::nearest}) {
+      nn::Tensor tx, tv;
+      nn::translate_images(x, shifts, mode, interpolation, 0.0f, tx);  // fill 0: T is linear
+      nn::translate_images_adjoint(v, shifts, mode, interpolation, tv);
+      EXPECT_NEAR(dot(tx, v), dot(x, tv), 1e-4) << static_cast<int>(mode) << " " << static_cast<int>(interpolation);
+    }
+  // By hand: one pixel right with a constant border sends each gradient one pixel left; column 3 gets none.
+  const nn::Tensor g = small_image();
+  nn::Tensor dx;
+  const nn::Translation right[] = {{.dx = 1}};
+  nn::translate_images_adjoint(g, right, nn::FillMode::constant, nn::Interpolation::bilinear, dx);
+  EXPECT_EQ(values(dx), (std::vector<float>{2, 3, 4, 0, 12, 13, 14, 0, 22, 23, 24, 0}));
+  // Reflect: column 0 was read twice (by output columns 0 and 1).
+  nn::translate_images_adjoint(g, right, nn::FillMode::reflect, nn::Interpolation::bilinear, dx);
+  EXPECT_EQ(values(dx), (std::vector<float>{3, 3, 4, 0, 23, 13, 14, 0, 43, 23, 24, 0}));
+}
+
+TEST(RandomTranslation, BackwardIsTheAdjointOfTheLastTrainingShift) {
+  nn::RandomTranslation layer({.height_factor = 0.2, .width_factor = 0.2, .seed = 5});
+  layer.training = true;
+  const nn::Tensor x = random_tensor({4, 10, 10, 1}, 21), dy = random_tensor({4, 10, 10, 1}, 22);
+  const nn::ConstView y = layer.forward(x);
+  nn::Tensor expected;
+  nn::translate_images_adjoint(dy, layer.last_translations(), nn::FillMode::reflect, nn::Interpolation::bilinear,
+                               expected);
+  EXPECT_EQ(values(layer.backward(x, y, dy, true).tensor()), values(expected));
+  EXPECT_EQ(layer.backward(x, y, dy, false).size(), 0u);  // the first layer: no input gradient
+}
+
+TEST(RandomTranslation, ShiftsStayWithinTheFactorTimesTheSize) {
+  const nn::RandomTranslation layer({.height_factor = 2.0 / 28, .width_factor = 3.0 / 28, .seed = 1});
+  const std::vector<nn::Translation> shifts = layer.translations(0, 2000, 28, 28);
+  float min_dx = 0, max_dx = 0, min_dy = 0, max_dy = 0;
+  bool fractional = false;
+  for (const nn::Translation& s : shifts) {
+    EXPECT_LE(std::abs(s.dy), 2.0f + 1e-5f);
+    EXPECT_LE(std::abs(s.dx), 3.0f + 1e-5f);
+    min_dx = std::min(min_dx, s.dx), max_dx = std::max(max_dx, s.dx);
+    min_dy = std::min(min_dy, s.dy), max_dy = std::max(max_dy, s.dy);
+    fractional = fractional || s.dx != std::round(s.dx);
+  }
+  // Uniform over the whole range, both ways, fractions of a pixel included.
+  EXPECT_LT(min_dy, -1.9f);
+  EXPECT_GT(max_dy, 1.9f);
+  EXPECT_LT(min_dx, -2.9f);
+  EXPECT_GT(max_dx, 2.9f);
+  EXPECT_TRUE(fractional);
+  // A factor of 0 on one axis: no shift on it.
+  const nn::RandomTranslation sideways({.width_factor = 0.1, .seed = 1});
+  for (const nn::Translation& s : sideways.translations(0, 100, 28, 28)) EXPECT_EQ(s.dy, 0.0f);
+}
+
+TEST(RandomTranslation, TheShiftsOfCallKDependOnlyOnTheSeedAndK) {
+  const nn::RandomTranslationOptions options{.height_factor = 0.1, .width_factor = 0.1, .seed = 42};
+  nn::RandomTranslation a(options), b(options), other({.height_factor = 0.1, .width_factor = 0.1, .seed = 43});
+  a.training = b.training = other.training = true;
+  const nn::Tensor x = random_tensor({8, 28, 28, 1}, 31);
+  const std::vector<float> a0 = values(a.forward(x).tensor());
+  EXPECT_EQ(a.calls, 1u);
+  EXPECT_EQ(values(b.forward(x).tensor()), a0);              // same seed, same call: same images
+  EXPECT_NE(values(other.forward(x).tensor()), a0);          // another seed
+  const std::vector<float> a1 = values(a.forward(x).tensor());
+  EXPECT_NE(a1, a0);                                         // the next call draws new shifts
+  EXPECT_EQ(a.calls, 2u);
+  a.calls = 0;                                               // replay
+  EXPECT_EQ(values(a.forward(x).tensor()), a0);
+  EXPECT_EQ(values(a.forward(x).tensor()), a1);
+  // translations(k) is what call k applied.
+  const std::vector<nn::Translation> t1 = a.translations(1, 8, 28, 28);
+  ASSERT_EQ(a.last_translations().size(), 8u);
+  for (std::size_t n = 0; n < 8; ++n) {
+    EXPECT_EQ(a.last_translations()[n].dx, t1[n].dx);
+    EXPECT_EQ(a.last_translations()[n].dy, t1[n].dy);
+  }
+  // Every image gets its own shift.
+  EXPECT_NE(t1[0].dx, t1[1].dx);
+}
+
+TEST(RandomTranslation, TheThreadCountDoesNotChangeTheResult) {
+  nn::RandomTranslation layer({.height_factor = 2.0 / 28, .width_factor = 2.0 / 28, .seed = 9});
+  layer.training = true;
+  const nn::Tensor x = random_tensor({64, 28, 28, 1}, 41), dy = random_tensor({64, 28, 28, 1}, 42);
+  std::vector<float> y_by_threads[2], dx_by_threads[2];
+  for (std::size_t threads : {1u, 2u}) {
+    nn::set_thread_count(threads);
+    layer.calls = 0;
+    const nn::ConstView y = layer.forward(x);
+    y_by_threads[threads - 1] = values(y.tensor());
+    dx_by_threads[threads - 1] = values(layer.backward(x, y, dy, true).tensor());
+  }
+  nn::set_thread_count(0);
+  EXPECT_EQ(y_by_threads[0], y_by_threads[1]);
+  EXPECT_EQ(dx_by_threads[0], dx_by_threads[1]);
+}
+
+TEST(RandomTranslation, ShapesNamesAndBadArguments) {
+  nn::RandomTranslation layer({.height_factor = 0.1, .width_factor = 0.1});
+  EXPECT_EQ(layer.type(), "RandomTranslation");
+  EXPECT_EQ(layer.base_name(), "random_translation");
+  EXPECT_EQ(layer.output_shape({32, 28, 28, 1}), nn::Shape({32, 28, 28, 1}));
+  EXPECT_EQ(layer.param_count(), 0u);
+  EXPECT_THAT(error_of([&] { layer.output_shape({32, 784}); }), HasSubstr("(N, H, W, C)"));
+  EXPECT_THAT(error_of([] { nn::RandomTranslation({.height_factor = 1.5}); }), HasSubstr("height_factor"));
+  EXPECT_THAT(error_of([] { nn::RandomTranslation({.width_factor = std::nan("")}); }), HasSubstr("width_factor"));
+  nn::Tensor y;
+  const nn::Translation one[] = {{}};
+  EXPECT_THAT(error_of([&] { nn::translate_images(nn::Tensor({2, 4, 4, 1}), one, nn::FillMode::reflect,
+                                                  nn::Interpolation::bilinear, 0.0f, y); }),
+              HasSubstr("1 shifts for a batch of 2"));
+
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::RandomTranslation({.height_factor = 2.0 / 28, .width_factor = 2.0 / 28, .seed = 1}));
+  model.add(nn::Flatten());
+  EXPECT_THAT(model.summary(), HasSubstr("random_translation (RandomTranslation)"));
 }
 
 }  // namespace

@@ -72,6 +72,7 @@ class Layer {
   std::size_t param_count();  // the sum of the parameters' sizes: Keras's "Param #"
 
   std::string name;  // "dense_1": given by Sequential::add
+  bool training = false;  // stand-in for main's Keras `training` flag (set by Sequential); replaced by it at the merge
 };
 // [end snippet layer-interface]
 
