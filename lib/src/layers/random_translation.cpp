@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
-#include <random>
 #include <utility>
 
 #include "nn/error.hpp"
 #include "nn/parallel.hpp"
+#include "nn/random.hpp"
 
 // Keras 3's RandomTranslation
 // (keras/src/layers/preprocessing/image_preprocessing/random_translation.py)
@@ -162,20 +162,16 @@ Shape RandomTranslation::output_shape(const Shape& x) const {
 
 std::vector<Translation> RandomTranslation::translations(std::uint64_t k, std::size_t n, std::size_t h,
                                                          std::size_t w) const {
-  // One generator per call, seeded with (seed, k): call k's shifts do not
-  // depend on how many calls came before or on the threads.
-  const std::uint64_t seed = options_.seed;
-  std::seed_seq seq{static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32),
-                    static_cast<std::uint32_t>(k), static_cast<std::uint32_t>(k >> 32)};
-  std::mt19937_64 rng(seq);
-  // The top 24 bits give a uniform float in [0, 1), as in nn/init.cpp.
-  const auto uniform = [&] { return static_cast<float>(rng() >> 40) * 0x1.0p-24f; };
+  // Counter-based numbers (nn/random.hpp): call k's shifts depend only on
+  // (seed, k), not on how many calls came before or on the threads.
+  const std::uint64_t key = draw_key(options_.seed, k);
   const float fh = std::abs(static_cast<float>(options_.height_factor));
   const float fw = std::abs(static_cast<float>(options_.width_factor));
   std::vector<Translation> shifts(n);
-  // Keras: uniform(minval=-factor, maxval=factor) times the size, heights first.
-  for (Translation& s : shifts) s.dy = (-fh + 2.0f * fh * uniform()) * static_cast<float>(h);
-  for (Translation& s : shifts) s.dx = (-fw + 2.0f * fw * uniform()) * static_cast<float>(w);
+  // Keras: uniform(minval=-factor, maxval=factor) times the size, the heights
+  // first (numbers 0 .. n-1 of the draw), then the widths (n .. 2n-1).
+  for (std::size_t i = 0; i < n; ++i) shifts[i].dy = (-fh + 2.0f * fh * uniform01(key, i)) * static_cast<float>(h);
+  for (std::size_t i = 0; i < n; ++i) shifts[i].dx = (-fw + 2.0f * fw * uniform01(key, n + i)) * static_cast<float>(w);
   return shifts;
 }
 
@@ -185,7 +181,7 @@ ConstView RandomTranslation::forward(const Tensor& x) {
     translated_ = false;
     return x;
   }
-  shifts_ = translations(calls++, x.dim(0), x.dim(1), x.dim(2));
+  shifts_ = translations(draws++, x.dim(0), x.dim(1), x.dim(2));
   translated_ = true;
   translate_images(x, shifts_, options_.fill_mode, options_.interpolation, options_.fill_value, y_);
   return y_;

@@ -13,9 +13,9 @@
 // training (evaluate, predict) the layer passes its input through unchanged.
 // No weights.
 //
-// The shifts of the k-th training call (k = 0, 1, ... counted by `calls`)
-// depend only on (seed, k): the same on every machine and at every thread
-// count, and replayable by setting `calls` back. They are not Keras's random
+// The shifts of the k-th training call (k = 0, 1, ... counted by `draws`, as
+// in Dropout) depend only on (seed, k): the same on every machine and at every
+// thread count, and replayable by setting `draws` back. They are not Keras's random
 // numbers (Keras draws from its backend's generator).
 #include <cstddef>
 #include <cstdint>
@@ -94,7 +94,7 @@ class RandomTranslation final : public Layer {
   // The shifts the last training forward applied.
   const std::vector<Translation>& last_translations() const { return shifts_; }
 
-  std::uint64_t calls = 0;  // training forward passes so far: the next one is call number `calls`
+  std::uint64_t draws = 0;  // training calls so far: the next one draws shifts number `draws`
 
  private:
   RandomTranslationOptions options_;
