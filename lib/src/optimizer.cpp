@@ -20,10 +20,12 @@ void Optimizer::step(std::span<Parameter* const> params) {
       throw Error(fmt::format("optimizer: parameter {} is {}, but it was {} at the steps before", p->name,
                               p->value.shape().str(), known->second[0].shape().str()));
   }
+  // [snippet schedule-step]
   // Keras evaluates the schedule at the count before this step's increment.
   if (schedule_) scheduled_lr_ = (*schedule_)(iterations_);
   ++iterations_;
   begin_step(iterations_);
+  // [end snippet schedule-step]
   for (Parameter* p : params) {
     std::vector<Tensor>& state = state_[p];
     while (state.size() < state_tensors()) state.emplace_back(p->value.shape());  // zeros, the first time

@@ -41,11 +41,13 @@ float CosineDecay::operator()(std::size_t step) const {
     const double target = *o_.warmup_target;
     return static_cast<float>((target - initial) * (s / warmup_steps) + initial);
   }
+  // [snippet cosine-decay]
   const double decay_from = o_.warmup_target ? static_cast<double>(*o_.warmup_target) : initial;
   const double completed = (s - warmup_steps) / decay_steps;              // 0 .. 1
   const double cosine = 0.5 * (1.0 + std::cos(std::numbers::pi * completed));  // 1 .. 0
   const double alpha = o_.alpha;
   return static_cast<float>(decay_from * ((1.0 - alpha) * cosine + alpha));
+  // [end snippet cosine-decay]
 }
 
 std::string CosineDecay::describe() const {

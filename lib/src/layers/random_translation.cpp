@@ -99,10 +99,12 @@ void translate_images(const Tensor& x, std::span<const Translation> shifts, Fill
               return row < 0 || col < 0 ? fill_value
                                         : xn[(static_cast<std::size_t>(row) * W + static_cast<std::size_t>(col)) * C + ch];
             };
+            // [snippet translate-bilinear]
             // Along the row first, then between the two rows.
             const float upper = c.w0 * at(r.i0, c.i0) + c.w1 * at(r.i0, c.i1);
             const float lower = c.w0 * at(r.i1, c.i0) + c.w1 * at(r.i1, c.i1);
             yn[(i * W + j) * C + ch] = r.w0 * upper + r.w1 * lower;
+            // [end snippet translate-bilinear]
           }
         }
       }
@@ -168,10 +170,12 @@ std::vector<Translation> RandomTranslation::translations(std::uint64_t k, std::s
   const float fh = std::abs(static_cast<float>(options_.height_factor));
   const float fw = std::abs(static_cast<float>(options_.width_factor));
   std::vector<Translation> shifts(n);
+  // [snippet translate-shifts]
   // Keras: uniform(minval=-factor, maxval=factor) times the size, the heights
   // first (numbers 0 .. n-1 of the draw), then the widths (n .. 2n-1).
   for (std::size_t i = 0; i < n; ++i) shifts[i].dy = (-fh + 2.0f * fh * uniform01(key, i)) * static_cast<float>(h);
   for (std::size_t i = 0; i < n; ++i) shifts[i].dx = (-fw + 2.0f * fw * uniform01(key, n + i)) * static_cast<float>(w);
+  // [end snippet translate-shifts]
   return shifts;
 }
 
