@@ -226,6 +226,7 @@ std::vector<NamedParameter> Sequential::named_parameters() {
   return out;
 }
 
+// [snippet logits]
 ConstView Sequential::logits(const Tensor& x, bool training) {
   for (auto& layer : layers_) layer->training = training;  // Keras's call(x, training=...)
   activations_.clear();
@@ -233,6 +234,7 @@ ConstView Sequential::logits(const Tensor& x, bool training) {
   for (Layer* step : execution_plan()) activations_.push_back(step->forward(activations_.back()));
   return activations_.back();
 }
+// [end snippet logits]
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_data("compute_gradients", x, &y);
