@@ -12,12 +12,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <numeric>
 #include <span>
 #include <vector>
 
 #include "gradcheck.hpp"
 #include "nn/error.hpp"
+#include "nn/io.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
@@ -696,6 +698,54 @@ TEST(RandomTranslation, ShapesNamesAndBadArguments) {
   model.add(nn::Flatten());
   // tf.keras 2.x's summary cuts the name column at 28 characters.
   EXPECT_THAT(model.summary(), HasSubstr("random_translation (RandomTr (None, 28, 28, 1)         0"));
+}
+
+}  // namespace
+
+// ---- The chapter's executable ---------------------------------------------------
+
+namespace {
+
+TEST(Ch12Beyond, AnUnknownStepIsOneClearError) {
+  const auto run = testing_nn::run_program("ch12-beyond", {"--step", "fastest", "--seed", "1"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.output, HasSubstr("--step 'fastest' is not a step; the steps are: sgd, momentum, convnet, augment, "
+                                    "schedule, best"));
+}
+
+TEST(Ch12Beyond, TheBestStepBuildsTheShiftsAndTheScheduleAndTrains) {
+  testing_nn::TempDir dir;
+  const auto run = testing_nn::run_program(
+      "ch12-beyond", {"--step", "best", "--seed", "1", "--epochs", "2", "--max-steps", "3", "--plots", dir.path().string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("random_translation (RandomTr (None, 28, 28, 1)         0\n"));
+  // The cosine decays over every batch of the two epochs: 2 * ceil(54000 / 128) = 844.
+  EXPECT_THAT(run.output, HasSubstr("learning_rate=CosineDecay(initial_learning_rate=0.002, decay_steps=844)"));
+  EXPECT_THAT(run.output, HasSubstr("result step=best seed=1 epochs=1 batches=3 "));
+}
+
+TEST(Ch12Beyond, TheLadderTableAveragesTheRunsOfEachStepInLadderOrder) {
+  testing_nn::TempDir dir;
+  nn::write_file_atomic(dir / "results.txt",
+                        "ladder: --step convnet --seed 1\n"
+                        "result step=convnet seed=1 epochs=15 batches=6330 train_seconds=90.00 test_accuracy=0.9910 test_loss=0.03\n"
+                        "result step=convnet seed=2 epochs=15 batches=6330 train_seconds=100.00 test_accuracy=0.9920 test_loss=0.03\n"
+                        "result step=sgd seed=1 epochs=10 batches=18750 train_seconds=19.00 test_accuracy=0.9761 test_loss=0.07\n");
+  const auto run = testing_nn::run_program("ch12-beyond",
+                                           {"--ladder", (dir / "results.txt").string(), "--plots", dir.path().string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto sgd = run.output.find("| `--step sgd`: course model, SGD | **97.61%** (97.61–97.61) | 1 | 19 s |");
+  const auto convnet = run.output.find("| `--step convnet`: keras.io convnet | **99.15%** (99.10–99.20) | 2 | 95 s |");
+  ASSERT_NE(sgd, std::string::npos) << run.output;
+  ASSERT_NE(convnet, std::string::npos) << run.output;
+  EXPECT_LT(sgd, convnet) << "the ladder's order, not the file's";
+  EXPECT_TRUE(std::filesystem::exists(dir / "12-ladder.png"));
+
+  nn::write_file_atomic(dir / "bad.txt", "result step=convnet seed=1 train_seconds=abc test_accuracy=0.99\n");
+  const auto bad = testing_nn::run_program("ch12-beyond", {"--ladder", (dir / "bad.txt").string(), "--plots",
+                                                           dir.path().string()});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("bad.txt:1: not a result line of ch12-beyond"));
 }
 
 }  // namespace
