@@ -5,6 +5,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -167,16 +168,37 @@ std::size_t Sequential::param_count() const {
   return n;
 }
 
+namespace {
+
+// One row of tf.keras 2.x's summary table (print_row in its layer_utils): the
+// fields end at columns 29, 55 and 65 of a 65-column line; each field starts
+// where the previous one ended, the last character before it always a space,
+// and a field too long for its column is cut ("max_pooling2d_1 (MaxPooling2D)"
+// shows as "max_pooling2d_1 (MaxPooling2"). Keras also pads the last field
+// with spaces to column 65; those trailing spaces are left out here.
+std::string summary_row(const std::array<std::string, 3>& fields) {
+  constexpr std::array<std::size_t, 3> ends = {29, 55, 65};  // int(65 * p) for p in (.45, .85, 1.)
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0) line.back() = ' ';
+    line += fields[i];
+    line.resize(i + 1 < fields.size() ? ends[i] : std::min(line.size(), ends[i]), ' ');  // cut, or pad
+  }
+  return line + "\n";
+}
+
+}  // namespace
+
 std::string Sequential::summary() const {
   // [snippet summary]
   const std::string rule(65, '_'), double_rule(65, '=');
   std::string s = "Model: \"sequential\"\n" + rule + "\n";
-  s += fmt::format("{:<29}{:<26}{}\n", "Layer (type)", "Output Shape", "Param #") + double_rule + "\n";
+  s += summary_row({"Layer (type)", "Output Shape", "Param #"}) + double_rule + "\n";
   Shape shape = with_batch(1, input_shape_);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     shape = layers_[i]->output_shape(shape);
-    s += fmt::format("{:<29}{:<26}{}\n", fmt::format("{} ({})", layers_[i]->name, layers_[i]->type()),
-                     keras_shape(shape), layers_[i]->param_count());
+    s += summary_row({fmt::format("{} ({})", layers_[i]->name, layers_[i]->type()), keras_shape(shape),
+                      std::to_string(layers_[i]->param_count())});
     s += (i + 1 < layers_.size() ? rule : double_rule) + "\n";
   }
   // [end snippet summary]
@@ -204,17 +226,20 @@ std::vector<NamedParameter> Sequential::named_parameters() {
   return out;
 }
 
-ConstView Sequential::logits(const Tensor& x) {
+// [snippet logits]
+ConstView Sequential::logits(const Tensor& x, bool training) {
+  for (auto& layer : layers_) layer->training = training;  // Keras's call(x, training=...)
   activations_.clear();
   activations_.push_back(x);  // a view: no copy of the batch
   for (Layer* step : execution_plan()) activations_.push_back(step->forward(activations_.back()));
   return activations_.back();
 }
+// [end snippet logits]
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_data("compute_gradients", x, &y);
   // [snippet backprop]
-  const ConstView z = logits(x);                        // forward through every layer
+  const ConstView z = logits(x, /*training=*/true);     // forward through every layer
   ensure_shape(p_, z.shape());
   softmax(z, p_);
   const double loss = softmax_crossentropy(z, y);       // from the logits, as Keras does
@@ -407,7 +432,7 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
   for (std::size_t b = 0; b < batches; ++b) {
     const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
     const ConstView xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
-    const ConstView z = logits(xb);
+    const ConstView z = logits(xb, /*training=*/false);
     loss_sum += softmax_crossentropy(z, yb) * static_cast<double>(count);  // from the logits, as Keras does
     correct += correct_count(softmax(z), yb);
   }
@@ -429,7 +454,7 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
   const std::size_t classes = out.dim(1);
   for (std::size_t first = 0; first < n; first += batch_size) {
     const std::size_t count = std::min(batch_size, n - first);
-    const Tensor p = softmax(logits(x.batch_view(first, count)));
+    const Tensor p = softmax(logits(x.batch_view(first, count), /*training=*/false));
     std::copy(p.data(), p.data() + count * classes, out.data() + first * classes);
   }
   return out;

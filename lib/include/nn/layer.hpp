@@ -72,6 +72,12 @@ class Layer {
   std::size_t param_count();  // the sum of the parameters' sizes: Keras's "Param #"
 
   std::string name;  // "dense_1": given by Sequential::add
+
+  // Keras's `training` argument of call(): Sequential sets it on every layer
+  // before each forward pass, true in a training step (fit, train_on_batch,
+  // compute_gradients), false in evaluate and predict. Only layers that act
+  // differently while training read it (Dropout, RandomTranslation).
+  bool training = false;
 };
 // [end snippet layer-interface]
 

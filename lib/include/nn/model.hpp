@@ -29,8 +29,10 @@
 #include "nn/layer.hpp"
 #include "nn/layers/conv2d.hpp"
 #include "nn/layers/dense.hpp"
+#include "nn/layers/dropout.hpp"
 #include "nn/layers/flatten.hpp"
 #include "nn/layers/max_pooling2d.hpp"
+#include "nn/layers/random_translation.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/tensor.hpp"
 
@@ -146,7 +148,9 @@ class Sequential {
   int load(const std::filesystem::path& dir);
 
  private:
-  ConstView logits(const Tensor& x);  // forward through every step of the plan
+  // Forward through every step of the plan, with every layer's `training`
+  // set first: true for a training step, false for evaluate and predict.
+  ConstView logits(const Tensor& x, bool training);
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
   // The last layer's output shape for a batch of `batch` samples (the input
   // shape itself when there are no layers yet).
