@@ -1,9 +1,12 @@
 // Chapter 04: every Conv2D variant, forward and backward, at the model's
 // shapes: x (N, 28, 28, 1) -> y (N, 26, 26, 32), 3x3 kernel, ReLU, for
-// N = 1, 32 and 256. Plus the machine's peak (a loop of independent FMAs)
-// and the GEMM on square matrices.
+// N = 1, 32 and 256; `threaded` and `direct3x3` on the second layer of
+// Keras's "Simple MNIST convnet", (128, 13, 13, 32) -> (128, 11, 11, 64).
+// Plus the machine's peak (a loop of independent FMAs) and the GEMM on
+// square matrices.
 //
 //   build/bin/04_convolution_bench
+//   build/bin/04_convolution_bench --benchmark_filter='32to64' --benchmark_repetitions=3
 //   build/bin/04_convolution_bench --benchmark_filter='conv2d_forward/.*/32'
 //   scripts/plot-bench-04.sh        # the chart in docs/figures
 //
@@ -58,26 +61,32 @@ void timed(benchmark::State& state, double flops_per_iteration, F body) {
   state.counters["GFLOP/s"] = flops_per_iteration * static_cast<double>(state.iterations()) / seconds / 1e9;
 }
 
-// The model's layer: Conv2D(32, (3, 3), activation="relu") on (N, 28, 28, 1).
-struct Model {
-  nn::Tensor kernel = random_tensor({3, 3, 1, 32}, 1);
-  nn::Tensor bias = random_tensor({32}, 2);
-  static nn::Tensor x(std::size_t n) { return random_tensor({n, 28, 28, 1}, 3 + n); }
-  static nn::Tensor dy(std::size_t n) { return random_tensor({n, 26, 26, 32}, 4 + n); }
+// A Conv2D layer with a 3x3 kernel, random weights and inputs. The model's:
+// Conv2D(32, (3, 3), activation="relu") on (N, 28, 28, 1). Keras's "Simple
+// MNIST convnet" (keras-team/keras-io, examples/vision/mnist_convnet.py) adds
+// a second, Conv2D(64, (3, 3), activation="relu") on (N, 13, 13, 32): the
+// shape where the window is C_in = 32 deep.
+struct Layer {
+  std::size_t h, w, c_in, c_out;
+  nn::Tensor kernel = random_tensor({3, 3, c_in, c_out}, 1);
+  nn::Tensor bias = random_tensor({c_out}, 2);
+  nn::Tensor x(std::size_t n) const { return random_tensor({n, h, w, c_in}, 3 + n); }
+  nn::Tensor dy(std::size_t n) const { return random_tensor({n, h - 2, w - 2, c_out}, 4 + n); }
 };
+Layer first_layer() { return {28, 28, 1, 32}; }
+Layer second_layer() { return {13, 13, 32, 64}; }
 
 // [snippet bench-forward]
-void conv2d_forward(benchmark::State& state, nn::Conv2DVariant variant, std::size_t batch) {
-  const Model m;
+void conv2d_forward(benchmark::State& state, const Layer& m, nn::Conv2DVariant variant, std::size_t batch) {
   {  // the check: this variant against naive, on a few images
-    const nn::Tensor x = Model::x(std::min<std::size_t>(batch, 4));
+    const nn::Tensor x = m.x(std::min<std::size_t>(batch, 4));
     const double err = worst_error(nn::conv2d_forward(x, m.kernel, m.bias, variant, nn::Activation::relu),
                                    nn::conv2d_forward(x, m.kernel, m.bias, nn::Conv2DVariant::naive,
                                                       nn::Activation::relu));
     if (err > 1e-5) return state.SkipWithError(("differs from naive by " + std::to_string(err)).c_str());
   }
-  const nn::Tensor x = Model::x(batch);
-  nn::Tensor y({batch, 26, 26, 32});
+  const nn::Tensor x = m.x(batch);
+  nn::Tensor y({batch, m.h - 2, m.w - 2, m.c_out});
   const double flops = nn::conv2d_dims(x.shape(), m.kernel.shape()).forward_flops();
   timed(state, flops, [&] {
     nn::conv2d_forward(x, m.kernel, m.bias, y, variant, nn::Activation::relu);
@@ -87,18 +96,17 @@ void conv2d_forward(benchmark::State& state, nn::Conv2DVariant variant, std::siz
 }
 // [end snippet bench-forward]
 
-void conv2d_backward(benchmark::State& state, nn::Conv2DVariant variant, std::size_t batch) {
-  const Model m;
+void conv2d_backward(benchmark::State& state, const Layer& m, nn::Conv2DVariant variant, std::size_t batch) {
   {
     const std::size_t n = std::min<std::size_t>(batch, 4);
-    const nn::Tensor x = Model::x(n), dy = Model::dy(n);
+    const nn::Tensor x = m.x(n), dy = m.dy(n);
     const auto got = nn::conv2d_backward(x, m.kernel, dy, variant);
     const auto want = nn::conv2d_backward(x, m.kernel, dy, nn::Conv2DVariant::naive);
     const double err = std::max({worst_error(got.dkernel, want.dkernel), worst_error(got.dbias, want.dbias),
                                  worst_error(got.dx, want.dx)});
     if (err > 1e-4) return state.SkipWithError(("differs from naive by " + std::to_string(err)).c_str());
   }
-  const nn::Tensor x = Model::x(batch), dy = Model::dy(batch);
+  const nn::Tensor x = m.x(batch), dy = m.dy(batch);
   nn::Conv2DGradients grads;  // allocated here, once, as the forward benchmark allocates y
   nn::conv2d_backward(x, m.kernel, dy, variant, grads.dkernel, grads.dbias, &grads.dx);
   const double flops = 2 * nn::conv2d_dims(x.shape(), m.kernel.shape()).forward_flops();  // dkernel + dx
@@ -213,18 +221,31 @@ void gemm_square(benchmark::State& state, const std::string& how, std::size_t n)
   });
 }
 
-// Names exactly conv2d_forward/<variant>/<batch> and conv2d_backward/<variant>/<batch>.
+// Names exactly conv2d_forward/<variant>/<batch> and conv2d_backward/<variant>/<batch>
+// (the model's layer, which scripts/plot-bench-04.sh plots), then
+// conv2d_forward_32to64/<variant>/128 and conv2d_backward_32to64/<variant>/128
+// (the second layer, at Keras's batch size of 128) for the two variants that
+// compete on it.
 const bool registered = [] {
+  static const Layer first = first_layer(), second = second_layer();
   for (std::size_t batch : {1, 32, 256})
     for (nn::Conv2DVariant v : nn::conv2d_variants())
       for (bool forward : {true, false}) {
         const std::string name = std::string(forward ? "conv2d_forward/" : "conv2d_backward/") +
                                  std::string(nn::conv2d_variant_name(v)) + "/" + std::to_string(batch);
-        auto* b = forward ? benchmark::RegisterBenchmark(name.c_str(), conv2d_forward, v, batch)
-                          : benchmark::RegisterBenchmark(name.c_str(), conv2d_backward, v, batch);
+        auto* b = forward ? benchmark::RegisterBenchmark(name.c_str(), conv2d_forward, first, v, batch)
+                          : benchmark::RegisterBenchmark(name.c_str(), conv2d_backward, first, v, batch);
         b->Unit(benchmark::kMicrosecond);
         if (v == nn::Conv2DVariant::naive && batch == 256) b->Iterations(3);  // ~0.1-0.3 s each: three are enough
       }
+  for (nn::Conv2DVariant v : {nn::Conv2DVariant::threaded, nn::Conv2DVariant::direct3x3})
+    for (bool forward : {true, false}) {
+      const std::string name = std::string(forward ? "conv2d_forward_32to64/" : "conv2d_backward_32to64/") +
+                               std::string(nn::conv2d_variant_name(v)) + "/128";
+      auto* b = forward ? benchmark::RegisterBenchmark(name.c_str(), conv2d_forward, second, v, 128)
+                        : benchmark::RegisterBenchmark(name.c_str(), conv2d_backward, second, v, 128);
+      b->Unit(benchmark::kMicrosecond);
+    }
 #if NN_HAVE_SIMD
   benchmark::RegisterBenchmark("peak_fma/1_thread", peak_fma, false)->Unit(benchmark::kMillisecond);
   benchmark::RegisterBenchmark("peak_fma/all_threads", peak_fma, true)->Unit(benchmark::kMillisecond);

@@ -236,6 +236,11 @@ const ConvCase kCases[] = {
     {3, 28, 28, 1, 3, 3, 16},  // direct3x3 with one vector of channels (AVX-512)
     {2, 8, 11, 1, 3, 3, 48},   // direct3x3, three vectors, non-square image
     {3, 10, 13, 1, 3, 3, 33},  // C_out not a multiple of the vector: direct3x3 falls back
+    {1, 13, 13, 32, 3, 3, 64},  // Keras's second layer: direct3x3 with C_in > 1, dx by the flipped kernel
+    {3, 13, 13, 32, 3, 3, 64},  // the same, an odd batch
+    {3, 9, 11, 3, 3, 3, 32},   // direct3x3, C_in = 3: dx by dot products, kernel rows in blocks of 4 + 4 + 1
+    {2, 8, 7, 16, 3, 3, 48},   // direct3x3, C_in = 16, a channel count that leaves single vectors over
+    {3, 10, 13, 4, 3, 3, 33},  // C_in > 1, C_out not a multiple of the vector: direct3x3 falls back
     {2, 9, 7, 3, 3, 3, 5},     // C_in > 1, non-square
     {5, 6, 11, 2, 1, 1, 4},    // 1x1 kernel
     {4, 12, 10, 3, 5, 5, 7},   // 5x5 kernel
@@ -299,6 +304,60 @@ TEST(Conv2D, ThreadedVariantsAgreeForAnyThreadCount) {
       EXPECT_TRUE(all_close(gv.dx, g.dx, 1e-4, 1e-5)) << what;
     }
   }
+  nn::set_thread_count(0);
+}
+
+// direct3x3 with C_in > 1 (Keras's second layer, 32 -> 64 channels on 13x13)
+// at 1, 2 and 3 threads, on batches that split unevenly: close to naive, and
+// bit-identical when run again with the same thread count.
+TEST(Conv2D, Direct3x3WithChannelsAgreesForAnyThreadCountAndRepeats) {
+  for (std::size_t batch : {1u, 5u}) {
+    const Tensor x = random_tensor({batch, 13, 13, 32}, 21), kernel = random_tensor({3, 3, 32, 64}, 22);
+    const Tensor bias = random_tensor({64}, 23), dy = random_tensor({batch, 11, 11, 64}, 24);
+    const Tensor y = nn::conv2d_forward(x, kernel, bias, Conv2DVariant::naive, nn::Activation::relu);
+    const auto g = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::naive);
+    for (std::size_t threads : {1, 2, 3}) {
+      nn::set_thread_count(threads);
+      const std::string what = "batch " + std::to_string(batch) + ", " + std::to_string(threads) + " threads";
+      const Tensor yv = nn::conv2d_forward(x, kernel, bias, Conv2DVariant::direct3x3, nn::Activation::relu);
+      const auto gv = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::direct3x3);
+      EXPECT_TRUE(all_close(yv, y, 1e-5, 1e-5)) << what;
+      EXPECT_TRUE(all_close(gv.dkernel, g.dkernel, 1e-3, 1e-5)) << what;
+      EXPECT_TRUE(all_close(gv.dbias, g.dbias, 1e-3, 1e-5)) << what;
+      EXPECT_TRUE(all_close(gv.dx, g.dx, 1e-4, 1e-5)) << what;
+      const auto again = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::direct3x3);
+      EXPECT_TRUE(std::equal(yv.span().begin(), yv.span().end(),
+                             nn::conv2d_forward(x, kernel, bias, Conv2DVariant::direct3x3, nn::Activation::relu)
+                                 .span()
+                                 .begin()))
+          << what;
+      EXPECT_TRUE(std::equal(gv.dkernel.span().begin(), gv.dkernel.span().end(), again.dkernel.span().begin()))
+          << what;
+      EXPECT_TRUE(std::equal(gv.dbias.span().begin(), gv.dbias.span().end(), again.dbias.span().begin())) << what;
+      EXPECT_TRUE(std::equal(gv.dx.span().begin(), gv.dx.span().end(), again.dx.span().begin())) << what;
+    }
+  }
+  nn::set_thread_count(0);
+}
+
+// direct3x3 keeps the flipped kernel of its input gradient from one call to
+// the next while the kernel is unchanged: a changed kernel, or the same
+// values seen as (3, 3, 64, 32) instead of (3, 3, 32, 64), must be flipped anew.
+TEST(Conv2D, Direct3x3InputGradientFollowsAChangedKernel) {
+  nn::set_thread_count(1);
+  const Tensor x = random_tensor({2, 13, 13, 32}, 31), dy = random_tensor({2, 11, 11, 64}, 32);
+  Tensor kernel = random_tensor({3, 3, 32, 64}, 33);
+  for (int change = 0; change < 3; ++change) {
+    if (change == 1) kernel[1000] += 1.0f;  // one weight of one tap
+    if (change == 2) kernel[0] = -kernel[0];
+    const auto g = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::direct3x3);
+    const auto expected = nn::conv2d_backward(x, kernel, dy, Conv2DVariant::naive);
+    EXPECT_TRUE(all_close(g.dx, expected.dx, 1e-4, 1e-5)) << "change " << change;
+  }
+  const Tensor swapped = kernel.reshape({3, 3, 64, 32});
+  const Tensor x64 = random_tensor({2, 13, 13, 64}, 34), dy32 = random_tensor({2, 11, 11, 32}, 35);
+  EXPECT_TRUE(all_close(nn::conv2d_backward(x64, swapped, dy32, Conv2DVariant::direct3x3).dx,
+                        nn::conv2d_backward(x64, swapped, dy32, Conv2DVariant::naive).dx, 1e-4, 1e-5));
   nn::set_thread_count(0);
 }
 

@@ -1,25 +1,38 @@
 // Chapter 12: beyond the Keras program. Dropout with Keras's semantics, the
 // `training` flag that Sequential sets, and Keras's "Simple MNIST convnet"
-// (keras.io/examples/vision/mnist_convnet) built from the public API.
+// (keras.io/examples/vision/mnist_convnet) built from the public API; then the
+// ladder's pieces: learning-rate schedules (nn/schedules.hpp) and the
+// RandomTranslation augmentation layer (nn/layers/random_translation.hpp).
+//
+// The expected schedule values are Keras 3's documented formulas
+// (keras/src/optimizers/schedules/learning_rate_schedule.py) worked out by
+// hand in the comments, not computed by the library.
 #include <gtest/gtest.h>
 #include <gmock/gmock.h>
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <numeric>
 #include <span>
 #include <vector>
 
 #include "gradcheck.hpp"
 #include "nn/error.hpp"
+#include "nn/io.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
+#include "nn/optimizer.hpp"
 #include "nn/parallel.hpp"
+#include "nn/schedules.hpp"
 #include "testing.hpp"
 
 namespace {
 
 using ::testing::HasSubstr;
+using testing_nn::error_of;
+using testing_nn::random_tensor;
 
 bool same_bits(nn::ConstView a, nn::ConstView b) {
   return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
@@ -261,6 +274,478 @@ TEST(KerasIoConvnet, BuildsFromThePublicApiWithKerasSummaryAndLearns) {
   EXPECT_NEAR(first, std::log(10.0), 0.3) << "about ln 10 at the start";
   EXPECT_LT(last, 0.6 * first);
   EXPECT_TRUE(std::isfinite(last));
+}
+
+// ---- Learning-rate schedules -----------------------------------------------
+
+TEST(Schedules, CosineDecayFollowsHalfACosineToAlpha) {
+  const nn::CosineDecay cosine({.initial_learning_rate = 0.1f, .decay_steps = 100});
+  // 0.1 * 0.5 * (1 + cos(pi * s / 100))
+  EXPECT_FLOAT_EQ(cosine(0), 0.1f);
+  EXPECT_FLOAT_EQ(cosine(25), 0.085355339f);  // 0.05 * (1 + cos(pi / 4)) = 0.05 * 1.70710678
+  EXPECT_FLOAT_EQ(cosine(50), 0.05f);         // cos(pi / 2) = 0
+  EXPECT_NEAR(cosine(75), 0.014644661f, 1e-9f);  // 0.05 * (1 - 0.70710678)
+  EXPECT_NEAR(cosine(100), 0.0f, 1e-9f);
+  EXPECT_NEAR(cosine(1000), 0.0f, 1e-9f);  // Keras clamps the step at decay_steps
+
+  const nn::CosineDecay floor({.initial_learning_rate = 0.1f, .decay_steps = 100, .alpha = 0.1f});
+  // 0.1 * ((1 - 0.1) * cosine + 0.1)
+  EXPECT_FLOAT_EQ(floor(0), 0.1f);
+  EXPECT_FLOAT_EQ(floor(50), 0.055f);   // 0.1 * (0.9 * 0.5 + 0.1)
+  EXPECT_FLOAT_EQ(floor(100), 0.01f);   // 0.1 * alpha
+  EXPECT_FLOAT_EQ(floor(5000), 0.01f);
+}
+
+TEST(Schedules, CosineDecayWithWarmup) {
+  const nn::CosineDecay warm(
+      {.initial_learning_rate = 0.0f, .decay_steps = 100, .warmup_target = 0.1f, .warmup_steps = 10});
+  // Warmup: (0.1 - 0) * s / 10 + 0; then the decay from 0.1 over the next 100 steps.
+  EXPECT_FLOAT_EQ(warm(0), 0.0f);
+  EXPECT_FLOAT_EQ(warm(5), 0.05f);
+  EXPECT_FLOAT_EQ(warm(10), 0.1f);
+  EXPECT_FLOAT_EQ(warm(60), 0.05f);  // halfway through the decay
+  EXPECT_NEAR(warm(110), 0.0f, 1e-9f);
+  EXPECT_NEAR(warm(500), 0.0f, 1e-9f);
+}
+
+TEST(Schedules, ExponentialDecay) {
+  const nn::ExponentialDecay smooth({.initial_learning_rate = 0.1f, .decay_steps = 10, .decay_rate = 0.5f});
+  // 0.1 * 0.5^(s / 10)
+  EXPECT_FLOAT_EQ(smooth(0), 0.1f);
+  EXPECT_FLOAT_EQ(smooth(5), 0.070710678f);  // 0.1 / sqrt(2)
+  EXPECT_FLOAT_EQ(smooth(10), 0.05f);
+  EXPECT_FLOAT_EQ(smooth(15), 0.035355339f);
+  EXPECT_FLOAT_EQ(smooth(20), 0.025f);
+
+  const nn::ExponentialDecay stairs(
+      {.initial_learning_rate = 0.1f, .decay_steps = 10, .decay_rate = 0.5f, .staircase = true});
+  // 0.1 * 0.5^floor(s / 10)
+  EXPECT_FLOAT_EQ(stairs(0), 0.1f);
+  EXPECT_FLOAT_EQ(stairs(9), 0.1f);
+  EXPECT_FLOAT_EQ(stairs(10), 0.05f);
+  EXPECT_FLOAT_EQ(stairs(19), 0.05f);
+  EXPECT_FLOAT_EQ(stairs(20), 0.025f);
+}
+
+TEST(Schedules, PiecewiseConstantDecayBoundariesBelongToTheIntervalBelow) {
+  // Keras's docstring example: 1.0 for steps <= 100000, 0.5 up to 110000, then 0.1.
+  const nn::PiecewiseConstantDecay pieces({100000, 110000}, {1.0f, 0.5f, 0.1f});
+  EXPECT_EQ(pieces(0), 1.0f);
+  EXPECT_EQ(pieces(100000), 1.0f);
+  EXPECT_EQ(pieces(100001), 0.5f);
+  EXPECT_EQ(pieces(110000), 0.5f);
+  EXPECT_EQ(pieces(110001), 0.1f);
+  EXPECT_EQ(pieces(10000000), 0.1f);
+}
+
+TEST(Schedules, DescribeGivesTheKerasLine) {
+  EXPECT_EQ(nn::CosineDecay({.initial_learning_rate = 0.001f, .decay_steps = 6330}).describe(),
+            "CosineDecay(initial_learning_rate=0.001, decay_steps=6330)");
+  EXPECT_EQ(nn::CosineDecay({.initial_learning_rate = 0.001f, .decay_steps = 6330, .alpha = 0.1f}).describe(),
+            "CosineDecay(initial_learning_rate=0.001, decay_steps=6330, alpha=0.1)");
+  EXPECT_EQ(nn::ExponentialDecay({.initial_learning_rate = 0.01f, .decay_steps = 1000, .decay_rate = 0.9f,
+                                  .staircase = true})
+                .describe(),
+            "ExponentialDecay(initial_learning_rate=0.01, decay_steps=1000, decay_rate=0.9, staircase=True)");
+  EXPECT_EQ(nn::PiecewiseConstantDecay({100, 110}, {1.0f, 0.5f, 0.1f}).describe(),
+            "PiecewiseConstantDecay(boundaries=[100, 110], values=[1, 0.5, 0.1])");
+}
+
+TEST(Schedules, BadArgumentsThrow) {
+  EXPECT_THAT(error_of([] { nn::CosineDecay({.initial_learning_rate = 0.1f, .decay_steps = 0}); }),
+              HasSubstr("decay_steps must be > 0"));
+  EXPECT_THAT(error_of([] { nn::ExponentialDecay({.initial_learning_rate = 0.1f, .decay_steps = 0, .decay_rate = 0.5f}); }),
+              HasSubstr("decay_steps must be > 0"));
+  EXPECT_THAT(error_of([] { nn::ExponentialDecay({.initial_learning_rate = 0.1f, .decay_steps = -5, .decay_rate = 0.5f}); }),
+              HasSubstr("decay_steps must be > 0"));
+  EXPECT_THAT(error_of([] { nn::PiecewiseConstantDecay({100, 200}, {1.0f, 0.5f}); }),
+              HasSubstr("one more entry than boundaries"));
+  EXPECT_THAT(error_of([] { nn::PiecewiseConstantDecay({200, 100}, {1.0f, 0.5f, 0.1f}); }),
+              HasSubstr("strictly increasing"));
+  EXPECT_THROW(nn::PiecewiseConstantDecay({}, {}), nn::Error);
+}
+
+// w = 1 with the constant gradient 1: each SGD step takes exactly lr off w.
+TEST(Schedules, SGDUsesTheScheduleAtTheCountBeforeEachStep) {
+  nn::SGD sgd({.learning_rate = 0.5f});  // overridden by the schedule
+  // lr 1/8 at step 0, 1/4 at step 1, 1/2 after (powers of two: exact sums).
+  // A schedule read at the count after the increment would start with 1/4.
+  sgd.set_schedule(nn::PiecewiseConstantDecay({0, 1}, {0.125f, 0.25f, 0.5f}));
+  nn::Parameter w("w", nn::Tensor({1}, 1.0f));
+  w.grad = nn::Tensor({1}, 1.0f);
+  nn::Parameter* params[] = {&w};
+  sgd.step(params);
+  EXPECT_EQ(w.value[0], 0.875f);
+  sgd.step(params);
+  EXPECT_EQ(w.value[0], 0.625f);
+  sgd.step(params);
+  EXPECT_EQ(w.value[0], 0.125f);
+  sgd.step(params);
+  EXPECT_EQ(w.value[0], -0.375f);
+
+  sgd.set_schedule(nullptr);  // back to learning_rate=0.5
+  sgd.step(params);
+  EXPECT_EQ(w.value[0], -0.875f);
+}
+
+TEST(Schedules, MomentumAndRMSpropUseTheScheduledRate) {
+  nn::Parameter w("w", nn::Tensor({1}, 1.0f));
+  w.grad = nn::Tensor({1}, 1.0f);
+  nn::Parameter* params[] = {&w};
+  nn::SGD momentum({.learning_rate = 0.5f, .momentum = 0.5f});
+  momentum.set_schedule(nn::PiecewiseConstantDecay({0}, {0.1f, 0.2f}));
+  momentum.step(params);  // v = -0.1, w = 0.9
+  momentum.step(params);  // v = 0.5 * -0.1 - 0.2 = -0.25, w = 0.65
+  EXPECT_FLOAT_EQ(w.value[0], 0.65f);
+
+  w.value[0] = 1.0f;
+  nn::RMSprop rms({.learning_rate = 0.5f, .rho = 0.0f, .epsilon = 0.0f});
+  rms.set_schedule(nn::PiecewiseConstantDecay({0}, {0.1f, 0.2f}));
+  rms.step(params);  // rho 0: s = g^2 = 1, w -= lr g / 1 = 0.1
+  rms.step(params);  // 0.2
+  EXPECT_FLOAT_EQ(w.value[0], 0.7f);
+}
+
+TEST(Schedules, AdamStepSizeUsesTheScheduledRate) {
+  // With a constant gradient Adam's bias-corrected m / sqrt(s) is 1 at every
+  // step, so each step moves w by lr (less a hair for epsilon).
+  nn::Adam adam({.learning_rate = 0.5f});
+  adam.set_schedule(nn::ExponentialDecay({.initial_learning_rate = 0.01f, .decay_steps = 1, .decay_rate = 0.5f}));
+  nn::Parameter w("w", nn::Tensor({1}, 1.0f));
+  w.grad = nn::Tensor({1}, 2.0f);
+  nn::Parameter* params[] = {&w};
+  adam.step(params);  // lr(0) = 0.01
+  EXPECT_NEAR(w.value[0], 0.99f, 1e-6f);
+  adam.step(params);  // lr(1) = 0.005
+  EXPECT_NEAR(w.value[0], 0.985f, 1e-6f);
+  adam.step(params);  // lr(2) = 0.0025
+  EXPECT_NEAR(w.value[0], 0.9825f, 1e-6f);
+}
+
+TEST(Schedules, OptimizerDescribeShowsTheSchedule) {
+  nn::Adam adam;
+  adam.set_schedule(nn::CosineDecay({.initial_learning_rate = 0.001f, .decay_steps = 6330}));
+  EXPECT_EQ(adam.describe(),
+            "Adam(learning_rate=CosineDecay(initial_learning_rate=0.001, decay_steps=6330), beta_1=0.9, "
+            "beta_2=0.999, epsilon=1e-07)");
+  auto sgd = nn::make_optimizer("sgd", 0.01f, 0.9f);
+  sgd->set_schedule(nn::PiecewiseConstantDecay({100}, {0.01f, 0.001f}));
+  EXPECT_EQ(sgd->describe(),
+            "SGD(learning_rate=PiecewiseConstantDecay(boundaries=[100], values=[0.01, 0.001]), momentum=0.9)");
+  ASSERT_NE(sgd->schedule(), nullptr);
+  EXPECT_FLOAT_EQ((*sgd->schedule())(101), 0.001f);
+}
+
+
+// ---- RandomTranslation -----------------------------------------------------
+
+// A (1, 3, 4, 1) image whose pixel (i, j) is 10 i + j + 1: 1 2 3 4 / 11 12 13 14 / 21 22 23 24.
+nn::Tensor small_image() {
+  nn::Tensor x({1, 3, 4, 1});
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 4; ++j) x(0, i, j, 0) = static_cast<float>(10 * i + j + 1);
+  return x;
+}
+
+std::vector<float> values(const nn::Tensor& t) { return {t.span().begin(), t.span().end()}; }
+
+std::vector<float> shifted(const nn::Tensor& x, nn::Translation shift, nn::FillMode mode,
+                           nn::Interpolation interpolation = nn::Interpolation::bilinear, float fill = 0.0f) {
+  nn::Tensor y;
+  const nn::Translation shifts[] = {shift};
+  nn::translate_images(x, shifts, mode, interpolation, fill, y);
+  return values(y);
+}
+
+TEST(RandomTranslation, InferenceIsTheIdentity) {
+  nn::RandomTranslation layer({.height_factor = 0.5, .width_factor = 0.5, .seed = 3});
+  const nn::Tensor x = random_tensor({4, 6, 5, 2}, 1);
+  layer.training = false;
+  const nn::ConstView y = layer.forward(x);
+  EXPECT_EQ(values(y.tensor()), values(x));
+  EXPECT_EQ(layer.draws, 0u);  // inference draws no shifts
+  const nn::Tensor dy = random_tensor(x.shape(), 2);
+  EXPECT_EQ(values(layer.backward(x, y, dy, true).tensor()), values(dy));
+}
+
+TEST(RandomTranslation, AWholePixelShiftMovesEveryPixelAndFillsTheBorder) {
+  const nn::Tensor x = small_image();
+  // One pixel right: column j reads column j - 1; column 0 reads outside.
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::reflect),
+            (std::vector<float>{1, 1, 2, 3, 11, 11, 12, 13, 21, 21, 22, 23}));  // d c b a | a b c d
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::constant, nn::Interpolation::bilinear, 7.0f),
+            (std::vector<float>{7, 1, 2, 3, 7, 11, 12, 13, 7, 21, 22, 23}));
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::nearest),
+            (std::vector<float>{1, 1, 2, 3, 11, 11, 12, 13, 21, 21, 22, 23}));
+  EXPECT_EQ(shifted(x, {.dx = 1}, nn::FillMode::wrap),
+            (std::vector<float>{4, 1, 2, 3, 14, 11, 12, 13, 24, 21, 22, 23}));
+  // Two pixels right: reflect mirrors about the edge (b a | a b), nearest repeats a.
+  EXPECT_EQ(shifted(x, {.dx = 2}, nn::FillMode::reflect),
+            (std::vector<float>{2, 1, 1, 2, 12, 11, 11, 12, 22, 21, 21, 22}));
+  EXPECT_EQ(shifted(x, {.dx = 2}, nn::FillMode::nearest),
+            (std::vector<float>{1, 1, 1, 2, 11, 11, 11, 12, 21, 21, 21, 22}));
+  // One pixel up: row i reads row i + 1; the last row reads below the image.
+  EXPECT_EQ(shifted(x, {.dy = -1}, nn::FillMode::reflect),
+            (std::vector<float>{11, 12, 13, 14, 21, 22, 23, 24, 21, 22, 23, 24}));
+  EXPECT_EQ(shifted(x, {.dy = -1}, nn::FillMode::constant),
+            (std::vector<float>{11, 12, 13, 14, 21, 22, 23, 24, 0, 0, 0, 0}));
+  // Left and down at once.
+  EXPECT_EQ(shifted(x, {.dx = -1, .dy = 1}, nn::FillMode::constant),
+            (std::vector<float>{0, 0, 0, 0, 2, 3, 4, 0, 12, 13, 14, 0}));
+  // No shift: the image itself, in every mode.
+  EXPECT_EQ(shifted(x, {}, nn::FillMode::constant), values(x));
+}
+
+TEST(RandomTranslation, AFractionalShiftInterpolatesBilinearly) {
+  const nn::Tensor x = small_image();
+  // Half a pixel right: the mean of each pixel and its left neighbour (at the
+  // border, reflect's neighbour is the pixel itself).
+  EXPECT_EQ(shifted(x, {.dx = 0.5f}, nn::FillMode::reflect),
+            (std::vector<float>{1, 1.5f, 2.5f, 3.5f, 11, 11.5f, 12.5f, 13.5f, 21, 21.5f, 22.5f, 23.5f}));
+  EXPECT_EQ(shifted(x, {.dx = 0.5f}, nn::FillMode::constant),
+            (std::vector<float>{0.5f, 1.5f, 2.5f, 3.5f, 5.5f, 11.5f, 12.5f, 13.5f, 10.5f, 21.5f, 22.5f, 23.5f}));
+  // Half a pixel down and right: the mean of four pixels, (1 + 2 + 11 + 12) / 4 = 6.5 at (1, 1).
+  const std::vector<float> both = shifted(x, {.dx = 0.5f, .dy = 0.5f}, nn::FillMode::reflect);
+  EXPECT_FLOAT_EQ(both[1 * 4 + 1], 6.5f);
+  EXPECT_FLOAT_EQ(both[2 * 4 + 3], 18.5f);  // (13 + 14 + 23 + 24) / 4
+  // A quarter pixel left: 3/4 of the pixel, 1/4 of its right neighbour.
+  const std::vector<float> quarter = shifted(x, {.dx = -0.25f}, nn::FillMode::reflect);
+  EXPECT_FLOAT_EQ(quarter[0], 1.25f);  // 0.75 * 1 + 0.25 * 2
+  EXPECT_FLOAT_EQ(quarter[3], 4.0f);   // 0.75 * 4 + 0.25 * 4 (reflected)
+}
+
+TEST(RandomTranslation, NearestInterpolationTakesTheClosestPixel) {
+  const nn::Tensor x = small_image();
+  EXPECT_EQ(shifted(x, {.dx = 0.4f}, nn::FillMode::reflect, nn::Interpolation::nearest), values(x));
+  EXPECT_EQ(shifted(x, {.dx = 0.6f}, nn::FillMode::reflect, nn::Interpolation::nearest),
+            shifted(x, {.dx = 1}, nn::FillMode::reflect));
+}
+
+// <T x, v> = <x, T^T v> for every x and v when T^T is T's adjoint.
+TEST(RandomTranslation, TheAdjointIsTheTranspose) {
+  const nn::Tensor x = random_tensor({3, 7, 6, 2}, 11), v = random_tensor({3, 7, 6, 2}, 12);
+  const std::vector<nn::Translation> shifts = {{.dx = 1.3f, .dy = -0.7f}, {.dx = -2.6f, .dy = 2.2f}, {.dx = 0.5f, .dy = 0}};
+  const auto dot = [](const nn::Tensor& a, const nn::Tensor& b) {
+    double sum = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
+    return sum;
+  };
+  for (const nn::FillMode mode : {nn::FillMode::reflect, nn::FillMode::constant, nn::FillMode::nearest, nn::FillMode::wrap})
+    for (const nn::Interpolation interpolation : {nn::Interpolation::bilinear, nn::Interpolation::nearest}) {
+      nn::Tensor tx, tv;
+      nn::translate_images(x, shifts, mode, interpolation, 0.0f, tx);  // fill 0: T is linear
+      nn::translate_images_adjoint(v, shifts, mode, interpolation, tv);
+      EXPECT_NEAR(dot(tx, v), dot(x, tv), 1e-4) << static_cast<int>(mode) << " " << static_cast<int>(interpolation);
+    }
+  // By hand: one pixel right with a constant border sends each gradient one pixel left; column 3 gets none.
+  const nn::Tensor g = small_image();
+  nn::Tensor dx;
+  const nn::Translation right[] = {{.dx = 1}};
+  nn::translate_images_adjoint(g, right, nn::FillMode::constant, nn::Interpolation::bilinear, dx);
+  EXPECT_EQ(values(dx), (std::vector<float>{2, 3, 4, 0, 12, 13, 14, 0, 22, 23, 24, 0}));
+  // Reflect: column 0 was read twice (by output columns 0 and 1).
+  nn::translate_images_adjoint(g, right, nn::FillMode::reflect, nn::Interpolation::bilinear, dx);
+  EXPECT_EQ(values(dx), (std::vector<float>{3, 3, 4, 0, 23, 13, 14, 0, 43, 23, 24, 0}));
+}
+
+TEST(RandomTranslation, BackwardIsTheAdjointOfTheLastTrainingShift) {
+  nn::RandomTranslation layer({.height_factor = 0.2, .width_factor = 0.2, .seed = 5});
+  layer.training = true;
+  const nn::Tensor x = random_tensor({4, 10, 10, 1}, 21), dy = random_tensor({4, 10, 10, 1}, 22);
+  const nn::ConstView y = layer.forward(x);
+  nn::Tensor expected;
+  nn::translate_images_adjoint(dy, layer.last_translations(), nn::FillMode::reflect, nn::Interpolation::bilinear,
+                               expected);
+  EXPECT_EQ(values(layer.backward(x, y, dy, true).tensor()), values(expected));
+  EXPECT_EQ(layer.backward(x, y, dy, false).size(), 0u);  // the first layer: no input gradient
+}
+
+// The generic check of dx against central differences, through the Layer
+// interface, with call 0's shifts replayed on every call (as ReplayedDropout).
+class ReplayedTranslation final : public nn::Layer {
+ public:
+  explicit ReplayedTranslation(const nn::RandomTranslationOptions& o) : layer_(o) { layer_.training = true; }
+  std::string type() const override { return "RandomTranslation"; }
+  std::string base_name() const override { return "random_translation"; }
+  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+  nn::ConstView forward(const nn::Tensor& x) override {
+    layer_.draws = 0;
+    return layer_.forward(x);
+  }
+  nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y, const nn::Tensor& dy, bool need_dx) override {
+    return layer_.backward(x, y, dy, need_dx);
+  }
+
+ private:
+  nn::RandomTranslation layer_;
+};
+
+TEST(RandomTranslation, GradientsMatchCentralDifferences) {
+  for (const nn::FillMode mode : {nn::FillMode::reflect, nn::FillMode::constant, nn::FillMode::wrap}) {
+    ReplayedTranslation shift({.height_factor = 0.3, .width_factor = 0.3, .fill_mode = mode, .seed = 6,
+                               .fill_value = 0.5f});
+    const nn::Tensor x = random_tensor({3, 7, 6, 2}, 23);
+    EXPECT_EQ(testing_nn::layer_gradient_problems(shift, x, 5), "") << static_cast<int>(mode);
+  }
+}
+
+TEST(RandomTranslation, FitShiftsTheTrainingBatchesAndEvaluateDoesNot) {
+  nn::Sequential model({6, 6, 1});
+  model.add(nn::RandomTranslation({.height_factor = 1.0 / 6, .width_factor = 1.0 / 6, .seed = 2}));
+  model.add(nn::Flatten());
+  model.add(nn::Dense({.units = 10, .input_dim = 36, .seed = 3}));
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  auto& shift = dynamic_cast<nn::RandomTranslation&>(*model.layers()[0]);
+  const nn::Tensor x = random_tensor({16, 6, 6, 1}, 1, 0.0f, 1.0f);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1, 2, 3, 4, 5});
+  const nn::Tensor p1 = model.predict(x);
+  const nn::Evaluation before = model.evaluate(x, y);
+  EXPECT_EQ(shift.draws, 0u);  // inference: no shifts
+  EXPECT_TRUE(same_bits(model.predict(x), p1));
+  // A training step sees shifted images: its loss is not the inference loss.
+  EXPECT_NE(model.compute_gradients(x, y), before.loss);
+  EXPECT_EQ(shift.draws, 1u);
+  model.fit(x, y, {.epochs = 2, .batch_size = 8, .seed = 1});
+  EXPECT_EQ(shift.draws, 1u + 4u);  // two batches an epoch
+  model.predict(x);
+  EXPECT_FALSE(shift.training);  // predict runs in inference
+  EXPECT_EQ(shift.draws, 5u);
+}
+
+TEST(RandomTranslation, ShiftsStayWithinTheFactorTimesTheSize) {
+  const nn::RandomTranslation layer({.height_factor = 2.0 / 28, .width_factor = 3.0 / 28, .seed = 1});
+  const std::vector<nn::Translation> shifts = layer.translations(0, 2000, 28, 28);
+  float min_dx = 0, max_dx = 0, min_dy = 0, max_dy = 0;
+  bool fractional = false;
+  for (const nn::Translation& s : shifts) {
+    EXPECT_LE(std::abs(s.dy), 2.0f + 1e-5f);
+    EXPECT_LE(std::abs(s.dx), 3.0f + 1e-5f);
+    min_dx = std::min(min_dx, s.dx), max_dx = std::max(max_dx, s.dx);
+    min_dy = std::min(min_dy, s.dy), max_dy = std::max(max_dy, s.dy);
+    fractional = fractional || s.dx != std::round(s.dx);
+  }
+  // Uniform over the whole range, both ways, fractions of a pixel included.
+  EXPECT_LT(min_dy, -1.9f);
+  EXPECT_GT(max_dy, 1.9f);
+  EXPECT_LT(min_dx, -2.9f);
+  EXPECT_GT(max_dx, 2.9f);
+  EXPECT_TRUE(fractional);
+  // A factor of 0 on one axis: no shift on it.
+  const nn::RandomTranslation sideways({.width_factor = 0.1, .seed = 1});
+  for (const nn::Translation& s : sideways.translations(0, 100, 28, 28)) EXPECT_EQ(s.dy, 0.0f);
+}
+
+TEST(RandomTranslation, TheShiftsOfCallKDependOnlyOnTheSeedAndK) {
+  const nn::RandomTranslationOptions options{.height_factor = 0.1, .width_factor = 0.1, .seed = 42};
+  nn::RandomTranslation a(options), b(options), other({.height_factor = 0.1, .width_factor = 0.1, .seed = 43});
+  a.training = b.training = other.training = true;
+  const nn::Tensor x = random_tensor({8, 28, 28, 1}, 31);
+  const std::vector<float> a0 = values(a.forward(x).tensor());
+  EXPECT_EQ(a.draws, 1u);
+  EXPECT_EQ(values(b.forward(x).tensor()), a0);              // same seed, same call: same images
+  EXPECT_NE(values(other.forward(x).tensor()), a0);          // another seed
+  const std::vector<float> a1 = values(a.forward(x).tensor());
+  EXPECT_NE(a1, a0);                                         // the next call draws new shifts
+  EXPECT_EQ(a.draws, 2u);
+  a.draws = 0;                                               // replay
+  EXPECT_EQ(values(a.forward(x).tensor()), a0);
+  EXPECT_EQ(values(a.forward(x).tensor()), a1);
+  // translations(k) is what call k applied.
+  const std::vector<nn::Translation> t1 = a.translations(1, 8, 28, 28);
+  ASSERT_EQ(a.last_translations().size(), 8u);
+  for (std::size_t n = 0; n < 8; ++n) {
+    EXPECT_EQ(a.last_translations()[n].dx, t1[n].dx);
+    EXPECT_EQ(a.last_translations()[n].dy, t1[n].dy);
+  }
+  // Every image gets its own shift.
+  EXPECT_NE(t1[0].dx, t1[1].dx);
+}
+
+TEST(RandomTranslation, TheThreadCountDoesNotChangeTheResult) {
+  nn::RandomTranslation layer({.height_factor = 2.0 / 28, .width_factor = 2.0 / 28, .seed = 9});
+  layer.training = true;
+  const nn::Tensor x = random_tensor({64, 28, 28, 1}, 41), dy = random_tensor({64, 28, 28, 1}, 42);
+  std::vector<float> y_by_threads[2], dx_by_threads[2];
+  for (std::size_t threads : {1u, 2u}) {
+    nn::set_thread_count(threads);
+    layer.draws = 0;
+    const nn::ConstView y = layer.forward(x);
+    y_by_threads[threads - 1] = values(y.tensor());
+    dx_by_threads[threads - 1] = values(layer.backward(x, y, dy, true).tensor());
+  }
+  nn::set_thread_count(0);
+  EXPECT_EQ(y_by_threads[0], y_by_threads[1]);
+  EXPECT_EQ(dx_by_threads[0], dx_by_threads[1]);
+}
+
+TEST(RandomTranslation, ShapesNamesAndBadArguments) {
+  nn::RandomTranslation layer({.height_factor = 0.1, .width_factor = 0.1});
+  EXPECT_EQ(layer.type(), "RandomTranslation");
+  EXPECT_EQ(layer.base_name(), "random_translation");
+  EXPECT_EQ(layer.output_shape({32, 28, 28, 1}), nn::Shape({32, 28, 28, 1}));
+  EXPECT_EQ(layer.param_count(), 0u);
+  EXPECT_THAT(error_of([&] { layer.output_shape({32, 784}); }), HasSubstr("(N, H, W, C)"));
+  EXPECT_THAT(error_of([] { nn::RandomTranslation({.height_factor = 1.5}); }), HasSubstr("height_factor"));
+  EXPECT_THAT(error_of([] { nn::RandomTranslation({.width_factor = std::nan("")}); }), HasSubstr("width_factor"));
+  nn::Tensor y;
+  const nn::Translation one[] = {{}};
+  EXPECT_THAT(error_of([&] { nn::translate_images(nn::Tensor({2, 4, 4, 1}), one, nn::FillMode::reflect,
+                                                  nn::Interpolation::bilinear, 0.0f, y); }),
+              HasSubstr("1 shifts for a batch of 2"));
+
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::RandomTranslation({.height_factor = 2.0 / 28, .width_factor = 2.0 / 28, .seed = 1}));
+  model.add(nn::Flatten());
+  // tf.keras 2.x's summary cuts the name column at 28 characters.
+  EXPECT_THAT(model.summary(), HasSubstr("random_translation (RandomTr (None, 28, 28, 1)         0"));
+}
+
+}  // namespace
+
+// ---- The chapter's executable ---------------------------------------------------
+
+namespace {
+
+TEST(Ch12Beyond, AnUnknownStepIsOneClearError) {
+  const auto run = testing_nn::run_program("ch12-beyond", {"--step", "fastest", "--seed", "1"});
+  EXPECT_NE(run.exit_code, 0);
+  EXPECT_THAT(run.output, HasSubstr("--step 'fastest' is not a step; the steps are: sgd, momentum, convnet, augment, "
+                                    "schedule, best"));
+}
+
+TEST(Ch12Beyond, TheBestStepBuildsTheShiftsAndTheScheduleAndTrains) {
+  testing_nn::TempDir dir;
+  const auto run = testing_nn::run_program(
+      "ch12-beyond", {"--step", "best", "--seed", "1", "--epochs", "2", "--max-steps", "3", "--plots", dir.path().string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("random_translation (RandomTr (None, 28, 28, 1)         0\n"));
+  // The cosine decays over every batch of the two epochs: 2 * ceil(54000 / 128) = 844.
+  EXPECT_THAT(run.output, HasSubstr("learning_rate=CosineDecay(initial_learning_rate=0.002, decay_steps=844)"));
+  EXPECT_THAT(run.output, HasSubstr("result step=best seed=1 epochs=1 batches=3 "));
+}
+
+TEST(Ch12Beyond, TheLadderTableAveragesTheRunsOfEachStepInLadderOrder) {
+  testing_nn::TempDir dir;
+  nn::write_file_atomic(dir / "results.txt",
+                        "ladder: --step convnet --seed 1\n"
+                        "result step=convnet seed=1 epochs=15 batches=6330 train_seconds=90.00 test_accuracy=0.9910 test_loss=0.03\n"
+                        "result step=convnet seed=2 epochs=15 batches=6330 train_seconds=100.00 test_accuracy=0.9920 test_loss=0.03\n"
+                        "result step=sgd seed=1 epochs=10 batches=18750 train_seconds=19.00 test_accuracy=0.9761 test_loss=0.07\n");
+  const auto run = testing_nn::run_program("ch12-beyond",
+                                           {"--ladder", (dir / "results.txt").string(), "--plots", dir.path().string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const auto sgd = run.output.find("| `--step sgd`: course model, SGD | **97.61%** (97.61–97.61) | 1 | 19 s |");
+  const auto convnet = run.output.find("| `--step convnet`: keras.io convnet | **99.15%** (99.10–99.20) | 2 | 95 s |");
+  ASSERT_NE(sgd, std::string::npos) << run.output;
+  ASSERT_NE(convnet, std::string::npos) << run.output;
+  EXPECT_LT(sgd, convnet) << "the ladder's order, not the file's";
+  EXPECT_TRUE(std::filesystem::exists(dir / "12-ladder.png"));
+
+  nn::write_file_atomic(dir / "bad.txt", "result step=convnet seed=1 train_seconds=abc test_accuracy=0.99\n");
+  const auto bad = testing_nn::run_program("ch12-beyond", {"--ladder", (dir / "bad.txt").string(), "--plots",
+                                                           dir.path().string()});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_THAT(bad.output, HasSubstr("bad.txt:1: not a result line of ch12-beyond"));
 }
 
 }  // namespace

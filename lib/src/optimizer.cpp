@@ -20,8 +20,12 @@ void Optimizer::step(std::span<Parameter* const> params) {
       throw Error(fmt::format("optimizer: parameter {} is {}, but it was {} at the steps before", p->name,
                               p->value.shape().str(), known->second[0].shape().str()));
   }
+  // [snippet schedule-step]
+  // Keras evaluates the schedule at the count before this step's increment.
+  if (schedule_) scheduled_lr_ = (*schedule_)(iterations_);
   ++iterations_;
   begin_step(iterations_);
+  // [end snippet schedule-step]
   for (Parameter* p : params) {
     std::vector<Tensor>& state = state_[p];
     while (state.size() < state_tensors()) state.emplace_back(p->value.shape());  // zeros, the first time
@@ -36,6 +40,10 @@ void Optimizer::step(std::span<Parameter* const> params) {
   }
 }
 
+std::string Optimizer::learning_rate_text(float fixed) const {
+  return schedule_ ? schedule_->describe() : fmt::format("{}", fixed);
+}
+
 // ---- SGD -------------------------------------------------------------------
 
 SGD::SGD(const SGDOptions& options) : o_(options) {
@@ -45,14 +53,16 @@ SGD::SGD(const SGDOptions& options) : o_(options) {
 }
 
 std::string SGD::describe() const {
-  std::string s = fmt::format("SGD(learning_rate={}", o_.learning_rate);
+  std::string s = fmt::format("SGD(learning_rate={}", learning_rate_text(o_.learning_rate));
   if (o_.momentum > 0) s += fmt::format(", momentum={}", o_.momentum);
   if (o_.nesterov) s += ", nesterov=True";
   return s + ")";
 }
 
+void SGD::begin_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
+
 void SGD::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
-  const float lr = o_.learning_rate, mu = o_.momentum;
+  const float lr = lr_, mu = o_.momentum;
   const bool nesterov = o_.nesterov;
   if (mu == 0.0f) {
     // [snippet sgd-step]
@@ -76,14 +86,17 @@ RMSprop::RMSprop(const RMSpropOptions& options) : o_(options) {
 }
 
 std::string RMSprop::describe() const {
-  return fmt::format("RMSprop(learning_rate={}, rho={}, epsilon={})", o_.learning_rate, o_.rho, o_.epsilon);
+  return fmt::format("RMSprop(learning_rate={}, rho={}, epsilon={})", learning_rate_text(o_.learning_rate), o_.rho,
+                     o_.epsilon);
 }
+
+void RMSprop::begin_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
 void RMSprop::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
   float* s = state[0].data();  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
-  const float rho = o_.rho, lr = o_.learning_rate, eps = o_.epsilon;
+  const float rho = o_.rho, lr = lr_, eps = o_.epsilon;
   // [snippet rmsprop-step]
   for (std::size_t i = lo; i < hi; ++i) {
     s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];  // a running mean of g^2
@@ -99,15 +112,17 @@ Adam::Adam(const AdamOptions& options) : o_(options) {
 }
 
 std::string Adam::describe() const {
-  return fmt::format("Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", o_.learning_rate, o_.beta_1,
-                     o_.beta_2, o_.epsilon);
+  return fmt::format("Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", learning_rate_text(o_.learning_rate),
+                     o_.beta_1, o_.beta_2, o_.epsilon);
 }
 
 void Adam::begin_step(std::size_t t) {
-  // The bias corrections of m and s, folded into one step size (Keras's form).
+  // The bias corrections of m and s, folded into one step size (Keras's form),
+  // with this step's learning rate (the schedule's, when there is one).
+  const float lr = step_learning_rate(o_.learning_rate);
   const double b1t = std::pow(static_cast<double>(o_.beta_1), static_cast<double>(t));
   const double b2t = std::pow(static_cast<double>(o_.beta_2), static_cast<double>(t));
-  step_size_ = static_cast<float>(o_.learning_rate * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+  step_size_ = static_cast<float>(lr * std::sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
 void Adam::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {

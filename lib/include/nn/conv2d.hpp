@@ -20,9 +20,11 @@
 //              C_out (contiguous, vectorized), indexing hoisted out of it
 //   im2col     the image unrolled into a matrix, then one GEMM (nn::gemm)
 //   threaded   im2col + GEMM per image, images split across nn::parallel_for
-//   direct3x3  for C_in = 1 and a 3x3 kernel: the 9 kernel vectors held in
-//              registers, ReLU fused into the store, threaded over the batch;
-//              other shapes fall back to `threaded`
+//   direct3x3  for a 3x3 kernel and C_out a multiple of the SIMD width: no
+//              im2col matrix, a block of pixels times a block of channels
+//              held in registers (for C_in = 1, the 9 kernel vectors), ReLU
+//              fused into the store, threaded over the batch; other shapes,
+//              and builds without SIMD, fall back to `threaded`
 #include <cstddef>
 #include <cstdint>
 #include <span>

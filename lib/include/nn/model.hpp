@@ -32,6 +32,7 @@
 #include "nn/layers/dropout.hpp"
 #include "nn/layers/flatten.hpp"
 #include "nn/layers/max_pooling2d.hpp"
+#include "nn/layers/random_translation.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/tensor.hpp"
 

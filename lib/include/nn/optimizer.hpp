@@ -12,15 +12,21 @@
 //   RMSprop    s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)
 //   Adam       m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
 //              w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(s) + eps)
+//
+// lr is the learning_rate option, or, once set_schedule gave one, the
+// schedule's value at this step (nn/schedules.hpp), as when Keras is given
+// learning_rate=keras.optimizers.schedules.CosineDecay(...).
 #include <cstddef>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include <concepts>
 #include <unordered_map>
 
 #include "nn/layer.hpp"
+#include "nn/schedules.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -35,6 +41,15 @@ class Optimizer {
   virtual std::string describe() const = 0;  // "SGD(learning_rate=0.01)"
   std::size_t iterations() const { return iterations_; }
 
+  // From now on every step uses schedule(iterations()) as its learning rate,
+  // evaluated before the step counts itself, as Keras does
+  // (keras/src/optimizers/base_optimizer.py): the first step uses
+  // schedule(0). Null: back to the fixed learning_rate option.
+  void set_schedule(std::shared_ptr<const LearningRateSchedule> schedule) { schedule_ = std::move(schedule); }
+  template <std::derived_from<LearningRateSchedule> S>
+  void set_schedule(S schedule) { set_schedule(std::make_shared<const S>(std::move(schedule))); }
+  const LearningRateSchedule* schedule() const { return schedule_.get(); }
+
  protected:
   // How many tensors of state the rule keeps per parameter, each the shape
   // of the parameter and zero at first: 1 for SGD with momentum (the
@@ -47,9 +62,16 @@ class Optimizer {
   virtual void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) = 0;
   // Called once per step before any update, with the step number t (1, 2, ...).
   virtual void begin_step(std::size_t /*t*/) {}
+  // The learning rate of the current step, for begin_step: the schedule's
+  // value when there is one, else `fixed` (the optimizer's option) unchanged.
+  float step_learning_rate(float fixed) const { return schedule_ ? scheduled_lr_ : fixed; }
+  // For describe(): "0.01", or the schedule's Keras line.
+  std::string learning_rate_text(float fixed) const;
 
  private:
   std::size_t iterations_ = 0;
+  std::shared_ptr<const LearningRateSchedule> schedule_;
+  float scheduled_lr_ = 0;  // schedule_(the step's count before it), when schedule_ is set
   std::unordered_map<const Parameter*, std::vector<Tensor>> state_;  // per parameter
 };
 
@@ -65,9 +87,11 @@ class SGD final : public Optimizer {
   std::string describe() const override;
 
  private:
+  void begin_step(std::size_t t) override;
   std::size_t state_tensors() const override { return o_.momentum > 0 ? 1 : 0; }  // the velocity
   void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   SGDOptions o_;
+  float lr_ = 0;  // the learning rate of the current step
 };
 
 struct RMSpropOptions {
@@ -82,9 +106,11 @@ class RMSprop final : public Optimizer {
   std::string describe() const override;
 
  private:
+  void begin_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 1; }  // the mean square
   void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
   RMSpropOptions o_;
+  float lr_ = 0;  // the learning rate of the current step
 };
 
 struct AdamOptions {
