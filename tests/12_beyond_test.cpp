@@ -240,6 +240,56 @@ TEST(TrainingFlag, TheModelsGradientWithDropoutMatchesCentralDifferences) {
   EXPECT_LT(zero, checked) << "some gradients pass through the kept units";
 }
 
+// ---- Backward stops at the first step with weights ----------------------------
+
+// The identity, counting its backward calls and whether they asked for dx.
+class CountingIdentity final : public nn::Layer {
+ public:
+  int backward_calls = 0, dx_requests = 0;
+  std::string type() const override { return "CountingIdentity"; }
+  std::string base_name() const override { return "counting_identity"; }
+  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+  nn::ConstView forward(const nn::Tensor& x) override { return x; }
+  nn::ConstView backward(const nn::Tensor&, const nn::Tensor&, const nn::Tensor& dy, bool need_dx) override {
+    ++backward_calls;
+    dx_requests += need_dx;
+    return dy;
+  }
+};
+
+TEST(Backprop, StepsInFrontOfTheFirstWeightsRunNoBackwardPass) {
+  // A step without weights in front (as RandomTranslation is in chapter 12):
+  // its backward pass, and the input gradient of the first Conv2D, would only
+  // compute the gradient of the images, which nothing uses.
+  nn::Sequential model({8, 8, 1});
+  model.add(CountingIdentity());
+  model.add(nn::Conv2D({.filters = 16, .kernel = 3, .activation = nn::Activation::relu, .seed = 1}));
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(CountingIdentity());
+  model.add(nn::Flatten());
+  model.add(nn::Dense({.units = 10, .input_dim = 144, .seed = 2}));
+  ASSERT_EQ(model.plan().size(), 5u) << "the conv-pool pair is one fused step";
+  const nn::Tensor x = testing_nn::random_tensor({3, 8, 8, 1}, 1, 0.0f, 1.0f);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{1, 2, 3});
+  model.compute_gradients(x, y);
+  auto& front = dynamic_cast<CountingIdentity&>(*model.layers()[0]);
+  auto& middle = dynamic_cast<CountingIdentity&>(*model.layers()[3]);
+  EXPECT_EQ(front.backward_calls, 0);
+  EXPECT_EQ(middle.backward_calls, 1);
+  EXPECT_EQ(middle.dx_requests, 1) << "the fused Conv2D behind it has weights: it needs the gradient";
+  // The gradients are those of the same model without the identity in front.
+  nn::Sequential plain({8, 8, 1});
+  plain.add(nn::Conv2D({.filters = 16, .kernel = 3, .activation = nn::Activation::relu, .seed = 1}));
+  plain.add(nn::MaxPooling2D({.pool = 2}));
+  plain.add(nn::Flatten());
+  plain.add(nn::Dense({.units = 10, .input_dim = 144, .seed = 2}));
+  plain.compute_gradients(x, y);
+  const auto a = model.named_parameters(), b = plain.named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (std::size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(same_bits(a[i].parameter->grad, b[i].parameter->grad)) << a[i].name;
+}
+
 // ---- Keras's "Simple MNIST convnet" --------------------------------------------
 
 TEST(KerasIoConvnet, BuildsFromThePublicApiWithKerasSummaryAndLearns) {

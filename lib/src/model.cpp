@@ -46,6 +46,8 @@ class FusedConvPool final : public Layer {
                                 conv_.options().variant, y_, where_);
     return y_;
   }
+  // The Conv2D's, which this step writes the gradients of.
+  std::vector<Parameter*> parameters() override { return conv_.parameters(); }
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx) override {
     conv2d_relu_maxpool_backward(x, conv_.kernel.value, y, where_, dy, pool_.options().pool, conv_.options().variant,
                                  conv_.kernel.grad, conv_.bias.grad, need_dx ? &dx_ : nullptr);
@@ -143,6 +145,9 @@ const std::vector<Layer*>& Sequential::execution_plan() {
       plan_.push_back(layers_[i].get());
     }
   }
+  first_trainable_ = plan_.size();
+  for (std::size_t i = 0; i < plan_.size() && first_trainable_ == plan_.size(); ++i)
+    if (!plan_[i]->parameters().empty()) first_trainable_ = i;
   return plan_;
 }
 // [end snippet plan]
@@ -247,8 +252,11 @@ double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
   ConstView grad = dz_;
   const std::vector<Layer*>& steps = execution_plan();
-  for (std::size_t i = steps.size(); i-- > 0;)          // backward, last layer first
-    grad = steps[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > 0);
+  // Backward, last step first, down to the first step with weights: the
+  // gradient of its input (the image, or a step without weights in front,
+  // such as RandomTranslation) is never used, so it is not computed.
+  for (std::size_t i = steps.size(); i-- > first_trainable_;)
+    grad = steps[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > first_trainable_);
   // [end snippet backprop]
   last_correct_ = correct_count(p_, y);
   return loss;

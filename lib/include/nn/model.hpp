@@ -161,6 +161,7 @@ class Sequential {
   // What forward and backward run: the layers, with fused pairs replaced by
   // one step each (owned by fused_). Empty until needed.
   std::vector<Layer*> plan_;
+  std::size_t first_trainable_ = 0;  // the first step of plan_ with weights (plan_.size(): none)
   std::vector<std::unique_ptr<Layer>> fused_;
   bool fusion_ = true;
   std::vector<ConstView> activations_;  // the last forward pass: the input of plan step i is activations_[i]

@@ -24,7 +24,9 @@ constexpr std::uint64_t draw_key(std::uint64_t seed, std::uint64_t draw) { retur
 // A uniform number in [0, 1), a multiple of 2^-24 (exact in float), for
 // element `index` of the draw with key `key`.
 constexpr float uniform01(std::uint64_t key, std::uint64_t index) {
-  return static_cast<float>(mix64(key + index) >> 40) * 0x1p-24f;
+  // The top 24 bits, through int32 (exact below 2^24), which vectorizes where
+  // a 64-bit integer to float conversion does not.
+  return static_cast<float>(static_cast<std::int32_t>(mix64(key + index) >> 40)) * 0x1p-24f;
 }
 
 }  // namespace nn

@@ -23,10 +23,20 @@ ConstView Dropout::forward(const Tensor& x) {
   const std::uint64_t key = draw_key(options_.seed, draws++);
   const float* in = x.data();
   float* out = y_.data();
-  parallel_for(0, x.size(), [&](std::size_t lo, std::size_t hi) {
+  std::uint8_t* keep = keep_.data();
+  parallel_for(0, x.size(), [=](std::size_t lo, std::size_t hi) {
+    // Locals, not the lambda's members, so that the compiler knows the stores
+    // below cannot change them, and vectorizes the loop.
+    const std::uint64_t k = key;
+    const float p = keep_probability;
+    const float* x_in = in;
+    float* y_out = out;
+    std::uint8_t* mask = keep;
     for (std::size_t i = lo; i < hi; ++i) {
-      keep_[i] = uniform01(key, i) < keep_probability;
-      out[i] = keep_[i] ? in[i] / keep_probability : 0.0f;  // Keras divides: x / keep
+      const bool kept = uniform01(k, i) < p;
+      const float scaled = x_in[i] / p;  // Keras divides: x / keep (computed always: no branch)
+      mask[i] = kept;
+      y_out[i] = kept ? scaled : 0.0f;
     }
   });
   // [end snippet dropout-forward]
@@ -43,9 +53,17 @@ ConstView Dropout::backward(const Tensor& x, const Tensor& /*y*/, const Tensor& 
   const float keep_probability = static_cast<float>(1.0 - options_.rate);
   const float* g = dy.data();
   float* out = dx_.data();
+  const std::uint8_t* keep = keep_.data();
   // y = x / keep where kept: dy/dx = 1 / keep there, 0 elsewhere.
-  parallel_for(0, x.size(), [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t i = lo; i < hi; ++i) out[i] = keep_[i] ? g[i] / keep_probability : 0.0f;
+  parallel_for(0, x.size(), [=](std::size_t lo, std::size_t hi) {
+    const float p = keep_probability;
+    const float* dy_in = g;
+    float* dx_out = out;
+    const std::uint8_t* mask = keep;
+    for (std::size_t i = lo; i < hi; ++i) {
+      const float scaled = dy_in[i] / p;
+      dx_out[i] = mask[i] ? scaled : 0.0f;
+    }
   });
   return dx_;
 }
