@@ -5,8 +5,9 @@
 #   chapters/12-beyond/ladder.sh                  # every step, seeds 1 2 3
 #   STEPS="convnet augment" SEEDS="1" chapters/12-beyond/ladder.sh
 #
-# Writes docs/figures/12-ladder.txt (the result lines, appended run by run, so
-# an interrupted ladder keeps what finished) and docs/figures/12-ladder.png,
+# Writes docs/figures/12-ladder.txt (the result lines: those of the steps it
+# runs are dropped first, then appended run by run, so an interrupted ladder
+# keeps what finished and the other steps' lines stay) and docs/figures/12-ladder.png,
 # and prints the chapter's table. Each run's full output goes to
 # build/ladder-logs/. Needs a release build and the data (the README's first
 # command). The times are the training loop's, on however many cores the
@@ -20,6 +21,8 @@ results=${RESULTS:-docs/figures/12-ladder.txt}
 logs="$build/ladder-logs"
 [ -x "$build/bin/ch12-beyond" ] || { echo "ladder: build first: cmake --preset release && cmake --build --preset release" >&2; exit 1; }
 mkdir -p "$logs" "$(dirname "$results")"
+touch "$results"
+for step in $steps; do sed -i "/^result step=$step /d" "$results"; done  # the steps run again start afresh
 for step in $steps; do
   for seed in $seeds; do
     log="$logs/$step-seed$seed.log"
