@@ -134,28 +134,31 @@ TEST(Dropout, BackwardPassesTheGradientThroughTheKeptElementsOnly) {
 }
 
 // The generic check of the gradients against central differences, through
-// the Layer interface. Each training call draws a new mask, so the layer
-// under test replays mask 0 on every call: the check sees one function.
-class ReplayedDropout final : public nn::Layer {
+// the Layer interface. Each training call of a random layer (Dropout,
+// RandomTranslation) draws anew, so the layer under test replays draw 0 on
+// every call: the check sees one function.
+template <class RandomLayer>
+class Replayed final : public nn::Layer {
  public:
-  explicit ReplayedDropout(const nn::DropoutOptions& o) : dropout_(o) { dropout_.training = true; }
-  std::string type() const override { return "Dropout"; }
-  std::string base_name() const override { return "dropout"; }
-  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+  template <class Options>
+  explicit Replayed(const Options& o) : layer_(o) { layer_.training = true; }
+  std::string type() const override { return layer_.type(); }
+  std::string base_name() const override { return layer_.base_name(); }
+  nn::Shape output_shape(const nn::Shape& x) const override { return layer_.output_shape(x); }
   nn::ConstView forward(const nn::Tensor& x) override {
-    dropout_.draws = 0;
-    return dropout_.forward(x);
+    layer_.draws = 0;
+    return layer_.forward(x);
   }
   nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y, const nn::Tensor& dy, bool need_dx) override {
-    return dropout_.backward(x, y, dy, need_dx);
+    return layer_.backward(x, y, dy, need_dx);
   }
 
  private:
-  nn::Dropout dropout_;
+  RandomLayer layer_;
 };
 
 TEST(Dropout, GradientsMatchCentralDifferences) {
-  ReplayedDropout drop({.rate = 0.5, .seed = 4});
+  Replayed<nn::Dropout> drop(nn::DropoutOptions{.rate = 0.5, .seed = 4});
   const nn::Tensor x = testing_nn::random_tensor({4, 7, 7, 3}, 21);
   EXPECT_EQ(testing_nn::layer_gradient_problems(drop, x, 5), "");
 }
@@ -610,30 +613,12 @@ TEST(RandomTranslation, BackwardIsTheAdjointOfTheLastTrainingShift) {
   EXPECT_EQ(layer.backward(x, y, dy, false).size(), 0u);  // the first layer: no input gradient
 }
 
-// The generic check of dx against central differences, through the Layer
-// interface, with call 0's shifts replayed on every call (as ReplayedDropout).
-class ReplayedTranslation final : public nn::Layer {
- public:
-  explicit ReplayedTranslation(const nn::RandomTranslationOptions& o) : layer_(o) { layer_.training = true; }
-  std::string type() const override { return "RandomTranslation"; }
-  std::string base_name() const override { return "random_translation"; }
-  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
-  nn::ConstView forward(const nn::Tensor& x) override {
-    layer_.draws = 0;
-    return layer_.forward(x);
-  }
-  nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y, const nn::Tensor& dy, bool need_dx) override {
-    return layer_.backward(x, y, dy, need_dx);
-  }
-
- private:
-  nn::RandomTranslation layer_;
-};
-
+// The generic check of dx against central differences, with call 0's shifts
+// replayed on every call (Replayed, above).
 TEST(RandomTranslation, GradientsMatchCentralDifferences) {
   for (const nn::FillMode mode : {nn::FillMode::reflect, nn::FillMode::constant, nn::FillMode::wrap}) {
-    ReplayedTranslation shift({.height_factor = 0.3, .width_factor = 0.3, .fill_mode = mode, .seed = 6,
-                               .fill_value = 0.5f});
+    Replayed<nn::RandomTranslation> shift(nn::RandomTranslationOptions{.height_factor = 0.3, .width_factor = 0.3,
+                                                                       .fill_mode = mode, .seed = 6, .fill_value = 0.5f});
     const nn::Tensor x = random_tensor({3, 7, 6, 2}, 23);
     EXPECT_EQ(testing_nn::layer_gradient_problems(shift, x, 5), "") << static_cast<int>(mode);
   }
