@@ -139,9 +139,13 @@ void dense_backward_update(const Tensor& x, const Tensor& kernel, const Tensor& 
   for (std::size_t pc = 0; pc < n; pc += KC) pack_b(dw, pc, std::min(KC, n - pc), 0, out, dy_b + cols_padded * pc);
 
   // [snippet dense-backward-update]
-  // Blocks of kRows rows of W, shared out among the threads.
-  constexpr std::size_t kRows = 4 * NR;
-  parallel_for(0, (in + kRows - 1) / kRows, [&](std::size_t lo, std::size_t hi) {
+  // Blocks of kRows rows of W, shared out among the threads when the
+  // product is large enough for gemm to share it (not at a batch of 1: one
+  // core keeps W in its cache from the forward pass to the update).
+  constexpr std::size_t kRows = 32;  // W, its gradient and W^T packed: 3 x 12.8 KB, in L1
+  static_assert(kRows % NR == 0);
+  const bool share = sharing(dw, threads) != Sharing::none;
+  const auto blocks = [&](std::size_t lo, std::size_t hi) {
     thread_local std::vector<float> wt_storage, grad_storage;
     float* wt = scratch(wt_storage, std::min(KC, out) * kRows);  // one KC slice of the block's W^T, packed
     float* grad = scratch(grad_storage, kRows * out);            // the block's dW: (rows, out)
@@ -172,7 +176,12 @@ void dense_backward_update(const Tensor& x, const Tensor& kernel, const Tensor& 
       }
       update_kernel(grad, r0 * out, rows * out);  // the optimizer, while grad is in the cache
     }
-  });
+  };
+  const std::size_t block_count = (in + kRows - 1) / kRows;
+  if (share)
+    parallel_for(0, block_count, blocks);
+  else
+    blocks(0, block_count);
   // [end snippet dense-backward-update]
 }
 

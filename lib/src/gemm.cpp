@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "gemm_internal.hpp"
@@ -64,7 +65,9 @@ void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, s
       // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
       for (std::size_t p = 0; p < kc; ++p) {
         const float* src = g.a + (p0 + p) * g.lda + i0 + r;
-        std::copy(src, src + rows, out + p * MR);
+        // A fixed count of MR with a condition, not std::copy of `rows`
+        // floats: that became a call to memmove per p.
+        for (std::size_t i = 0; i < MR; ++i) out[p * MR + i] = i < rows ? src[i] : 0.0f;
       }
     } else {
       // op(A)(i, p) = a[i][p]: a transpose. With 8-row panels (AVX-512), 8 x 8
@@ -96,8 +99,9 @@ void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, s
       for (std::size_t p = 0; p < kc; ++p) {
         const float* row = g.b + (p0 + p) * g.ldb + j0 + s;
         float* o = out + p * NR;
-        std::copy(row, row + cols, o);
-        std::fill(o + cols, o + NR, 0.0f);
+        // A fixed count of NR with a condition (masked vector loads), not
+        // std::copy and std::fill: those were two calls to libc per row.
+        for (std::size_t j = 0; j < NR; ++j) o[j] = j < cols ? row[j] : 0.0f;
       }
     } else {
       // op(B)(p, j) = b[j][p]: a transpose. 8 x 8 blocks go through registers
@@ -133,20 +137,23 @@ void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, 
 }
 
 // [snippet gemm-micro-kernel]
-// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, for an MR x kc
-// panel of A and a kc x NR panel of B. Element (i, p) of the A panel is
-// a[p * a_stride + i] and element (p, j) of the B panel is b[p * b_stride + j]:
-// a panel packed as above (a_stride = MR, b_stride = NR), or the matrix itself
-// where its memory already has that shape. The MR x NR sums live in registers.
-void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
-                  float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
+// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, for the first R
+// rows of an MR x kc panel of A and a kc x NR panel of B. Element (i, p) of
+// the A panel is a[p * a_stride + i] and element (p, j) of the B panel is
+// b[p * b_stride + j]: a panel packed as above (a_stride = MR, b_stride = NR),
+// or the matrix itself where its memory already has that shape. The R x NR
+// sums live in registers. R = MR but for the last panel of a matrix whose
+// rows do not fill it (a batch of 1: R = 1), which then costs R/MR as much.
+template <std::size_t R>
+void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
+                       float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
-  Vec acc[MR][2];                            // MR rows x (2 vectors = NR columns)
-  for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec{};
+  Vec acc[R][2];                             // R rows x (2 vectors = NR columns)
+  for (std::size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Vec{};
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
       const Vec b0 = simd::load(b + p * b_stride), b1 = simd::load(b + p * b_stride + kV);
-      for (std::size_t i = 0; i < MR; ++i) { // unrolled by the compiler
+      for (std::size_t i = 0; i < R; ++i) {  // unrolled by the compiler
         const float ai = a[p * a_stride + i];  // broadcast one value of A ...
         acc[i][0] += ai * b0;                // ... times a row of B: 2 FMAs
         acc[i][1] += ai * b1;
@@ -155,11 +162,11 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
   } else {                                   // a narrow edge panel: its second
     for (std::size_t p = 0; p < kc; ++p) {   // half is padding, so skip it
       const Vec b0 = simd::load(b + p * b_stride);
-      for (std::size_t i = 0; i < MR; ++i) acc[i][0] += a[p * a_stride + i] * b0;
+      for (std::size_t i = 0; i < R; ++i) acc[i][0] += a[p * a_stride + i] * b0;
     }
   }
   if (mr == MR && nr == NR) {                // a full tile: vector stores
-    for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t i = 0; i < R; ++i)
       for (std::size_t v = 0; v < 2; ++v) {
         float* dst = c + i * ldc + v * kV;
         Vec out = alpha * acc[i][v];
@@ -168,16 +175,31 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
       }
     return;
   }
-  alignas(64) float tile[MR * NR];           // an edge tile: through memory
-  for (std::size_t i = 0; i < MR; ++i)
+  alignas(64) float tile[R * NR];            // an edge tile: through memory
+  for (std::size_t i = 0; i < R; ++i)
     for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
 #else
-  float tile[MR * NR] = {};                  // the portable scalar path
+  float tile[R * NR] = {};                   // the portable scalar path
   for (std::size_t p = 0; p < kc; ++p)
-    for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t i = 0; i < R; ++i)
       for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[p * a_stride + i] * b[p * b_stride + j];
 #endif
   store_tile(tile, mr, nr, alpha, beta, c, ldc);
+}
+
+template <std::size_t... R>
+void micro_kernel_dispatch(std::index_sequence<R...>, std::size_t kc, const float* a, std::size_t a_stride,
+                           const float* b, std::size_t b_stride, float alpha, float beta, float* c, std::size_t ldc,
+                           std::size_t mr, std::size_t nr) {
+  // Runs micro_kernel_rows<mr> (mr = 1 .. MR): the one R that equals mr.
+  ((mr == R + 1 ? micro_kernel_rows<R + 1>(kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr, nr) : void()), ...);
+}
+
+void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
+                  float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
+  if (mr == MR) return micro_kernel_rows<MR>(kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr, nr);
+  micro_kernel_dispatch(std::make_index_sequence<MR - 1>(), kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr,
+                        nr);
 }
 // [end snippet gemm-micro-kernel]
 
@@ -190,9 +212,15 @@ using namespace gemm_impl;
 // The blocked product, over all of C. With parallel_m the MC-row blocks of C
 // are shared out among the threads.
 void gemm_transposed(const GemmArgs& g);
+#if NN_HAVE_SIMD
+void gemm_one_row(const GemmArgs& g);
+#endif
 
 void gemm_blocked(const GemmArgs& g, bool parallel_m) {
-  if (!parallel_m && g.m <= NR && g.n >= 4 * MR && !g.transpose_b) return gemm_transposed(g);
+#if NN_HAVE_SIMD
+  if (g.m == 1 && !g.transpose_b) return gemm_one_row(g);
+#endif
+  if (!parallel_m && g.m >= MR && g.m <= NR && g.n >= 4 * MR && !g.transpose_b) return gemm_transposed(g);
   thread_local std::vector<float> b_storage;
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
   // Where op(A) or op(B) already lies in memory as the micro-kernel reads it
@@ -263,6 +291,52 @@ void gemm_transposed(const GemmArgs& g) {
   for (std::size_t i = 0; i < g.m; ++i)
     for (std::size_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = ct[j * g.m + i];
 }
+
+#if NN_HAVE_SIMD
+// One row of C, c[0:n] = alpha * a b + beta * c, for up to V vectors of
+// columns at once, reading B in place (row p at b + p * ldb) and a's value p
+// at a[p * a_stride]: V independent sums, where the MR x NR micro-kernel with
+// one row has only two, each FMA waiting for the one before.
+template <std::size_t V>
+void row_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t ldb, float alpha,
+                float beta, float* c, std::size_t n) {
+  Vec acc[V] = {};
+  const std::size_t tail = n - (V - 1) * kV;  // 1 .. kV columns in the last vector
+  for (std::size_t p = 0; p < kc; ++p) {
+    const float ap = a[p * a_stride];
+    const float* row = b + p * ldb;
+    for (std::size_t v = 0; v + 1 < V; ++v) acc[v] += ap * simd::load(row + v * kV);
+    acc[V - 1] += ap * (tail == kV ? simd::load(row + (V - 1) * kV) : simd::load_first(row + (V - 1) * kV, tail));
+  }
+  // Stored as the micro-kernel stores a tile of fewer than MR rows.
+  alignas(64) float tile[V * kV];
+  for (std::size_t v = 0; v < V; ++v) simd::store(tile + v * kV, acc[v]);
+  for (std::size_t j = 0; j < n; ++j) c[j] = alpha * tile[j] + (beta == 0.0f ? 0.0f : beta * c[j]);
+}
+
+template <std::size_t... V>
+void row_kernel_dispatch(std::index_sequence<V...>, std::size_t vectors, std::size_t kc, const float* a,
+                         std::size_t a_stride, const float* b, std::size_t ldb, float alpha, float beta, float* c,
+                         std::size_t n) {
+  ((vectors == V + 1 ? row_kernel<V + 1>(kc, a, a_stride, b, ldb, alpha, beta, c, n) : void()), ...);
+}
+
+// C = alpha op(A) B + beta C for a single row of C (a batch of one), B not
+// transposed: the same sums as gemm_blocked, in the same KC slices and order.
+void gemm_one_row(const GemmArgs& g) {
+  constexpr std::size_t kMaxVectors = 8;
+  const std::size_t a_stride = g.transpose_a ? g.lda : 1;
+  for (std::size_t pc = 0; pc < g.k; pc += KC) {
+    const std::size_t kc = std::min(KC, g.k - pc);
+    const float beta = pc == 0 ? g.beta : 1.0f;
+    for (std::size_t j = 0; j < g.n; j += kMaxVectors * kV) {
+      const std::size_t n = std::min(kMaxVectors * kV, g.n - j);
+      row_kernel_dispatch(std::make_index_sequence<kMaxVectors>(), (n + kV - 1) / kV, kc, g.a + pc * a_stride,
+                          a_stride, g.b + pc * g.ldb + j, g.ldb, g.alpha, beta, g.c + j, n);
+    }
+  }
+}
+#endif
 
 // op(A) restricted to the columns [p0, p1) and op(B) to the rows [p0, p1):
 // the part of the sum over k that one thread computes in a split-k product.
