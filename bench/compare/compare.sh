@@ -21,18 +21,18 @@
 # (not timed), so both must print the same test accuracy. PyTorch runs with
 # model.eval() and torch.inference_mode(); probes choose its memory format,
 # oneDNN on or off, TorchScript (frozen and optimized for inference) or not,
-# BLAS threads and core type: one choice for evaluate and one for predict.
+# BLAS threads and core type: one choice each for evaluate, warm predict and
+# cold predict, printed with the table.
 #
 # Before the timed runs, PyTorch gets its best configuration on this machine:
 # short probes (PROBE_STEPS batches, default 300, or 9,600 images' worth at
-# larger batches; 40 for the convnet) try
-# OpenBLAS's own core detection and each of CORETYPES (default Haswell
-# SkylakeX Cooperlake Zen), with 1 or all BLAS threads, and the fastest is
-# kept and printed, with the BLAS library the PyTorch process loaded. For the
-# first round of probes also tries the NCHW and channels_last memory formats
-# with oneDNN (torch.backends.mkldnn) on and off, and keeps the fastest with
-# the convolution operator it ran. Against Debian's reference BLAS no ratio is
-# printed. On a machine without them, the script installs python3-torch and
+# larger batches; 40 for the convnet) try OpenBLAS's own core detection and
+# each of CORETYPES (default Haswell SkylakeX Cooperlake Zen), with 1 or all
+# BLAS threads, and the fastest is kept and printed, with the BLAS library the
+# PyTorch process loaded. A first round of probes, for both models, tries the
+# NCHW and channels_last memory formats with oneDNN (torch.backends.mkldnn) on
+# and off, and keeps the fastest with the convolution operator it ran.
+# Against Debian's reference BLAS no ratio is printed. On a machine without them, the script installs python3-torch and
 # OpenBLAS (libopenblas0-pthread) as root, or through sudo when it needs no
 # password, and says which BLAS Debian's alternatives then select.
 #
@@ -122,7 +122,7 @@ have_torch=0
 # OpenBLAS's own core type, keeps the fastest, and the core-type round runs
 # with its layout and oneDNN setting (8 + 8 probes rather than all 40
 # combinations).
-coretypes="${CORETYPES:- Haswell SkylakeX Cooperlake Zen}"   # the first, empty, is OpenBLAS's own choice
+coretypes="${CORETYPES:-Haswell SkylakeX Cooperlake Zen}"   # OpenBLAS's own choice is probed in round 1
 torch_env=""    # set per configuration by best_torch_env
 torch_args=""   # likewise: --memory-format and --mkldnn
 
