@@ -18,54 +18,17 @@ namespace nn {
 
 using gemm_impl::with_defaults;
 
-namespace {
+namespace gemm_impl {
 
-// The blocking of Goto's algorithm (as in BLIS): C is cut into MC x NC
-// blocks, the sum over k into KC slices. A KC x NC slice of B is packed into
-// NR-column panels (it stays in L3), an MC x KC block of A into MR-row panels
-// (it stays in L2), and the micro-kernel multiplies one A panel by one B
-// panel into an MR x NR tile of C held in registers (the B panel stays in L1).
 #if NN_HAVE_SIMD
 using simd::Vec;
-constexpr std::size_t kV = simd::kVecWidth;
-constexpr std::size_t NR = 2 * kV;                // 32 columns with AVX-512
-constexpr std::size_t MR = kV == 16 ? 8 : 6;      // 8 x 2 = 16 accumulator registers
-#else
-constexpr std::size_t NR = 8;
-constexpr std::size_t MR = 4;
 #endif
-constexpr std::size_t KC = 256;
-constexpr std::size_t MC = MR * 16;
-constexpr std::size_t NC = NR * 32;
 
 // A 64-byte aligned scratch buffer, one per thread, grown on demand.
 float* scratch(std::vector<float>& storage, std::size_t n) {
   if (storage.size() < n + 16) storage.resize(n + 16);
   auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
   return storage.data() + ((64 - addr % 64) % 64) / sizeof(float);
-}
-
-// Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row panels: panel r holds, for each p,
-// the MR values op(A)(i0 + r*MR + 0..MR-1, p) side by side. Rows past mc are 0.
-void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
-  for (std::size_t r = 0; r < mc; r += MR) {
-    const std::size_t rows = std::min(MR, mc - r);
-    if (rows < MR) std::fill(out, out + MR * kc, 0.0f);  // the rows past mc stay 0
-    if (g.transpose_a) {
-      // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
-      for (std::size_t p = 0; p < kc; ++p) {
-        const float* src = g.a + (p0 + p) * g.lda + i0 + r;
-        std::copy(src, src + rows, out + p * MR);
-      }
-    } else {
-      // op(A)(i, p) = a[i][p]: read each row along p, write it with a stride of MR.
-      for (std::size_t i = 0; i < rows; ++i) {
-        const float* src = g.a + (i0 + r + i) * g.lda + p0;
-        for (std::size_t p = 0; p < kc; ++p) out[p * MR + i] = src[p];
-      }
-    }
-    out += MR * kc;
-  }
 }
 
 #if defined(__AVX__)
@@ -90,6 +53,38 @@ inline void transpose_8x8(const float* src, std::size_t ld_src, float* dst, std:
   }
 }
 #endif
+
+// Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row panels: panel r holds, for each p,
+// the MR values op(A)(i0 + r*MR + 0..MR-1, p) side by side. Rows past mc are 0.
+void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
+  for (std::size_t r = 0; r < mc; r += MR) {
+    const std::size_t rows = std::min(MR, mc - r);
+    if (rows < MR) std::fill(out, out + MR * kc, 0.0f);  // the rows past mc stay 0
+    if (g.transpose_a) {
+      // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
+      for (std::size_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i0 + r;
+        std::copy(src, src + rows, out + p * MR);
+      }
+    } else {
+      // op(A)(i, p) = a[i][p]: a transpose. With 8-row panels (AVX-512), 8 x 8
+      // blocks go through registers; the rest, element by element: read each
+      // row along p, write it with a stride of MR.
+      std::size_t p_done = 0;
+#if defined(__AVX__)
+      if constexpr (MR == 8)
+        if (rows == MR)
+          for (; p_done + 8 <= kc; p_done += 8) transpose_8x8(g.a + (i0 + r) * g.lda + p0 + p_done, g.lda, out + p_done * MR, MR);
+#endif
+      for (std::size_t i = 0; i < rows; ++i) {
+        const float* src = g.a + (i0 + r + i) * g.lda + p0;
+        for (std::size_t p = p_done; p < kc; ++p) out[p * MR + i] = src[p];
+      }
+    }
+    out += MR * kc;
+  }
+}
+
 
 // Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column panels: panel s holds, for each
 // p, the NR values op(B)(p, j0 + s*NR + 0..NR-1). Columns past nc are 0.
@@ -186,13 +181,18 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
 }
 // [end snippet gemm-micro-kernel]
 
-}  // namespace
+}  // namespace gemm_impl
 
 namespace {
 
+using namespace gemm_impl;
+
 // The blocked product, over all of C. With parallel_m the MC-row blocks of C
 // are shared out among the threads.
+void gemm_transposed(const GemmArgs& g);
+
 void gemm_blocked(const GemmArgs& g, bool parallel_m) {
+  if (!parallel_m && g.m <= NR && g.n >= 4 * MR && !g.transpose_b) return gemm_transposed(g);
   thread_local std::vector<float> b_storage;
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
   // Where op(A) or op(B) already lies in memory as the micro-kernel reads it
@@ -243,6 +243,27 @@ void gemm_blocked(const GemmArgs& g, bool parallel_m) {
   }
 }
 
+// C = alpha op(A) op(B) + beta C computed as its transpose, C^T = op(B)^T op(A)^T,
+// into a scratch C^T that is then transposed into C. For a product with few
+// rows and many columns (y = x W at batch 32: 32 x 100, k = 5408) this pays:
+// W becomes the A side, read in place (MR values of each of its rows side by
+// side), so that only x is packed, and the whole batch of 32 is one B panel
+// that stays in L1 while every row panel of W passes by. Each element of C
+// gets the same products summed in the same order (a b = b a exactly), so the
+// result is gemm_blocked's bit for bit.
+void gemm_transposed(const GemmArgs& g) {
+  thread_local std::vector<float> ct_storage;
+  float* ct = scratch(ct_storage, g.n * g.m);  // C^T: (n, m)
+  if (g.beta != 0.0f)
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) ct[j * g.m + i] = g.c[i * g.ldc + j];
+  gemm_blocked({.m = g.n, .n = g.m, .k = g.k, .a = g.b, .lda = g.ldb, .transpose_a = true, .b = g.a, .ldb = g.lda,
+                .transpose_b = !g.transpose_a, .c = ct, .ldc = g.m, .alpha = g.alpha, .beta = g.beta},
+               false);
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = ct[j * g.m + i];
+}
+
 // op(A) restricted to the columns [p0, p1) and op(B) to the rows [p0, p1):
 // the part of the sum over k that one thread computes in a split-k product.
 GemmArgs k_slice(GemmArgs g, std::size_t p0, std::size_t p1) {
@@ -268,6 +289,14 @@ GemmArgs n_slice(GemmArgs g, std::size_t j0, std::size_t j1) {
 // block of MC rows, so the threads split the columns of C instead (dx = dy W^T,
 // 32 x 5408), or the sum over k (y = x W: 32 x 100, k = 5408), each thread
 // adding its partial product of C in a fixed order.
+gemm_impl::Sharing gemm_impl::sharing(const GemmArgs& g, std::size_t threads) {
+  const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+  if (threads == 1 || work < 1e6) return Sharing::none;               // too small to share
+  if ((g.m + MC - 1) / MC >= threads) return Sharing::rows;           // enough row blocks
+  if (g.n >= g.k && g.n >= threads * NR) return Sharing::columns;     // dx = dy W^T
+  return Sharing::sum;                                                // y = x W
+}
+
 void gemm(const GemmArgs& args) {
   const GemmArgs g = with_defaults(args);
   if (g.m == 0 || g.n == 0) return;
@@ -280,10 +309,10 @@ void gemm(const GemmArgs& args) {
     return;
   }
   const std::size_t threads = g.threaded ? thread_count() : 1;
-  const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  if (threads == 1 || work < 1e6) return gemm_blocked(g, false);  // too small to share
-  if ((g.m + MC - 1) / MC >= threads) return gemm_blocked(g, true);  // enough row blocks
-  if (g.n >= g.k && g.n >= threads * NR) {
+  const Sharing share = sharing(g, threads);
+  if (share == Sharing::none) return gemm_blocked(g, false);
+  if (share == Sharing::rows) return gemm_blocked(g, true);
+  if (share == Sharing::columns) {
     // Split the columns of C, in whole NR-wide panels.
     const std::size_t panels = (g.n + NR - 1) / NR;
     parallel_for(0, threads, [&](std::size_t lo, std::size_t hi) {
