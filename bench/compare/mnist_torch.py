@@ -27,8 +27,9 @@ and the median of --warm-calls more, then the loss and accuracy over the
 10,000 test images at --batch-size (Keras's evaluate: 32), the fastest of
 --evaluate-runs. Its accuracy is the course's for the same weights: a check
 that both compute the same thing. --jit freeze runs the model as
-torch.jit.freeze(torch.jit.script(model)) after torch.jit.optimize_for_inference,
-PyTorch's own inference path. Prints one line:
+torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.script(model))),
+PyTorch's own inference path (which runs the convolution through oneDNN
+even with --mkldnn off). Prints one line:
   INFERENCE evaluate_s=<seconds> images_per_s=<rate> loss=<test loss> accuracy=<test accuracy>
             predict_cold_us=<first call> predict_warm_us=<median> blas=<library> conv=<kernel>
 
