@@ -28,8 +28,11 @@ awk '
 ' "$json" > "$tmp/parts.dat"
 [ -s "$tmp/parts.dat" ] || { echo "plot-fit-breakdown: no results in $json" >&2; exit 1; }
 total=$(cat "$tmp/total")
-# fit runs the first two layers fused; the two on their own are drawn in grey for reference.
-awk '{ ref = ($1 ~ /(conv2d|max_pooling2d)$/); print NR - 1, $1, $2, ref }' "$tmp/parts.dat" > "$tmp/rows.dat"
+# fit runs the first two layers fused, and each Dense layer's backward pass
+# with the update of its weights (backward+update); the parts it does not run
+# (the two layers on their own, the Dense backward passes alone and the
+# separate optimizer step) are drawn in grey for reference.
+awk '{ ref = ($1 ~ /(conv2d|max_pooling2d)$/ || $1 ~ /^backward\/dense/ || $1 == "update/sgd"); print NR - 1, $1, $2, ref }' "$tmp/parts.dat" > "$tmp/rows.dat"
 sum=$(awk '$4 == 0 { s += $3 } END { printf "%.0f", s }' "$tmp/rows.dat")
 max=$(awk '$3 > m { m = $3 } END { printf "%.0f", m }' "$tmp/rows.dat")
 
@@ -47,7 +50,7 @@ set xrange [0:$max * 1.5]
 set grid xtics
 unset key
 plot "$tmp/rows.dat" using (\$3*0.5):1:(\$3*0.5):(0.35):(\$4 > 0 ? 0xbbbbbb : 0x2166ac):yticlabels(2) with boxxyerror lc rgb variable, \
-     '' using 3:1:(sprintf(" %.0f%s", \$3, \$4 > 0 ? "  (unfused, for reference)" : "")) with labels left
+     '' using 3:1:(sprintf(" %.0f%s", \$3, \$4 > 0 ? "  (not run by fit: for reference)" : "")) with labels left
 GP
 mv "$out.tmp" "$out"
 echo "wrote $out"
