@@ -24,6 +24,7 @@
 //   forward:  2 * N * OH * OW * KH * KW * C_in * C_out   (12.5 MFLOP per 32 images)
 //   backward: twice that: dkernel and dx, each the same number of multiply-adds;
 //             the bias gradient (N * OH * OW * C_out adds) is not counted.
+//   backward weights (dkernel + dbias), backward data (dx): once that each.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
