@@ -25,6 +25,7 @@
 #include "nn/conv2d.hpp"
 #include "nn/dense.hpp"
 #include "nn/fused.hpp"
+#include "nn/layers/dense.hpp"
 #include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
@@ -245,6 +246,39 @@ void update(benchmark::State& state) {
   for (auto _ : state) sgd.step(params);
 }
 
+// Dense's backward pass with the update of its kernel fused into it, as fit
+// runs it (Dense::backward_and_update, with SGD). Checked before timing, on
+// a copy of the layer: the same weights, bit for bit, as backward followed by
+// an SGD step.
+void dense_backward_update(benchmark::State& state, std::size_t i) {
+  Step& s = step();
+  auto& layer = dynamic_cast<nn::Dense&>(*s.model.layers()[i]);
+  {
+    nn::Dense fused = layer, apart = layer;
+    nn::SGD sgd_fused({.learning_rate = 0.5f}), sgd_apart({.learning_rate = 0.5f});
+    std::vector<nn::Parameter*> pf = fused.parameters(), pa = apart.parameters();
+    sgd_fused.begin_step(pf);
+    const nn::Tensor dx_fused = fused.backward_and_update(s.a[i], s.a[i + 1], s.da[i + 1], i > 0, sgd_fused).tensor();
+    const nn::Tensor dx_apart = apart.backward(s.a[i], s.a[i + 1], s.da[i + 1], i > 0).tensor();
+    sgd_apart.step(pa);
+    for (std::size_t t = 0; t < pf.size(); ++t)
+      if (!std::equal(pf[t]->value.span().begin(), pf[t]->value.span().end(), pa[t]->value.span().begin())) {
+        state.SkipWithError("the fused update differs from backward + an SGD step");
+        return;
+      }
+    if (!std::equal(dx_fused.span().begin(), dx_fused.span().end(), dx_apart.span().begin())) {
+      state.SkipWithError("the fused pass's dx differs from backward's");
+      return;
+    }
+  }
+  nn::SGD sgd({.learning_rate = 1e-9f});  // a tiny rate: the weights barely move over the run
+  std::vector<nn::Parameter*> params = layer.parameters();
+  for (auto _ : state) {
+    sgd.begin_step(params);
+    benchmark::DoNotOptimize(layer.backward_and_update(s.a[i], s.a[i + 1], s.da[i + 1], i > 0, sgd).data());
+  }
+}
+
 void whole_step(benchmark::State& state) {
   Step& s = step();
   // Checked before timing: the step's loss is the loss of the layers run one
@@ -279,6 +313,10 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("backward/conv2d+max_pooling2d_fused", fused_backward)
       ->Unit(benchmark::kMicrosecond)->UseRealTime();
+  for (std::size_t i = layers.size(); i-- > 0;)
+    if (layers[i]->type() == "Dense")
+      benchmark::RegisterBenchmark(("backward+update/" + layers[i]->name).c_str(), dense_backward_update, i)
+          ->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("update/sgd", update)->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RegisterBenchmark("train_step/total", whole_step)->Unit(benchmark::kMicrosecond)->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();

@@ -6,12 +6,14 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "nn/dense.hpp"
 #include "nn/layers/dense.hpp"
 #include "nn/error.hpp"
 #include "nn/init.hpp"
+#include "nn/parallel.hpp"
 #include "gradcheck.hpp"
 #include "testing.hpp"
 
@@ -169,6 +171,41 @@ TEST(Dense, ShapeErrors) {
     EXPECT_THAT(e.what(), HasSubstr("input (2, 4) does not match a kernel of shape (5, 3)"));
   }
   EXPECT_THROW(nn::dense_variant("blas"), nn::Error);
+}
+
+// The fast variant's backward pass with the kernel's update fused into it
+// (the training step's path) gives dense_backward's dx and db and the weights
+// of dense_backward followed by the update, bit for bit: on the model's
+// shape, on shapes with edge blocks and edge tiles, with and without dx, and
+// on a shape where gemm would split a sum over the threads (in = 100,
+// out = 40, batch 512: dW's sum over the batch), where it must run exactly
+// dense_backward.
+TEST(Dense, BackwardWithTheUpdateFusedIsBackwardThenTheUpdateBitForBit) {
+  const std::size_t threads_before = nn::thread_count();
+  struct Case { std::size_t n, in, out; };
+  for (std::size_t threads : {1, 2, 3})
+    for (Case c : {Case{32, 5408, 100}, Case{1, 5408, 100}, Case{7, 333, 37}, Case{300, 70, 300}, Case{512, 100, 40}})
+      for (bool with_dx : {true, false}) {
+        nn::set_thread_count(threads);
+        SCOPED_TRACE(fmt::format("n {} in {} out {}, {} threads, dx {}", c.n, c.in, c.out, threads, with_dx));
+        const nn::Tensor x = random_tensor({c.n, c.in}, 1), dy = random_tensor({c.n, c.out}, 2);
+        const nn::Tensor kernel = random_tensor({c.in, c.out}, 3);
+        nn::Tensor apart_kernel = kernel, apart_dk, apart_db, apart_dx, dk, db, dx;
+        nn::dense_backward(x, kernel, dy, nn::DenseVariant::fast, apart_dk, apart_db, with_dx ? &apart_dx : nullptr);
+        for (std::size_t i = 0; i < kernel.size(); ++i) apart_kernel[i] -= 0.25f * apart_dk[i];
+        nn::Tensor fused_kernel = kernel;
+        std::vector<int> touched(kernel.size(), 0);
+        nn::dense_backward_update(x, fused_kernel, dy, dk, db, with_dx ? &dx : nullptr,
+                                  [&](const float* g, std::size_t lo, std::size_t n) {
+                                    for (std::size_t i = 0; i < n; ++i) fused_kernel[lo + i] -= 0.25f * g[i], ++touched[lo + i];
+                                  });
+        EXPECT_EQ(std::count(touched.begin(), touched.end(), 1), static_cast<long>(kernel.size()))
+            << "every weight updated exactly once";
+        EXPECT_EQ(std::memcmp(fused_kernel.data(), apart_kernel.data(), kernel.size() * sizeof(float)), 0);
+        EXPECT_EQ(std::memcmp(db.data(), apart_db.data(), c.out * sizeof(float)), 0);
+        if (with_dx) EXPECT_EQ(std::memcmp(dx.data(), apart_dx.data(), dx.size() * sizeof(float)), 0);
+      }
+  nn::set_thread_count(threads_before);
 }
 
 }  // namespace

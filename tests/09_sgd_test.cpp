@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <functional>
 #include <random>
 
@@ -11,6 +12,7 @@
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
+#include "nn/parallel.hpp"
 #include "gradcheck.hpp"
 #include "testing.hpp"
 
@@ -252,6 +254,91 @@ TEST(Backprop, LossDecreasesOver50StepsOnAFixedBatch) {
   }
   EXPECT_NEAR(first, std::log(10.0), 0.1);  // an untrained network guesses uniformly
   EXPECT_LT(last, 0.85 * first) << "first " << first << ", after 50 steps " << last;
+}
+
+// ---- Updating during the backward pass -------------------------------------
+
+// Every rule of nn/optimizer.hpp, as make_optimizer builds them.
+std::vector<std::function<std::unique_ptr<nn::Optimizer>()>> every_rule() {
+  return {[] { return nn::make_optimizer("sgd", 0.05f); },
+          [] { return nn::make_optimizer("sgd", 0.05f, 0.9f); },
+          [] { return nn::make_optimizer("sgd", 0.05f, 0.9f, true); },
+          [] { return nn::make_optimizer("rmsprop", 0.0f); },
+          [] { return nn::make_optimizer("adam", 0.0f); }};
+}
+
+bool same_bits(const nn::Tensor& a, const nn::Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+TEST(Optimizer, UpdatingInBlocksInAnyOrderIsOneStepBitForBit) {
+  for (const auto& make : every_rule()) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal;
+    nn::Parameter whole("w", nn::Tensor({1000})), blocks = whole;
+    for (float& v : whole.value.span()) v = normal(rng);
+    blocks.value = whole.value;
+    auto one = make(), parts = make();
+    for (int step = 0; step < 3; ++step) {
+      for (float& g : whole.grad.span()) g = normal(rng);
+      const std::vector<float> g(whole.grad.span().begin(), whole.grad.span().end());  // a copy: not p.grad
+      nn::Parameter* w1[] = {&whole};
+      nn::Parameter* w2[] = {&blocks};
+      one->step(w1);
+      parts->begin_step(w2);
+      for (std::size_t lo : {900, 300, 0, 600})  // blocks of 300, then the last 100, out of order
+        parts->update_block(blocks, g.data() + lo, lo, std::min<std::size_t>(300, 1000 - lo));
+      ASSERT_TRUE(same_bits(whole.value, blocks.value)) << one->describe() << ", step " << step;
+    }
+  }
+}
+
+TEST(Optimizer, AnUpdateOutsideAStepOrPastTheEndIsAnError) {
+  nn::Parameter w("w", nn::Tensor({4})), other("other", nn::Tensor({4}));
+  nn::SGD sgd;
+  const float g[4] = {};
+  EXPECT_THROW(sgd.update_block(w, g, 0, 4), nn::Error);  // no begin_step yet
+  nn::Parameter* params[] = {&w};
+  sgd.begin_step(params);
+  EXPECT_THROW(sgd.update_block(w, g, 2, 4), nn::Error);      // elements 2..5 of 4
+  EXPECT_THROW(sgd.update_block(other, g, 0, 4), nn::Error);  // not in this step
+  EXPECT_NO_THROW(sgd.update_block(w, g, 0, 4));
+}
+
+// train_on_batch updates each layer's weights during the backward pass (the
+// Dense layers block by block, from gradients never written to memory); that
+// must be compute_gradients followed by one optimizer step, bit for bit: for
+// every rule, on 1 and 2 threads, at batch sizes that leave edge rows.
+TEST(Backprop, UpdatingDuringBackwardIsGradientsThenAStepBitForBit) {
+  const std::size_t threads_before = nn::thread_count();
+  for (std::size_t threads : {1, 2}) {
+    nn::set_thread_count(threads);
+    for (const auto& make : every_rule())
+      for (std::size_t batch : {1, 13, 32}) {
+        nn::Sequential during = nn::make_mnist_model(5), after = nn::make_mnist_model(5);
+        during.compile(make());
+        after.compile(make());
+        auto apart = make();  // the optimizer for the model stepped after its gradients
+        std::mt19937 rng(7);
+        std::uniform_real_distribution<float> u(0.0f, 1.0f);
+        for (int step = 0; step < 2; ++step) {
+          nn::Tensor x({batch, 28, 28, 1});
+          for (float& v : x.span()) v = u(rng) < 0.8f ? 0.0f : u(rng);
+          std::vector<int> labels(batch);
+          for (std::size_t i = 0; i < batch; ++i) labels[i] = static_cast<int>((i * 7 + step) % 10);
+          const nn::Tensor y = nn::one_hot(labels);
+          const double loss_during = during.train_on_batch(x, y);
+          const double loss_after = after.compute_gradients(x, y);
+          apart->step(after.parameters());
+          ASSERT_EQ(loss_during, loss_after);
+        }
+        const auto a = during.named_parameters(), b = after.named_parameters();
+        for (std::size_t t = 0; t < a.size(); ++t)
+          EXPECT_TRUE(same_bits(a[t].parameter->value, b[t].parameter->value))
+              << a[t].name << " differs: " << apart->describe() << ", batch " << batch << ", " << threads << " threads";
+      }
+  }
+  nn::set_thread_count(threads_before);
 }
 
 }  // namespace

@@ -270,6 +270,60 @@ TEST(Ch11Executable, WritesTheTestSetsProbabilities) {
   EXPECT_THAT(run.output, HasSubstr(fmt::format("test set: loss {:.6f} accuracy {:.6f}", e.loss, e.accuracy)));
 }
 
+// --time-inference times model.predict on one image and model.evaluate over
+// the test set, and prints what they computed: the predicted digit, and the
+// loss and accuracy model.evaluate gives at that batch size.
+TEST(Ch11Executable, TimeInferencePrintsTheTimesAndWhatWasComputed) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {12, 28, 28});
+  saved_weights(dir);
+  auto run = predict(dir, {"--time-inference", "--index", "3", "--batch-size", "5", "--warm-calls", "7", "--threads", "1"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  nn::Sequential model = nn::make_mnist_model(0);
+  model.load(dir / "weights");
+  const nn::Mnist m = nn::load_mnist(dir / "data");
+  const nn::Tensor x = nn::images_to_tensor(m.x_test);
+  const nn::Evaluation e = model.evaluate(x, nn::one_hot(m.y_test.data), 5);
+  const std::size_t digit = nn::argmax(model.predict(nn::slice_batch(x, 3, 1)))[0];
+  EXPECT_THAT(run.output, HasSubstr("time-inference: 1 threads, predict x_test[3], evaluate 12 images at batch 5"));
+  EXPECT_THAT(run.output, HasSubstr("predict 1 image, cold (the first call): "));
+  EXPECT_THAT(run.output, HasSubstr("predict 1 image, warm (median of 7 more calls): "));
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("predicted {}, labelled 3", digit)));
+  EXPECT_THAT(run.output, HasSubstr("evaluate 12 images, batch 5: "));
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("Test loss: {:.4f} - test accuracy: {:.4f}", e.loss, e.accuracy)));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("Wrote")));  // draws nothing
+  EXPECT_FALSE(std::filesystem::exists(dir / "plots" / "11-digit.png"));
+  // Keras's evaluate batch, 32, when none is given.
+  run = predict(dir, {"--time-inference", "--warm-calls", "1"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("predict x_test[0], evaluate 12 images at batch 32"));
+}
+
+TEST(Ch11Executable, TimeInferenceOptionsAreChecked) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {12, 28, 28});
+  saved_weights(dir);
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--warm-calls", "5"}, "error: --warm-calls applies only with --time-inference"},
+      {{"--batch-size", "5"}, "error: --batch-size applies only with --time-inference"},
+      {{"--time-inference", "--batch-size", "0"}, "error: --batch-size 0 must be at least 1"},
+      {{"--time-inference", "--warm-calls", "-1"}, "error: --warm-calls -1 must be at least 1"},
+      {{"--time-inference", "--image", "x.pgm"}, "error: --time-inference times the test set's images: it takes no --image"},
+      {{"--time-inference", "--probabilities", "p.npy"}, "it takes no --probabilities"},
+      {{"--time-inference", "--index", "12"}, "error: --index 12 is outside 0..11"},
+      {{"--threads", "-1"}, "error: --threads -1 is outside 0..256"},
+  };
+  for (const auto& [args, message] : cases) {
+    auto run = predict(dir, args);
+    EXPECT_EQ(run.exit_code, 1) << run.output;
+    EXPECT_THAT(run.output, HasSubstr(message));
+  }
+  auto help = testing_nn::run_program("ch11-predict", {"--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* option : {"--time-inference", "--batch-size N", "--warm-calls N", "--threads N"})
+    EXPECT_THAT(help.output, HasSubstr(option));
+}
+
 TEST(Terminal, AProbabilityBarIsClampedToItsWidth) {
   EXPECT_EQ(nn::probability_bar(0.5f, 40), std::string(20, '#'));
   EXPECT_EQ(nn::probability_bar(1.0f, 40), std::string(40, '#'));

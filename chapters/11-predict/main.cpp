@@ -6,9 +6,15 @@
 // Loads the weights chapter 10 saved, predicts one image (a random test
 // image, --index I, or your own 28x28 PGM with --image), then evaluates the
 // whole test set: its confusion matrix and the 25 most confident mistakes.
+//
+// --time-inference times inference instead (bench/compare/compare.sh sets it
+// beside PyTorch): model.predict on one image, cold and warm, and
+// model.evaluate over the whole test set.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <iostream>
 #include <optional>
@@ -22,6 +28,7 @@
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
+#include "nn/parallel.hpp"
 #include "nn/pgm.hpp"
 #include "nn/softmax.hpp"
 #include "nn/plot.hpp"
@@ -77,6 +84,55 @@ void plot_mistakes(const std::vector<nn::Mistake>& mistakes, const nn::IdxArray&
   png.finish();
 }
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// --time-inference: one image through model.predict, the first call (cold:
+// the model has run nothing yet, so it includes every first-touch allocation)
+// and then `warm_calls` more, of which the median; then model.evaluate over
+// the whole test set, `evaluate_runs` times, the fastest. The input tensors
+// are made before the clock starts: only the model's work is timed.
+void time_inference(nn::Sequential& model, const nn::Mnist& m, std::size_t image, std::size_t batch_size,
+                    std::size_t warm_calls) {
+  constexpr int evaluate_runs = 3;
+  const nn::IdxArray one{{1, 28, 28}, {m.x_test.data.begin() + static_cast<long>(image * 784),
+                                       m.x_test.data.begin() + static_cast<long>((image + 1) * 784)}};
+  const nn::Tensor x_one = nn::images_to_tensor(one);               // (1, 28, 28, 1)
+  const nn::Tensor x_test = nn::images_to_tensor(m.x_test);         // (10000, 28, 28, 1)
+  const nn::Tensor y_test = nn::one_hot(m.y_test.data);             // (10000, 10)
+  fmt::print("time-inference: {} threads, predict x_test[{}], evaluate {} images at batch {}\n", nn::thread_count(),
+             image, x_test.dim(0), batch_size);
+
+  auto start = std::chrono::steady_clock::now();
+  nn::Tensor p = model.predict(x_one);  // (1, 10)
+  const double cold = seconds_since(start);
+  const std::size_t digit = nn::argmax(p)[0];
+  std::vector<double> warm(warm_calls);
+  for (double& t : warm) {
+    start = std::chrono::steady_clock::now();
+    p = model.predict(x_one);
+    t = seconds_since(start);
+  }
+  std::nth_element(warm.begin(), warm.begin() + static_cast<long>(warm.size() / 2), warm.end());
+  fmt::print("predict 1 image, cold (the first call): {:.1f} us\n", 1e6 * cold);
+  fmt::print("predict 1 image, warm (median of {} more calls): {:.1f} us\n", warm_calls,
+             1e6 * warm[warm.size() / 2]);
+  fmt::print("predicted {}, labelled {}\n", digit, m.y_test.data[image]);
+
+  double fastest = 0;
+  nn::Evaluation e;
+  for (int run = 0; run < evaluate_runs; ++run) {
+    start = std::chrono::steady_clock::now();
+    e = model.evaluate(x_test, y_test, batch_size);
+    const double s = seconds_since(start);
+    if (run == 0 || s < fastest) fastest = s;
+  }
+  fmt::print("evaluate {} images, batch {}: {:.4f} s, {:.0f} images/s (the fastest of {} runs)\n", x_test.dim(0),
+             batch_size, fastest, static_cast<double>(x_test.dim(0)) / fastest, evaluate_runs);
+  fmt::print("Test loss: {:.4f} - test accuracy: {:.4f}\n", e.loss, e.accuracy);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,7 +140,9 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common);
   std::filesystem::path load = nn::cli::default_weights_dir(), image, probabilities;
-  std::optional<std::int64_t> index;
+  std::optional<std::int64_t> index, batch_size, warm_calls;
+  bool timing = false;
+  int threads = 0;
   cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
   cli.option("--index", "I", "predict test image I", &index, "a random one");
   cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
@@ -92,13 +150,37 @@ int main(int argc, char** argv) {
              "also write the test set's (N, 10) probabilities to FILE as .npy, and print its loss (to compare with "
              "Keras: tools/keras-reference)",
              &probabilities);
+  cli.option("--threads", "N", "worker threads (0: one per core)", &threads);
+  cli.flag("--time-inference",
+           "time model.predict on one test image (--index, else x_test[0]), cold and warm, and model.evaluate over "
+           "the test set; print the times, the loss and the accuracy, and draw nothing",
+           &timing);
+  // Keras 3's Trainer.evaluate: "If unspecified, `batch_size` will default to 32" (keras/src/trainers/trainer.py).
+  cli.option("--batch-size", "N", "images per batch of --time-inference's evaluate", &batch_size,
+             "32, Keras's evaluate default");
+  cli.option("--warm-calls", "N", "--time-inference's warm predict calls, of which the median", &warm_calls, "1000");
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
+    if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
+    if (!timing && (batch_size || warm_calls))
+      throw nn::Error(fmt::format("{} applies only with --time-inference", batch_size ? "--batch-size" : "--warm-calls"));
+    if (timing && (!image.empty() || !probabilities.empty()))
+      throw nn::Error(fmt::format("--time-inference times the test set's images: it takes no {}",
+                                  image.empty() ? "--probabilities" : "--image"));
+    if (batch_size && *batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", *batch_size));
+    if (warm_calls && *warm_calls < 1) throw nn::Error(fmt::format("--warm-calls {} must be at least 1", *warm_calls));
+    if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     nn::Mnist m = nn::load_mnist(common.data);
     if (m.x_test.shape[0] == 0)  // nothing to pick from, nothing to evaluate
       throw nn::Error(fmt::format("{}: the test set is empty: there is no image to predict or evaluate",
                                   common.data.string()));
     nn::Sequential model = nn::cli::load_trained_model(load);
+    if (timing) {
+      const std::size_t i = index ? nn::cli::checked_index("--index", *index, m.x_test.shape[0], "the test set") : 0;
+      time_inference(model, m, i, static_cast<std::size_t>(batch_size.value_or(32)),
+                     static_cast<std::size_t>(warm_calls.value_or(1000)));
+      return 0;
+    }
 
     std::vector<std::uint8_t> pixels;  // the 28x28 digit, 0..255, white on black
     int label = -1;

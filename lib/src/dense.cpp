@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <array>
 
+#include "gemm_internal.hpp"
 #include "nn/error.hpp"
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
+#include "nn/parallel.hpp"
 
 namespace nn {
 
@@ -24,6 +26,41 @@ void check_shapes(const Tensor& x, const Tensor& kernel, const Tensor& bias) {
     throw Error(fmt::format("Dense: input {} does not match a kernel of shape {} (expected (N, {}))",
                             x.shape().str(), kernel.shape().str(), kernel.dim(0)));
 }
+
+void check_backward_shapes(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dkernel, Tensor& dbias,
+                           Tensor* dx) {
+  const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
+  if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
+    throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
+                            kernel.shape().str(), dy.shape().str()));
+  ensure_shape(dkernel, {in, out});
+  ensure_shape(dbias, {out});
+  if (dx) ensure_shape(*dx, {n, in});
+}
+
+// The three gradients of the fast variant: two products for nn::gemm, and a sum.
+// [snippet dense-backward]
+// dW = x^T dy:  (in, n) x (n, out)
+GemmArgs dkernel_product(const Tensor& x, const Tensor& kernel, const Tensor& dy, float* dkernel) {
+  return {.m = kernel.dim(0), .n = kernel.dim(1), .k = x.dim(0), .a = x.data(), .transpose_a = true, .b = dy.data(),
+          .c = dkernel, .threaded = true};
+}
+
+// dx = dy W^T:  (n, out) x (out, in)
+GemmArgs dx_product(const Tensor& kernel, const Tensor& dy, float* dx) {
+  return {.m = dy.dim(0), .n = kernel.dim(0), .k = kernel.dim(1), .a = dy.data(), .b = kernel.data(),
+          .transpose_b = true, .c = dx, .threaded = true};
+}
+
+// db = the sum of dy over the batch
+void bias_gradient(const Tensor& dy, Tensor& dbias) {
+  const std::size_t n = dy.dim(0), out = dy.dim(1);
+  dbias.fill(0.0f);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::size_t j = 0; j < out; ++j) dbias[j] += dy[i * out + j];
+}
+// [end snippet dense-backward]
+
 }  // namespace
 
 std::span<const DenseVariant> dense_variants() { return kVariants; }
@@ -64,30 +101,88 @@ DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tenso
 void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, Tensor& dkernel,
                     Tensor& dbias, Tensor* dx) {
   const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
-  if (x.rank() != 2 || x.dim(1) != in || !(dy.shape() == Shape{n, out}))
-    throw Error(fmt::format("Dense backward: x {}, kernel {} and dy {} do not fit together", x.shape().str(),
-                            kernel.shape().str(), dy.shape().str()));
-  ensure_shape(dkernel, {in, out});
-  ensure_shape(dbias, {out});
-  if (dx) ensure_shape(*dx, {n, in});
+  check_backward_shapes(x, kernel, dy, dkernel, dbias, dx);
   if (variant == DenseVariant::naive) {
     dense_backward_naive(n, in, out, x.data(), kernel.data(), dy.data(), dkernel.data(), dbias.data(),
                          dx ? dx->data() : nullptr);
     return;
   }
-  dbias.fill(0.0f);
-  // [snippet dense-backward]
-  // dW = x^T dy:  (in, n) x (n, out)
-  gemm({.m = in, .n = out, .k = n, .a = x.data(), .transpose_a = true, .b = dy.data(), .c = dkernel.data(),
-        .threaded = true});
-  // db = the sum of dy over the batch
-  for (std::size_t i = 0; i < n; ++i)
-    for (std::size_t j = 0; j < out; ++j) dbias[j] += dy[i * out + j];
-  // dx = dy W^T:  (n, out) x (out, in)
-  if (dx)
-    gemm({.m = n, .n = in, .k = out, .a = dy.data(), .b = kernel.data(), .transpose_b = true, .c = dx->data(),
-          .threaded = true});
-  // [end snippet dense-backward]
+  gemm(dkernel_product(x, kernel, dy, dkernel.data()));  // dW = x^T dy
+  bias_gradient(dy, dbias);                             // db
+  if (dx) gemm(dx_product(kernel, dy, dx->data()));    // dx = dy W^T
+}
+
+void dense_backward_update(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dkernel, Tensor& dbias,
+                           Tensor* dx, const KernelUpdate& update_kernel) {
+  using namespace gemm_impl;
+  const std::size_t n = x.dim(0), in = kernel.dim(0), out = kernel.dim(1);
+  check_backward_shapes(x, kernel, dy, dkernel, dbias, dx);
+  const GemmArgs dw = with_defaults(dkernel_product(x, kernel, dy, nullptr));
+  const GemmArgs dxp = with_defaults(dx_product(kernel, dy, dx ? dx->data() : nullptr));
+  const std::size_t threads = thread_count();
+  if (sharing(dw, threads) == Sharing::sum || (dx && sharing(dxp, threads) == Sharing::sum)) {
+    dense_backward(x, kernel, dy, DenseVariant::fast, dkernel, dbias, dx);  // the same sums, exactly
+    update_kernel(dkernel.data(), 0, dkernel.size());
+    return;
+  }
+  bias_gradient(dy, dbias);
+
+  // dy is read by every block, in two packings, made once: as MR-row panels,
+  // op(A) of dx = dy W^T (one set per KC slice of the sum over out), and as
+  // NR-column panels, op(B) of dW = x^T dy (one set per KC slice of the sum
+  // over the batch). gemm would pack the same values.
+  const std::size_t rows_padded = (n + MR - 1) / MR * MR, cols_padded = (out + NR - 1) / NR * NR;
+  thread_local std::vector<float> dy_a_storage, dy_b_storage;
+  float* dy_a = dx ? scratch(dy_a_storage, rows_padded * out) : nullptr;  // slice pc at dy_a + rows_padded * pc
+  float* dy_b = scratch(dy_b_storage, n * cols_padded);                   // slice pc at dy_b + cols_padded * pc
+  for (std::size_t pc = 0; dx && pc < out; pc += KC) pack_a(dxp, 0, n, pc, std::min(KC, out - pc), dy_a + rows_padded * pc);
+  for (std::size_t pc = 0; pc < n; pc += KC) pack_b(dw, pc, std::min(KC, n - pc), 0, out, dy_b + cols_padded * pc);
+
+  // [snippet dense-backward-update]
+  // Blocks of kRows rows of W, shared out among the threads when the
+  // product is large enough for gemm to share it (not at a batch of 1: one
+  // core keeps W in its cache from the forward pass to the update).
+  constexpr std::size_t kRows = 32;  // W, its gradient and W^T packed: 3 x 12.8 KB, in L1
+  static_assert(kRows % NR == 0);
+  const bool share = sharing(dw, threads) != Sharing::none;
+  const auto blocks = [&](std::size_t lo, std::size_t hi) {
+    thread_local std::vector<float> wt_storage, grad_storage;
+    float* wt = scratch(wt_storage, std::min(KC, out) * kRows);  // one KC slice of the block's W^T, packed
+    float* grad = scratch(grad_storage, kRows * out);            // the block's dW: (rows, out)
+    for (std::size_t block = lo; block < hi; ++block) {
+      const std::size_t r0 = block * kRows, rows = std::min(kRows, in - r0);
+      // dx[:, r0:r0+rows] = dy W[r0:r0+rows, :]^T, from the weights before this step
+      for (std::size_t pc = 0; dx && pc < out; pc += KC) {
+        const std::size_t kc = std::min(KC, out - pc);
+        pack_b(dxp, pc, kc, r0, rows, wt);
+        for (std::size_t jr = 0; jr < rows; jr += NR)
+          for (std::size_t ir = 0; ir < n; ir += MR)
+            micro_kernel(kc, dy_a + rows_padded * pc + ir * kc, MR, wt + jr * kc, NR, 1.0f, pc == 0 ? 0.0f : 1.0f,
+                         dx->data() + ir * in + r0 + jr, in, std::min(MR, n - ir), std::min(NR, rows - jr));
+      }
+      // grad = dW[r0:r0+rows, :] = x[:, r0:r0+rows]^T dy: full MR-row panels of x^T are read in place
+      for (std::size_t pc = 0; pc < n; pc += KC) {
+        const std::size_t kc = std::min(KC, n - pc);
+        for (std::size_t ir = 0; ir < rows; ir += MR) {
+          const std::size_t mr = std::min(MR, rows - ir);
+          const float* a = x.data() + pc * in + r0 + ir;
+          std::size_t a_stride = in;
+          float edge[MR * KC];
+          if (mr < MR) pack_a(dw, r0 + ir, mr, pc, kc, edge), a = edge, a_stride = MR;
+          for (std::size_t jr = 0; jr < out; jr += NR)
+            micro_kernel(kc, a, a_stride, dy_b + cols_padded * pc + jr * kc, NR, 1.0f, pc == 0 ? 0.0f : 1.0f,
+                         grad + ir * out + jr, out, mr, std::min(NR, out - jr));
+        }
+      }
+      update_kernel(grad, r0 * out, rows * out);  // the optimizer, while grad is in the cache
+    }
+  };
+  const std::size_t block_count = (in + kRows - 1) / kRows;
+  if (share)
+    parallel_for(0, block_count, blocks);
+  else
+    blocks(0, block_count);
+  // [end snippet dense-backward-update]
 }
 
 }  // namespace nn

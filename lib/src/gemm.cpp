@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "gemm_internal.hpp"
@@ -18,54 +19,17 @@ namespace nn {
 
 using gemm_impl::with_defaults;
 
-namespace {
+namespace gemm_impl {
 
-// The blocking of Goto's algorithm (as in BLIS): C is cut into MC x NC
-// blocks, the sum over k into KC slices. A KC x NC slice of B is packed into
-// NR-column panels (it stays in L3), an MC x KC block of A into MR-row panels
-// (it stays in L2), and the micro-kernel multiplies one A panel by one B
-// panel into an MR x NR tile of C held in registers (the B panel stays in L1).
 #if NN_HAVE_SIMD
 using simd::Vec;
-constexpr std::size_t kV = simd::kVecWidth;
-constexpr std::size_t NR = 2 * kV;                // 32 columns with AVX-512
-constexpr std::size_t MR = kV == 16 ? 8 : 6;      // 8 x 2 = 16 accumulator registers
-#else
-constexpr std::size_t NR = 8;
-constexpr std::size_t MR = 4;
 #endif
-constexpr std::size_t KC = 256;
-constexpr std::size_t MC = MR * 16;
-constexpr std::size_t NC = NR * 32;
 
 // A 64-byte aligned scratch buffer, one per thread, grown on demand.
 float* scratch(std::vector<float>& storage, std::size_t n) {
   if (storage.size() < n + 16) storage.resize(n + 16);
   auto addr = reinterpret_cast<std::uintptr_t>(storage.data());
   return storage.data() + ((64 - addr % 64) % 64) / sizeof(float);
-}
-
-// Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row panels: panel r holds, for each p,
-// the MR values op(A)(i0 + r*MR + 0..MR-1, p) side by side. Rows past mc are 0.
-void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
-  for (std::size_t r = 0; r < mc; r += MR) {
-    const std::size_t rows = std::min(MR, mc - r);
-    if (rows < MR) std::fill(out, out + MR * kc, 0.0f);  // the rows past mc stay 0
-    if (g.transpose_a) {
-      // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
-      for (std::size_t p = 0; p < kc; ++p) {
-        const float* src = g.a + (p0 + p) * g.lda + i0 + r;
-        std::copy(src, src + rows, out + p * MR);
-      }
-    } else {
-      // op(A)(i, p) = a[i][p]: read each row along p, write it with a stride of MR.
-      for (std::size_t i = 0; i < rows; ++i) {
-        const float* src = g.a + (i0 + r + i) * g.lda + p0;
-        for (std::size_t p = 0; p < kc; ++p) out[p * MR + i] = src[p];
-      }
-    }
-    out += MR * kc;
-  }
 }
 
 #if defined(__AVX__)
@@ -91,6 +55,40 @@ inline void transpose_8x8(const float* src, std::size_t ld_src, float* dst, std:
 }
 #endif
 
+// Packs op(A)[i0:i0+mc, p0:p0+kc] as MR-row panels: panel r holds, for each p,
+// the MR values op(A)(i0 + r*MR + 0..MR-1, p) side by side. Rows past mc are 0.
+void pack_a(const GemmArgs& g, std::size_t i0, std::size_t mc, std::size_t p0, std::size_t kc, float* out) {
+  for (std::size_t r = 0; r < mc; r += MR) {
+    const std::size_t rows = std::min(MR, mc - r);
+    if (rows < MR) std::fill(out, out + MR * kc, 0.0f);  // the rows past mc stay 0
+    if (g.transpose_a) {
+      // op(A)(i, p) = a[p][i]: the MR values of one p are side by side in memory.
+      for (std::size_t p = 0; p < kc; ++p) {
+        const float* src = g.a + (p0 + p) * g.lda + i0 + r;
+        // A fixed count of MR with a condition, not std::copy of `rows`
+        // floats: that became a call to memmove per p.
+        for (std::size_t i = 0; i < MR; ++i) out[p * MR + i] = i < rows ? src[i] : 0.0f;
+      }
+    } else {
+      // op(A)(i, p) = a[i][p]: a transpose. With 8-row panels (AVX-512), 8 x 8
+      // blocks go through registers; the rest, element by element: read each
+      // row along p, write it with a stride of MR.
+      std::size_t p_done = 0;
+#if defined(__AVX__)
+      if constexpr (MR == 8)
+        if (rows == MR)
+          for (; p_done + 8 <= kc; p_done += 8) transpose_8x8(g.a + (i0 + r) * g.lda + p0 + p_done, g.lda, out + p_done * MR, MR);
+#endif
+      for (std::size_t i = 0; i < rows; ++i) {
+        const float* src = g.a + (i0 + r + i) * g.lda + p0;
+        for (std::size_t p = p_done; p < kc; ++p) out[p * MR + i] = src[p];
+      }
+    }
+    out += MR * kc;
+  }
+}
+
+
 // Packs op(B)[p0:p0+kc, j0:j0+nc] as NR-column panels: panel s holds, for each
 // p, the NR values op(B)(p, j0 + s*NR + 0..NR-1). Columns past nc are 0.
 void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, std::size_t nc, float* out) {
@@ -101,8 +99,9 @@ void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, s
       for (std::size_t p = 0; p < kc; ++p) {
         const float* row = g.b + (p0 + p) * g.ldb + j0 + s;
         float* o = out + p * NR;
-        std::copy(row, row + cols, o);
-        std::fill(o + cols, o + NR, 0.0f);
+        // A fixed count of NR with a condition (masked vector loads), not
+        // std::copy and std::fill: those were two calls to libc per row.
+        for (std::size_t j = 0; j < NR; ++j) o[j] = j < cols ? row[j] : 0.0f;
       }
     } else {
       // op(B)(p, j) = b[j][p]: a transpose. 8 x 8 blocks go through registers
@@ -138,20 +137,23 @@ void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, 
 }
 
 // [snippet gemm-micro-kernel]
-// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, for an MR x kc
-// panel of A and a kc x NR panel of B. Element (i, p) of the A panel is
-// a[p * a_stride + i] and element (p, j) of the B panel is b[p * b_stride + j]:
-// a panel packed as above (a_stride = MR, b_stride = NR), or the matrix itself
-// where its memory already has that shape. The MR x NR sums live in registers.
-void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
-                  float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
+// C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C, for the first R
+// rows of an MR x kc panel of A and a kc x NR panel of B. Element (i, p) of
+// the A panel is a[p * a_stride + i] and element (p, j) of the B panel is
+// b[p * b_stride + j]: a panel packed as above (a_stride = MR, b_stride = NR),
+// or the matrix itself where its memory already has that shape. The R x NR
+// sums live in registers. R = MR but for the last panel of a matrix whose
+// rows do not fill it (a batch of 1: R = 1), which then costs R/MR as much.
+template <std::size_t R>
+void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
+                       float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
-  Vec acc[MR][2];                            // MR rows x (2 vectors = NR columns)
-  for (std::size_t i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = Vec{};
+  Vec acc[R][2];                             // R rows x (2 vectors = NR columns)
+  for (std::size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Vec{};
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
       const Vec b0 = simd::load(b + p * b_stride), b1 = simd::load(b + p * b_stride + kV);
-      for (std::size_t i = 0; i < MR; ++i) { // unrolled by the compiler
+      for (std::size_t i = 0; i < R; ++i) {  // unrolled by the compiler
         const float ai = a[p * a_stride + i];  // broadcast one value of A ...
         acc[i][0] += ai * b0;                // ... times a row of B: 2 FMAs
         acc[i][1] += ai * b1;
@@ -160,11 +162,11 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
   } else {                                   // a narrow edge panel: its second
     for (std::size_t p = 0; p < kc; ++p) {   // half is padding, so skip it
       const Vec b0 = simd::load(b + p * b_stride);
-      for (std::size_t i = 0; i < MR; ++i) acc[i][0] += a[p * a_stride + i] * b0;
+      for (std::size_t i = 0; i < R; ++i) acc[i][0] += a[p * a_stride + i] * b0;
     }
   }
   if (mr == MR && nr == NR) {                // a full tile: vector stores
-    for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t i = 0; i < R; ++i)
       for (std::size_t v = 0; v < 2; ++v) {
         float* dst = c + i * ldc + v * kV;
         Vec out = alpha * acc[i][v];
@@ -173,26 +175,52 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
       }
     return;
   }
-  alignas(64) float tile[MR * NR];           // an edge tile: through memory
-  for (std::size_t i = 0; i < MR; ++i)
+  alignas(64) float tile[R * NR];            // an edge tile: through memory
+  for (std::size_t i = 0; i < R; ++i)
     for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
 #else
-  float tile[MR * NR] = {};                  // the portable scalar path
+  float tile[R * NR] = {};                   // the portable scalar path
   for (std::size_t p = 0; p < kc; ++p)
-    for (std::size_t i = 0; i < MR; ++i)
+    for (std::size_t i = 0; i < R; ++i)
       for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[p * a_stride + i] * b[p * b_stride + j];
 #endif
   store_tile(tile, mr, nr, alpha, beta, c, ldc);
 }
+
+template <std::size_t... R>
+void micro_kernel_dispatch(std::index_sequence<R...>, std::size_t kc, const float* a, std::size_t a_stride,
+                           const float* b, std::size_t b_stride, float alpha, float beta, float* c, std::size_t ldc,
+                           std::size_t mr, std::size_t nr) {
+  // Runs micro_kernel_rows<mr> (mr = 1 .. MR): the one R that equals mr.
+  ((mr == R + 1 ? micro_kernel_rows<R + 1>(kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr, nr) : void()), ...);
+}
+
+void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
+                  float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
+  if (mr == MR) return micro_kernel_rows<MR>(kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr, nr);
+  micro_kernel_dispatch(std::make_index_sequence<MR - 1>(), kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr,
+                        nr);
+}
 // [end snippet gemm-micro-kernel]
 
-}  // namespace
+}  // namespace gemm_impl
 
 namespace {
 
+using namespace gemm_impl;
+
 // The blocked product, over all of C. With parallel_m the MC-row blocks of C
 // are shared out among the threads.
+void gemm_transposed(const GemmArgs& g);
+#if NN_HAVE_SIMD
+void gemm_one_row(const GemmArgs& g);
+#endif
+
 void gemm_blocked(const GemmArgs& g, bool parallel_m) {
+#if NN_HAVE_SIMD
+  if (g.m == 1 && !g.transpose_b) return gemm_one_row(g);
+#endif
+  if (!parallel_m && g.m >= MR && g.m <= NR && g.n >= 4 * MR && !g.transpose_b) return gemm_transposed(g);
   thread_local std::vector<float> b_storage;
   const std::size_t m_blocks = (g.m + MC - 1) / MC;
   // Where op(A) or op(B) already lies in memory as the micro-kernel reads it
@@ -243,6 +271,73 @@ void gemm_blocked(const GemmArgs& g, bool parallel_m) {
   }
 }
 
+// C = alpha op(A) op(B) + beta C computed as its transpose, C^T = op(B)^T op(A)^T,
+// into a scratch C^T that is then transposed into C. For a product with few
+// rows and many columns (y = x W at batch 32: 32 x 100, k = 5408) this pays:
+// W becomes the A side, read in place (MR values of each of its rows side by
+// side), so that only x is packed, and the whole batch of 32 is one B panel
+// that stays in L1 while every row panel of W passes by. Each element of C
+// gets the same products summed in the same order (a b = b a exactly), so the
+// result is gemm_blocked's bit for bit.
+void gemm_transposed(const GemmArgs& g) {
+  thread_local std::vector<float> ct_storage;
+  float* ct = scratch(ct_storage, g.n * g.m);  // C^T: (n, m)
+  if (g.beta != 0.0f)
+    for (std::size_t i = 0; i < g.m; ++i)
+      for (std::size_t j = 0; j < g.n; ++j) ct[j * g.m + i] = g.c[i * g.ldc + j];
+  gemm_blocked({.m = g.n, .n = g.m, .k = g.k, .a = g.b, .lda = g.ldb, .transpose_a = true, .b = g.a, .ldb = g.lda,
+                .transpose_b = !g.transpose_a, .c = ct, .ldc = g.m, .alpha = g.alpha, .beta = g.beta},
+               false);
+  for (std::size_t i = 0; i < g.m; ++i)
+    for (std::size_t j = 0; j < g.n; ++j) g.c[i * g.ldc + j] = ct[j * g.m + i];
+}
+
+#if NN_HAVE_SIMD
+// One row of C, c[0:n] = alpha * a b + beta * c, for up to V vectors of
+// columns at once, reading B in place (row p at b + p * ldb) and a's value p
+// at a[p * a_stride]: V independent sums, where the MR x NR micro-kernel with
+// one row has only two, each FMA waiting for the one before.
+template <std::size_t V>
+void row_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t ldb, float alpha,
+                float beta, float* c, std::size_t n) {
+  Vec acc[V] = {};
+  const std::size_t tail = n - (V - 1) * kV;  // 1 .. kV columns in the last vector
+  for (std::size_t p = 0; p < kc; ++p) {
+    const float ap = a[p * a_stride];
+    const float* row = b + p * ldb;
+    for (std::size_t v = 0; v + 1 < V; ++v) acc[v] += ap * simd::load(row + v * kV);
+    acc[V - 1] += ap * (tail == kV ? simd::load(row + (V - 1) * kV) : simd::load_first(row + (V - 1) * kV, tail));
+  }
+  // Stored as the micro-kernel stores a tile of fewer than MR rows.
+  alignas(64) float tile[V * kV];
+  for (std::size_t v = 0; v < V; ++v) simd::store(tile + v * kV, acc[v]);
+  for (std::size_t j = 0; j < n; ++j) c[j] = alpha * tile[j] + (beta == 0.0f ? 0.0f : beta * c[j]);
+}
+
+template <std::size_t... V>
+void row_kernel_dispatch(std::index_sequence<V...>, std::size_t vectors, std::size_t kc, const float* a,
+                         std::size_t a_stride, const float* b, std::size_t ldb, float alpha, float beta, float* c,
+                         std::size_t n) {
+  ((vectors == V + 1 ? row_kernel<V + 1>(kc, a, a_stride, b, ldb, alpha, beta, c, n) : void()), ...);
+}
+
+// C = alpha op(A) B + beta C for a single row of C (a batch of one), B not
+// transposed: the same sums as gemm_blocked, in the same KC slices and order.
+void gemm_one_row(const GemmArgs& g) {
+  constexpr std::size_t kMaxVectors = 8;
+  const std::size_t a_stride = g.transpose_a ? g.lda : 1;
+  for (std::size_t pc = 0; pc < g.k; pc += KC) {
+    const std::size_t kc = std::min(KC, g.k - pc);
+    const float beta = pc == 0 ? g.beta : 1.0f;
+    for (std::size_t j = 0; j < g.n; j += kMaxVectors * kV) {
+      const std::size_t n = std::min(kMaxVectors * kV, g.n - j);
+      row_kernel_dispatch(std::make_index_sequence<kMaxVectors>(), (n + kV - 1) / kV, kc, g.a + pc * a_stride,
+                          a_stride, g.b + pc * g.ldb + j, g.ldb, g.alpha, beta, g.c + j, n);
+    }
+  }
+}
+#endif
+
 // op(A) restricted to the columns [p0, p1) and op(B) to the rows [p0, p1):
 // the part of the sum over k that one thread computes in a split-k product.
 GemmArgs k_slice(GemmArgs g, std::size_t p0, std::size_t p1) {
@@ -268,6 +363,14 @@ GemmArgs n_slice(GemmArgs g, std::size_t j0, std::size_t j1) {
 // block of MC rows, so the threads split the columns of C instead (dx = dy W^T,
 // 32 x 5408), or the sum over k (y = x W: 32 x 100, k = 5408), each thread
 // adding its partial product of C in a fixed order.
+gemm_impl::Sharing gemm_impl::sharing(const GemmArgs& g, std::size_t threads) {
+  const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
+  if (threads == 1 || work < 1e6) return Sharing::none;               // too small to share
+  if ((g.m + MC - 1) / MC >= threads) return Sharing::rows;           // enough row blocks
+  if (g.n >= g.k && g.n >= threads * NR) return Sharing::columns;     // dx = dy W^T
+  return Sharing::sum;                                                // y = x W
+}
+
 void gemm(const GemmArgs& args) {
   const GemmArgs g = with_defaults(args);
   if (g.m == 0 || g.n == 0) return;
@@ -280,10 +383,10 @@ void gemm(const GemmArgs& args) {
     return;
   }
   const std::size_t threads = g.threaded ? thread_count() : 1;
-  const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  if (threads == 1 || work < 1e6) return gemm_blocked(g, false);  // too small to share
-  if ((g.m + MC - 1) / MC >= threads) return gemm_blocked(g, true);  // enough row blocks
-  if (g.n >= g.k && g.n >= threads * NR) {
+  const Sharing share = sharing(g, threads);
+  if (share == Sharing::none) return gemm_blocked(g, false);
+  if (share == Sharing::rows) return gemm_blocked(g, true);
+  if (share == Sharing::columns) {
     // Split the columns of C, in whole NR-wide panels.
     const std::size_t panels = (g.n + NR - 1) / NR;
     parallel_for(0, threads, [&](std::size_t lo, std::size_t hi) {

@@ -243,31 +243,39 @@ ConstView Sequential::logits(const Tensor& x, bool training) {
 
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_data("compute_gradients", x, &y);
+  return backprop(x, y, nullptr);
+}
+
+double Sequential::backprop(const Tensor& x, const Tensor& y, Optimizer* update) {
   // [snippet backprop]
   const ConstView z = logits(x, /*training=*/true);     // forward through every layer
   ensure_shape(p_, z.shape());
   softmax(z, p_);
   const double loss = softmax_crossentropy(z, y);       // from the logits, as Keras does
+  last_correct_ = correct_count(p_, y);
+  if (update && !std::isfinite(loss)) return loss;      // no step from a NaN: the caller decides what to do
   ensure_shape(dz_, z.shape());
   softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
   ConstView grad = dz_;
   const std::vector<Layer*>& steps = execution_plan();
+  if (update) update->begin_step(parameters());         // a training step: the layers update as they go
   // Backward, last step first, down to the first step with weights: the
   // gradient of its input (the image, or a step without weights in front,
   // such as RandomTranslation) is never used, so it is not computed.
-  for (std::size_t i = steps.size(); i-- > first_trainable_;)
-    grad = steps[i]->backward(activations_[i], activations_[i + 1], grad, /*need_dx=*/i > first_trainable_);
+  for (std::size_t i = steps.size(); i-- > first_trainable_;) {
+    const bool need_dx = i > first_trainable_;
+    grad = update ? steps[i]->backward_and_update(activations_[i], activations_[i + 1], grad, need_dx, *update)
+                  : steps[i]->backward(activations_[i], activations_[i + 1], grad, need_dx);
+  }
   // [end snippet backprop]
-  last_correct_ = correct_count(p_, y);
   return loss;
 }
 
 double Sequential::train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct) {
   if (!optimizer_) throw Error("train_on_batch: call compile() first");
-  const double loss = compute_gradients(x, y);
+  check_data("train_on_batch", x, &y);
+  const double loss = backprop(x, y, optimizer_.get());
   if (correct) *correct = last_correct_;
-  if (!std::isfinite(loss)) return loss;  // no step from a NaN: the caller decides what to do
-  optimizer_->step(parameters());
   return loss;
 }
 

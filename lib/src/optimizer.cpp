@@ -10,6 +10,11 @@
 namespace nn {
 
 void Optimizer::step(std::span<Parameter* const> params) {
+  begin_step(params);
+  for (Parameter* p : params) update(*p);
+}
+
+void Optimizer::begin_step(std::span<Parameter* const> params) {
   // Validate everything first, then commit: a step that throws changes nothing.
   for (const Parameter* p : params) {
     if (!(p->grad.shape() == p->value.shape()))
@@ -24,19 +29,35 @@ void Optimizer::step(std::span<Parameter* const> params) {
   // Keras evaluates the schedule at the count before this step's increment.
   if (schedule_) scheduled_lr_ = (*schedule_)(iterations_);
   ++iterations_;
-  begin_step(iterations_);
+  start_step(iterations_);
   // [end snippet schedule-step]
-  for (Parameter* p : params) {
+  // The state is made here, before any update, so that update_block may run
+  // on several threads at once (it only looks the state up).
+  for (const Parameter* p : params) {
     std::vector<Tensor>& state = state_[p];
     while (state.size() < state_tensors()) state.emplace_back(p->value.shape());  // zeros, the first time
-    float* w = p->value.data();
-    const float* g = p->grad.data();
-    const std::size_t n = p->size();
-    if (n < (1u << 16)) {  // small tensors: not worth waking the threads
-      update(state, w, g, 0, n);
-    } else {
-      parallel_for(0, n, [&](std::size_t lo, std::size_t hi) { update(state, w, g, lo, hi); });
-    }
+  }
+}
+
+void Optimizer::update_block(Parameter& p, const float* g, std::size_t lo, std::size_t n) {
+  const auto known = state_.find(&p);
+  if (known == state_.end() || lo + n > p.size())
+    throw Error(fmt::format("optimizer: update of {} outside a step, or past its end", p.name));
+  std::vector<Tensor>& tensors = known->second;
+  float* few[4];  // enough for every rule here (Adam keeps 2); a rule that keeps more gets a vector
+  std::vector<float*> many(tensors.size() > 4 ? tensors.size() : 0);
+  float** state = many.empty() ? few : many.data();
+  for (std::size_t s = 0; s < tensors.size(); ++s) state[s] = tensors[s].data() + lo;
+  update(std::span<float* const>(state, tensors.size()), p.value.data() + lo, g, n);
+}
+
+void Optimizer::update(Parameter& p) {
+  const float* g = p.grad.data();
+  const std::size_t n = p.size();
+  if (n < (1u << 16)) {  // small tensors: not worth waking the threads
+    update_block(p, g, 0, n);
+  } else {
+    parallel_for(0, n, [&](std::size_t lo, std::size_t hi) { update_block(p, g + lo, lo, hi - lo); });
   }
 }
 
@@ -59,20 +80,20 @@ std::string SGD::describe() const {
   return s + ")";
 }
 
-void SGD::begin_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
+void SGD::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
-void SGD::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
+void SGD::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
   const float lr = lr_, mu = o_.momentum;
   const bool nesterov = o_.nesterov;
   if (mu == 0.0f) {
     // [snippet sgd-step]
-    for (std::size_t i = lo; i < hi; ++i) w[i] -= lr * g[i];  // w -= lr g
+    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * g[i];  // w -= lr g
     // [end snippet sgd-step]
     return;
   }
-  float* v = state[0].data();  // the velocity
+  float* v = state[0];  // the velocity
   // [snippet momentum-step]
-  for (std::size_t i = lo; i < hi; ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     v[i] = mu * v[i] - lr * g[i];                        // the velocity remembers past steps
     w[i] += nesterov ? mu * v[i] - lr * g[i] : v[i];     // Nesterov looks one step ahead
   }
@@ -90,15 +111,15 @@ std::string RMSprop::describe() const {
                      o_.epsilon);
 }
 
-void RMSprop::begin_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
+void RMSprop::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
-void RMSprop::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
-  float* s = state[0].data();  // the running mean of g^2
+void RMSprop::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  float* s = state[0];  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
   const float rho = o_.rho, lr = lr_, eps = o_.epsilon;
   // [snippet rmsprop-step]
-  for (std::size_t i = lo; i < hi; ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];  // a running mean of g^2
     w[i] -= lr * g[i] / std::sqrt(s[i] + eps);        // Keras: epsilon inside the root
   }
@@ -116,7 +137,7 @@ std::string Adam::describe() const {
                      o_.beta_1, o_.beta_2, o_.epsilon);
 }
 
-void Adam::begin_step(std::size_t t) {
+void Adam::start_step(std::size_t t) {
   // The bias corrections of m and s, folded into one step size (Keras's form),
   // with this step's learning rate (the schedule's, when there is one).
   const float lr = step_learning_rate(o_.learning_rate);
@@ -125,11 +146,11 @@ void Adam::begin_step(std::size_t t) {
   step_size_ = static_cast<float>(lr * std::sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
-void Adam::update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) {
-  float* m = state[0].data();  // the running mean of g
-  float* s = state[1].data();  // the running mean of g^2
+void Adam::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  float* m = state[0];  // the running mean of g
+  float* s = state[1];  // the running mean of g^2
   const float b1 = o_.beta_1, b2 = o_.beta_2, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
-  for (std::size_t i = lo; i < hi; ++i) {
+  for (std::size_t i = 0; i < n; ++i) {
     m[i] = b1 * m[i] + (1.0f - b1) * g[i];
     s[i] = b2 * s[i] + (1.0f - b2) * g[i] * g[i];
     w[i] -= step * m[i] / (std::sqrt(s[i]) + eps);

@@ -14,6 +14,7 @@
 // can run them in double: the reference the fast variant is tested against.
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string_view>
 
@@ -62,5 +63,21 @@ DenseGradients dense_backward(const Tensor& x, const Tensor& kernel, const Tenso
 // dx (N, in), all overwritten.
 void dense_backward(const Tensor& x, const Tensor& kernel, const Tensor& dy, DenseVariant variant, Tensor& dkernel,
                     Tensor& dbias, Tensor* dx);
+
+// The fast variant's backward pass fused with the weight update, for a
+// training step: dx and db as dense_backward computes them, and the kernel
+// moved by `update_kernel(g, lo, n)`, which receives the gradient of kernel
+// elements [lo, lo + n) in g (an optimizer's update_block). It works through
+// W in blocks of rows: for each block, the part of dx that reads those rows
+// (dx = dy W^T, from the old weights), then that block of dW = x^T dy, handed
+// to update_kernel while it is still in the cache; the block's weights change
+// only then. dW is never written to memory, and W is read once for dx and
+// the update together instead of three times. The values are
+// dense_backward's, then an update from its dkernel, bit for bit; where
+// dense_backward would split a product's sum over threads (a shape the
+// course's models do not have), it runs exactly that, in dkernel, instead.
+using KernelUpdate = std::function<void(const float* g, std::size_t lo, std::size_t n)>;
+void dense_backward_update(const Tensor& x, const Tensor& kernel, const Tensor& dy, Tensor& dkernel, Tensor& dbias,
+                           Tensor* dx, const KernelUpdate& update_kernel);
 
 }  // namespace nn

@@ -28,6 +28,8 @@
 
 namespace nn {
 
+class Optimizer;
+
 // A weight tensor with its name and its gradient, as one object: backward
 // writes `grad`, the optimizer reads it and updates `value`, and save/load
 // name the file after it ("dense_1.kernel.npy").
@@ -64,6 +66,14 @@ class Layer {
   // forward's). With need_dx false it may return an empty view: the first
   // layer's input gradient is never used, and skipping it saves time.
   virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) = 0;
+
+  // backward, then the optimizer's update of this layer's parameters, in a
+  // training step (the optimizer's begin_step has run). The default does
+  // exactly that. A layer may instead update each block of a weight as soon
+  // as that block's gradient is known, while it is still in the cache (Dense
+  // does), and then need not write `grad`.
+  virtual ConstView backward_and_update(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx,
+                                        Optimizer& optimizer);
 
   // The layer's weights, in Keras's order (kernel, then bias); none for
   // layers without weights.

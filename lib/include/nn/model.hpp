@@ -110,6 +110,10 @@ class Sequential {
 
   // Forward, loss, backward and one optimizer step on one batch. Returns the
   // batch's mean loss; `correct` receives how many argmax predictions matched.
+  // A loss that is not finite gives no step. Each layer updates its weights
+  // during the backward pass (Layer::backward_and_update), once the layers
+  // behind it no longer need them, so the parameters' `grad` may be left
+  // unwritten: call compute_gradients for gradients.
   double train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
 
   // The loss and the gradients of every parameter on one batch, no update
@@ -151,6 +155,11 @@ class Sequential {
   // Forward through every step of the plan, with every layer's `training`
   // set first: true for a training step, false for evaluate and predict.
   ConstView logits(const Tensor& x, bool training);
+  // Forward, loss and backward; with `update`, a training step: the
+  // optimizer's step is begun and every layer updates its weights in its
+  // backward pass. Returns the loss (no backward pass from a loss that is
+  // not finite when updating).
+  double backprop(const Tensor& x, const Tensor& y, Optimizer* update);
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
   // The last layer's output shape for a batch of `batch` samples (the input
   // shape itself when there are no layers yet).

@@ -38,6 +38,18 @@ class Optimizer {
   // nn::Error, before changing anything, when a gradient's shape is not its
   // value's, or a parameter's shape changed since the optimizer first saw it.
   void step(std::span<Parameter* const> params);
+
+  // The same step in parts, for a model whose layers update their weights
+  // during the backward pass, as soon as each block of a gradient is known
+  // (Layer::backward_and_update): begin_step(params) checks and counts the
+  // step and fixes its learning rate; then update_block(p, g, lo, n) moves
+  // elements [lo, lo + n) of p.value from the n gradient values at g (a block
+  // computed just now, not necessarily p.grad), and update(p) moves all of p
+  // from p.grad. Every rule here is elementwise, so updating in blocks, in
+  // any order, on any thread, gives step()'s result bit for bit.
+  void begin_step(std::span<Parameter* const> params);
+  void update_block(Parameter& p, const float* g, std::size_t lo, std::size_t n);
+  void update(Parameter& p);
   virtual std::string describe() const = 0;  // "SGD(learning_rate=0.01)"
   std::size_t iterations() const { return iterations_; }
 
@@ -55,14 +67,14 @@ class Optimizer {
   // of the parameter and zero at first: 1 for SGD with momentum (the
   // velocity), 1 for RMSprop, 2 for Adam.
   virtual std::size_t state_tensors() const { return 0; }
-  // Updates elements [lo, hi) of one parameter (w, g and the state tensors
-  // all have its size). Every element's rule is independent of the others,
-  // so large tensors are updated by several threads at once, with the same
-  // result.
-  virtual void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) = 0;
+  // Updates n elements of one parameter: w, g and each state pointer point
+  // at the first of them. Every element's rule is independent of the others,
+  // so large tensors are updated in blocks by several threads at once, with
+  // the same result.
+  virtual void update(std::span<float* const> state, float* w, const float* g, std::size_t n) = 0;
   // Called once per step before any update, with the step number t (1, 2, ...).
-  virtual void begin_step(std::size_t /*t*/) {}
-  // The learning rate of the current step, for begin_step: the schedule's
+  virtual void start_step(std::size_t /*t*/) {}
+  // The learning rate of the current step, for start_step: the schedule's
   // value when there is one, else `fixed` (the optimizer's option) unchanged.
   float step_learning_rate(float fixed) const { return schedule_ ? scheduled_lr_ : fixed; }
   // For describe(): "0.01", or the schedule's Keras line.
@@ -87,9 +99,9 @@ class SGD final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void begin_step(std::size_t t) override;
+  void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return o_.momentum > 0 ? 1 : 0; }  // the velocity
-  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   SGDOptions o_;
   float lr_ = 0;  // the learning rate of the current step
 };
@@ -106,9 +118,9 @@ class RMSprop final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void begin_step(std::size_t t) override;
+  void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 1; }  // the mean square
-  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   RMSpropOptions o_;
   float lr_ = 0;  // the learning rate of the current step
 };
@@ -126,9 +138,9 @@ class Adam final : public Optimizer {
   std::string describe() const override;
 
  private:
-  void begin_step(std::size_t t) override;
+  void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 2; }  // m and s
-  void update(std::span<Tensor> state, float* w, const float* g, std::size_t lo, std::size_t hi) override;
+  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   AdamOptions o_;
   float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step
 };

@@ -8,6 +8,9 @@
 // portable scalar code paths instead.
 #include <cstddef>
 #include <cstring>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #if !defined(NN_NO_SIMD) && (defined(__GNUC__) || defined(__clang__))
 #define NN_HAVE_SIMD 1
@@ -36,6 +39,20 @@ inline Vec load(const float* p) {
 }
 inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
 inline Vec broadcast(float s) { return Vec{} + s; }
+// The first n < kVecWidth floats at p, the other lanes 0; reads nothing past
+// p + n (a masked load where the CPU has one).
+inline Vec load_first(const float* p, std::size_t n) {
+#if defined(__AVX512F__)
+  Vec v;
+  const __m512 m = _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << n) - 1u), p);
+  std::memcpy(&v, &m, sizeof v);
+  return v;
+#else
+  Vec v{};
+  for (std::size_t i = 0; i < n; ++i) v[i] = p[i];
+  return v;
+#endif
+}
 inline Vec max(Vec a, Vec b) { return a > b ? a : b; }
 #endif
 

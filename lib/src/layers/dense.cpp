@@ -4,6 +4,7 @@
 
 #include "nn/error.hpp"
 #include "nn/init.hpp"
+#include "nn/optimizer.hpp"
 
 namespace nn {
 
@@ -38,6 +39,16 @@ ConstView Dense::backward(const Tensor& x, const Tensor& y, const Tensor& dy, bo
   // Through the activation first, then the matrix products.
   const Tensor& dz = activation_backward(options_.activation, y, dy, relu_grad_);
   dense_backward(x, kernel.value, dz, options_.variant, kernel.grad, bias.grad, need_dx ? &dx_ : nullptr);
+  return need_dx ? ConstView(dx_) : ConstView();
+}
+
+ConstView Dense::backward_and_update(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx,
+                                     Optimizer& optimizer) {
+  if (options_.variant != DenseVariant::fast) return Layer::backward_and_update(x, y, dy, need_dx, optimizer);
+  const Tensor& dz = activation_backward(options_.activation, y, dy, relu_grad_);
+  dense_backward_update(x, kernel.value, dz, kernel.grad, bias.grad, need_dx ? &dx_ : nullptr,
+                        [&](const float* g, std::size_t lo, std::size_t n) { optimizer.update_block(kernel, g, lo, n); });
+  optimizer.update(bias);
   return need_dx ? ConstView(dx_) : ConstView();
 }
 

@@ -43,6 +43,10 @@ class Dense final : public Layer {
   ConstView forward(const Tensor& x) override;
   // dy: (N, out) -> dx: (N, in); y (forward's output) gives the ReLU's mask.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
+  // The fast variant updates the kernel block by block during the backward
+  // pass (dense_backward_update), leaving kernel.grad unwritten.
+  ConstView backward_and_update(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx,
+                                Optimizer& optimizer) override;
   std::vector<Parameter*> parameters() override { return {&kernel, &bias}; }
 
  private:
