@@ -3,7 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "nn/error.hpp"
 #include "nn/parallel.hpp"
@@ -16,6 +20,27 @@ namespace {
 
 #if NN_HAVE_SIMD
 constexpr std::size_t kV = simd::kVecWidth;
+typedef std::int32_t VecI __attribute__((vector_size(sizeof(simd::Vec))));
+typedef std::uint8_t VecB __attribute__((vector_size(kV)));
+
+// kV window positions (bytes) widened to 32-bit lanes: one instruction with
+// AVX-512 or AVX2 (GCC compiles the generic conversion byte by byte).
+inline VecI load_positions(const std::uint8_t* where) {
+  VecI at;
+#if defined(__AVX512F__)
+  // (the maskz form: GCC 12 warns that the plain one's undefined register "may be used uninitialized")
+  const __m512i v = _mm512_maskz_cvtepu8_epi32(0xffff, _mm_loadu_si128(reinterpret_cast<const __m128i*>(where)));
+  std::memcpy(&at, &v, sizeof at);
+#elif defined(__AVX2__)
+  const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(where)));
+  std::memcpy(&at, &v, sizeof at);
+#else
+  VecB bytes;
+  std::memcpy(&bytes, where, sizeof bytes);
+  at = __builtin_convertvector(bytes, VecI);
+#endif
+  return at;
+}
 #endif
 
 // The maximum of one pool x pool window of an (H, W, C) map, for each of its
@@ -27,8 +52,6 @@ void pool_window(const float* first, std::size_t row_stride, std::size_t c, std:
   std::size_t ch = 0;
 #if NN_HAVE_SIMD
   // kV channels per step: compare, then select the value and its position.
-  typedef std::int32_t VecI __attribute__((vector_size(sizeof(simd::Vec))));
-  typedef std::uint8_t VecB __attribute__((vector_size(kV)));
   for (; ch + kV <= c; ch += kV) {
     simd::Vec best = simd::load(first + ch);
     VecI best_at = VecI{};
@@ -64,12 +87,8 @@ void unpool_window(const float* dy, const float* y, const std::uint8_t* where, s
                    std::size_t pool, float* __restrict first) {
   std::size_t ch = 0;
 #if NN_HAVE_SIMD
-  typedef std::int32_t VecI __attribute__((vector_size(sizeof(simd::Vec))));
-  typedef std::uint8_t VecB __attribute__((vector_size(kV)));
   for (; ch + kV <= c; ch += kV) {
-    VecB bytes;
-    std::memcpy(&bytes, where + ch, sizeof bytes);
-    const VecI at = __builtin_convertvector(bytes, VecI);
+    const VecI at = load_positions(where + ch);
     const simd::Vec g = simd::load(y + ch) > 0.0f ? simd::load(dy + ch) : simd::Vec{};
     for (std::size_t p = 0; p < pool; ++p)
       for (std::size_t q = 0; q < pool; ++q)
@@ -84,6 +103,45 @@ void unpool_window(const float* dy, const float* y, const std::uint8_t* where, s
         first[p * row_stride + q * c + ch] = where[ch] == p * pool + q ? g : 0.0f;
   }
 }
+
+#if NN_HAVE_SIMD
+// One image's kernel and bias gradients for a first layer (C_in = 1, 3x3,
+// C_out a multiple of kV) straight from the pooled gradient: the loop of
+// conv2d_direct3x3.cpp's C_in = 1 backward pass (9 accumulators per kV
+// channels, the pixels in row-major order), with each pixel's gradient made
+// as it is needed (dy at the window's recorded maximum where the ReLU was
+// active, 0 elsewhere) instead of first written into a 26x26x32 map and read
+// back. The same multiply-adds in the same order: the same sums, bit for bit.
+void dkernel_c1_from_pooled(const float* x, std::size_t h, std::size_t w, const float* dy, const float* y,
+                            const std::uint8_t* where, std::size_t ph, std::size_t pw, std::size_t c, std::size_t pool,
+                            float* dk, float* db) {
+  const std::size_t oh_count = h - 2, ow_count = w - 2;  // the conv's output map
+  for (std::size_t cb = 0; cb < c; cb += kV) {
+    simd::Vec acc[9] = {}, acc_b = {};
+    const auto pixel = [&](std::size_t oh, std::size_t ow, simd::Vec g) {
+      const float* row = x + oh * w + ow;
+      acc_b += g;
+      for (std::size_t i = 0; i < 3; ++i)
+        for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += row[i * w + j] * g;
+    };
+    for (std::size_t oh = 0; oh < oh_count; ++oh) {
+      const std::size_t pi = oh / pool, p = oh % pool;
+      std::size_t ow = 0;
+      if (pi < ph)
+        for (std::size_t pj = 0; pj < pw; ++pj) {
+          const std::size_t o = (pi * pw + pj) * c + cb;
+          const VecI at = load_positions(where + o);
+          const simd::Vec g = simd::load(y + o) > 0.0f ? simd::load(dy + o) : simd::Vec{};
+          for (std::size_t q = 0; q < pool; ++q, ++ow)
+            pixel(oh, ow, at == static_cast<std::int32_t>(p * pool + q) ? g : simd::Vec{});
+        }
+      for (; ow < ow_count; ++ow) pixel(oh, ow, simd::Vec{});  // past the last window: 0
+    }
+    for (std::size_t t = 0; t < 9; ++t) simd::store(dk + t * c + cb, acc[t]);
+    simd::store(db + cb, acc_b);
+  }
+}
+#endif
 
 Shape pooled_shape(const Tensor& x, const Tensor& kernel, std::size_t pool) {
   return max_pool2d_output_shape(conv2d_dims(x.shape(), kernel.shape()).y_shape(), pool);
@@ -138,20 +196,38 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
   const float* gp = dy.data();
   const std::uint8_t* wp = where.data();
   std::vector<Conv2DGradients> partial(parts);
+  // A first layer (one input channel, 3x3, the direct variant, no input
+  // gradient): dkernel_c1_from_pooled, which needs no map.
+  const bool first_layer = NN_HAVE_SIMD && variant == Conv2DVariant::direct3x3 && kernel.dim(0) == 3 &&
+                           kernel.dim(1) == 3 && kernel.dim(2) == 1 && c % simd::kVecWidth == 0 && !dx;
   parallel_for(0, parts, [&](std::size_t lo, std::size_t hi) {
     thread_local Tensor dmap_storage;  // one image's gradient at the conv output
     thread_local Conv2DGradients one_storage;
     Tensor& dmap = dmap_storage;  // (looked up once: see the forward pass)
     Conv2DGradients& one = one_storage;
-    ensure_shape(dmap, map_shape);
-    // The windows write all of dmap, except the last row or column of an odd-sized map.
-    dmap.fill(0.0f);
+    ensure_shape(one.dkernel, kernel.shape());
+    ensure_shape(one.dbias, Shape{kernel.dim(3)});
+    if (!first_layer) {
+      ensure_shape(dmap, map_shape);
+      // The windows write all of dmap, except the last row or column of an odd-sized map.
+      dmap.fill(0.0f);
+    }
     for (std::size_t part = lo; part < hi; ++part) {
       Conv2DGradients& sum = partial[part];
       sum.dkernel = Tensor(kernel.shape());
       sum.dbias = Tensor({kernel.dim(3)});
       const Range images = split_range(n, parts, part);
       for (std::size_t b = images.begin; b < images.end; ++b) {
+#if NN_HAVE_SIMD
+        if (first_layer) {  // no map at all: the gradients straight from the pooled dy
+          dkernel_c1_from_pooled(x.data() + b * x.dim(1) * x.dim(2), x.dim(1), x.dim(2), gp + b * ph * pw * c,
+                                 yp + b * ph * pw * c, wp + b * ph * pw * c, ph, pw, c, pool, one.dkernel.data(),
+                                 one.dbias.data());
+          for (std::size_t k = 0; k < one.dkernel.size(); ++k) sum.dkernel[k] += one.dkernel[k];
+          for (std::size_t k = 0; k < one.dbias.size(); ++k) sum.dbias[k] += one.dbias[k];
+          continue;
+        }
+#endif
         // [snippet fused-backward]
         for (std::size_t i = 0; i < ph; ++i)
           for (std::size_t j = 0; j < pw; ++j) {
