@@ -6,6 +6,7 @@
 #                                               # its JSON in build/04_convolution_bench.json
 #   scripts/plot-bench-04.sh results.json       # draws an existing JSON file
 #   BUILD=build-ch04 scripts/plot-bench-04.sh   # another build folder
+#   scripts/plot-bench-04.sh "" --benchmark_repetitions=5   # the medians of 5 runs each
 #
 # Writes docs/figures/04-conv2d-gflops.png (or $OUT). Needs gnuplot and awk.
 set -euo pipefail
@@ -19,24 +20,34 @@ json=${1:-}
 if [ -z "$json" ]; then
   json=$build/04_convolution_bench.json   # kept, for the numbers
   "$build/bin/04_convolution_bench" \
-    --benchmark_out="$json" --benchmark_out_format=json
+    --benchmark_out="$json" --benchmark_out_format=json "${@:2}"
 fi
 
 # The JSON has one key per line: pick "name" and "GFLOP/s" of each run, and
-# write one table per direction: variant, GFLOP/s at batch 1, 32, 256.
+# write one table per direction: variant, GFLOP/s at batch 1, 32, 256. From a
+# run with --benchmark_repetitions, the median ("..._median") wins over the
+# single repetitions; the other aggregates are left out. The onednn rung, when
+# the benchmark has it, comes last, as "oneDNN".
 for dir in forward backward; do
   awk -v dir="$dir" '
     /"name":/ { name = $0; sub(/.*"name": "/, "", name); sub(/".*/, "", name) }
     /"GFLOP\/s":/ {
       v = $0; sub(/.*: /, "", v); sub(/,.*/, "", v)
+      median = sub(/_median$/, "", name)
+      if (name ~ /_(mean|stddev|cv)$/) next
       split(name, part, "/")
-      if (part[1] == "conv2d_" dir) {
+      if (part[2] == "onednn") part[2] = "oneDNN"
+      if (part[1] == "conv2d_" dir && !((part[2], part[3]) in from_median)) {
         if (!(part[2] in seen)) { seen[part[2]] = 1; order[++n] = part[2] }
         g[part[2], part[3]] = v
+        if (median) from_median[part[2], part[3]] = 1
       }
-      if (part[1] == "peak_fma" && part[2] == "all_threads") print v > "'"$tmp"'/peak"
+      if (part[1] == "peak_fma" && part[2] == "all_threads" && !peak_from_median) { peak = v; peak_from_median = median }
     }
-    END { for (i = 1; i <= n; ++i) print order[i], g[order[i], 1], g[order[i], 32], g[order[i], 256] }
+    END {
+      for (i = 1; i <= n; ++i) print order[i], g[order[i], 1], g[order[i], 32], g[order[i], 256]
+      if (peak != "") print peak > "'"$tmp"'/peak"
+    }
   ' "$json" > "$tmp/$dir.dat"
 done
 [ -s "$tmp/forward.dat" ] || { echo "plot-bench-04: no conv2d_ results in $json" >&2; exit 1; }

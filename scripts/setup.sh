@@ -14,6 +14,7 @@ packages=(
   libgnuplot-iostream-dev libboost-iostreams-dev libboost-system-dev libboost-filesystem-dev
   gnuplot-nox fonts-dejavu-core  # gnuplot draws the PNG plots; the font is for their text
   dataset-fashion-mnist
+  libdnnl-dev  # oneDNN: the industrial rung of chapter 04's benchmark (optional for the build)
 )
 
 install_packages() {

@@ -240,6 +240,11 @@ const ConvCase kCases[] = {
     {3, 13, 13, 32, 3, 3, 64},  // the same, an odd batch
     {3, 9, 11, 3, 3, 3, 32},   // direct3x3, C_in = 3: dx by dot products, kernel rows in blocks of 4 + 4 + 1
     {2, 8, 7, 16, 3, 3, 48},   // direct3x3, C_in = 16, a channel count that leaves single vectors over
+    // dx by the flipped kernel skips the padding's zero columns block by block:
+    {2, 4, 20, 16, 3, 3, 32},  // rows of 20 pixels, two blocks of one vector (16 pixels at most each)
+    {1, 6, 29, 32, 3, 3, 16},  // rows of 29 pixels, two blocks of two vectors (14 at most each)
+    {2, 7, 4, 32, 3, 3, 16},   // rows of 4 pixels: each pixel's columns on both ends' padding
+    {1, 5, 3, 16, 3, 3, 16},   // rows of 3 pixels, one output column
     {3, 10, 13, 4, 3, 3, 33},  // C_in > 1, C_out not a multiple of the vector: direct3x3 falls back
     {2, 9, 7, 3, 3, 3, 5},     // C_in > 1, non-square
     {5, 6, 11, 2, 1, 1, 4},    // 1x1 kernel

@@ -152,26 +152,59 @@ constexpr std::size_t block_pixels(std::size_t nv) { return std::min<std::size_t
 // row i the window's 3 * C_in inputs are contiguous in x, and so are the
 // matching kernel rows: the inner loop runs over them, each input value
 // broadcast and multiplied by NV kernel vectors. Kernel rows outside
-// [i0, i1) are skipped (the input gradient's rows of zero padding).
+// [i0, i1) are skipped (the input gradient's rows of zero padding), and so are
+// the terms of the first `zero_lo` and last `zero_hi` (0 to 2) of the P + 2
+// input columns (its columns of zero padding: see input_gradient_flipped).
 template <std::size_t P, std::size_t NV>
 inline void channels_pixels(const float* in, std::size_t row_stride, std::size_t c_in, const float* k,
-                            std::size_t c_out, std::size_t i0, std::size_t i1, const float* bias, bool relu,
-                            float* out) {
+                            std::size_t c_out, std::size_t i0, std::size_t i1, std::size_t zero_lo,
+                            std::size_t zero_hi, const float* bias, bool relu, float* out) {
   Vec acc[P][NV];
   for (std::size_t v = 0; v < NV; ++v) {
     const Vec b = bias ? simd::load(bias + v * kV) : Vec{};
     for (std::size_t p = 0; p < P; ++p) acc[p][v] = b;
   }
   const std::size_t span = 3 * c_in;  // (KW, C_in) of one kernel row, contiguous in x and in the kernel
+  // Kernel column j's terms, q in [j * C_in, (j + 1) * C_in), for pixels [LO, P - HI).
+  auto column = [&]<std::size_t LO, std::size_t HI>(const float* x_row, const float* k_row, std::size_t j) {
+    if constexpr (LO + HI < P)
+      for (std::size_t q = j * c_in; q < (j + 1) * c_in; ++q) {
+        Vec kv[NV];
+        for (std::size_t v = 0; v < NV; ++v) kv[v] = simd::load(k_row + q * c_out + v * kV);
+        for (std::size_t p = LO; p < P - HI; ++p) {
+          const float value = x_row[p * c_in + q];
+          for (std::size_t v = 0; v < NV; ++v) acc[p][v] += value * kv[v];  // one FMA
+        }
+      }
+  };
   for (std::size_t i = i0; i < i1; ++i) {
     const float* x_row = in + i * row_stride;   // x_row: (P + 2, C_in)
     const float* k_row = k + i * span * c_out;  // k_row: (3 * C_in, C_out)
-    for (std::size_t q = 0; q < span; ++q) {
-      Vec kv[NV];
-      for (std::size_t v = 0; v < NV; ++v) kv[v] = simd::load(k_row + q * c_out + v * kV);
-      for (std::size_t p = 0; p < P; ++p) {
-        const float value = x_row[p * c_in + q];
-        for (std::size_t v = 0; v < NV; ++v) acc[p][v] += value * kv[v];  // one FMA
+    if (zero_lo == 0 && zero_hi == 0) {
+      for (std::size_t q = 0; q < span; ++q) {
+        Vec kv[NV];
+        for (std::size_t v = 0; v < NV; ++v) kv[v] = simd::load(k_row + q * c_out + v * kV);
+        for (std::size_t p = 0; p < P; ++p) {
+          const float value = x_row[p * c_in + q];
+          for (std::size_t v = 0; v < NV; ++v) acc[p][v] += value * kv[v];  // one FMA
+        }
+      }
+      continue;
+    }
+    for (std::size_t j = 0; j < 3; ++j) {
+      // Pixel p, column j reads input column p + j: zero when p + j < zero_lo
+      // or p + j >= P + 2 - zero_hi. Skipped: the first LO pixels, the last HI.
+      const std::size_t lo = zero_lo > j ? zero_lo - j : 0, hi = zero_hi > 2 - j ? zero_hi - (2 - j) : 0;
+      switch (lo * 3 + hi) {
+        case 0: column.template operator()<0, 0>(x_row, k_row, j); break;
+        case 1: column.template operator()<0, 1>(x_row, k_row, j); break;
+        case 2: column.template operator()<0, 2>(x_row, k_row, j); break;
+        case 3: column.template operator()<1, 0>(x_row, k_row, j); break;
+        case 4: column.template operator()<1, 1>(x_row, k_row, j); break;
+        case 5: column.template operator()<1, 2>(x_row, k_row, j); break;
+        case 6: column.template operator()<2, 0>(x_row, k_row, j); break;
+        case 7: column.template operator()<2, 1>(x_row, k_row, j); break;
+        default: column.template operator()<2, 2>(x_row, k_row, j); break;
       }
     }
   }
@@ -184,39 +217,45 @@ inline void channels_pixels(const float* in, std::size_t row_stride, std::size_t
 // A block of `count` (1 to P) pixels: channels_pixels<count, NV>.
 template <std::size_t P, std::size_t NV>
 void channels_pixels_n(std::size_t count, const float* in, std::size_t row_stride, std::size_t c_in,
-                       const float* k, std::size_t c_out, std::size_t i0, std::size_t i1, const float* bias,
-                       bool relu, float* out) {
+                       const float* k, std::size_t c_out, std::size_t i0, std::size_t i1, std::size_t zero_lo,
+                       std::size_t zero_hi, const float* bias, bool relu, float* out) {
   if (count == P)
-    channels_pixels<P, NV>(in, row_stride, c_in, k, c_out, i0, i1, bias, relu, out);
+    channels_pixels<P, NV>(in, row_stride, c_in, k, c_out, i0, i1, zero_lo, zero_hi, bias, relu, out);
   else if constexpr (P > 1)
-    channels_pixels_n<P - 1, NV>(count, in, row_stride, c_in, k, c_out, i0, i1, bias, relu, out);
+    channels_pixels_n<P - 1, NV>(count, in, row_stride, c_in, k, c_out, i0, i1, zero_lo, zero_hi, bias, relu,
+                                 out);
 }
 
 // One output row: OW pixels, NV * kV channels, in blocks of at most P pixels
 // of nearly equal sizes (were P 12, 13 pixels would be 7 and 6, not 12 and 1:
 // a block of few pixels does few FMAs per kernel vector loaded).
+// The row's first and last `zero_cols` input columns are zeros (padding).
 template <std::size_t NV>
 void channels_block_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* k, std::size_t c_out,
-                        std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias, bool relu,
-                        float* out) {
+                        std::size_t ow_count, std::size_t i0, std::size_t i1, std::size_t zero_cols,
+                        const float* bias, bool relu, float* out) {
   constexpr std::size_t P = block_pixels(NV);
   const std::size_t blocks = (ow_count + P - 1) / P;
   for (std::size_t block = 0; block < blocks; ++block) {
     const Range pixels = split_range(ow_count, blocks, block);
+    const std::size_t zero_lo = zero_cols > pixels.begin ? zero_cols - pixels.begin : 0;
+    const std::size_t after = ow_count - pixels.end;  // input columns of the row after the block's last window
+    const std::size_t zero_hi = zero_cols > after ? zero_cols - after : 0;
     channels_pixels_n<P, NV>(pixels.end - pixels.begin, in + pixels.begin * c_in, row_stride, c_in, k, c_out, i0,
-                             i1, bias, relu, out + pixels.begin * c_out);
+                             i1, zero_lo, zero_hi, bias, relu, out + pixels.begin * c_out);
   }
 }
 
 // One output row, all C_out channels: blocks of kBlockVecs vectors, then of
-// fewer for the channels left over.
+// fewer for the channels left over. The row's first and last `zero_cols`
+// (0 or 2) input columns are padding, their terms skipped.
 void channels_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* kernel,
                   std::size_t c_out, std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias,
-                  bool relu, float* out) {
+                  bool relu, float* out, std::size_t zero_cols = 0) {
   std::size_t cb = 0;
   auto blocks = [&]<std::size_t NV>(std::integral_constant<std::size_t, NV>) {
     for (; cb + NV * kV <= c_out; cb += NV * kV)
-      channels_block_row<NV>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1,
+      channels_block_row<NV>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1, zero_cols,
                              bias ? bias + cb : nullptr, relu, out + cb);
   };
   blocks(std::integral_constant<std::size_t, kBlockVecs>{});
@@ -366,7 +405,12 @@ float* padded_dy(PaddedImage& pad, const Conv2DDims& d, const float* dy_image) {
 //   flipped[a, b, co, ci] = kernel[2 - a, 2 - b, ci, co]
 // where dy_padded is dy with a border of 2 zeros. That is the forward
 // convolution again, C_out channels in and C_in out: channels_row computes it,
-// and skips the kernel rows that fall on the padding's zero rows.
+// and skips the terms that fall on the padding: the kernel rows on its zero
+// rows, and each block's pixels whose kernel column falls on its zero
+// columns (on 13 columns, 6 of the 39 pixel-columns of a row). Skipping
+// a zero term changes no sum: each is the same nonzero terms in the same
+// order, less terms 0 * k (k finite) added to a sum that starts at +0 and so
+// is never -0.
 void input_gradient_flipped(const Conv2DDims& d, const float* flipped, const float* dy_image, float* dx_image,
                             PaddedImage& pad) {
   const std::size_t OH = d.oh(), C = d.c_out;
@@ -376,7 +420,7 @@ void input_gradient_flipped(const Conv2DDims& d, const float* flipped, const flo
     // Padded rows h + a hold dy's row h + a - 2 when 2 <= h + a < OH + 2, zeros otherwise.
     const std::size_t a0 = h < 2 ? 2 - h : 0, a1 = std::min<std::size_t>(3, OH + 2 - h);
     channels_row(dyp + h * row_stride, row_stride, C, flipped, d.c_in, d.w, a0, a1, nullptr, false,
-                 dx_image + h * d.w * d.c_in);  // one row of dx: (W, C_in)
+                 dx_image + h * d.w * d.c_in, 2);  // one row of dx: (W, C_in)
   }
 }
 // [end snippet conv-direct3x3-channels-dx]
