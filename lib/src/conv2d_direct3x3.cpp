@@ -49,26 +49,32 @@ inline void direct3x3_pixels(const float* row0, const float* row1, const float* 
     simd::store(out + p * c_out, relu ? simd::max(acc[p], Vec{}) : acc[p]);
 }
 
+// Output rows [oh0, oh1) of image n into y (row oh at y + (oh - oh0) * OW * C).
+void c1_rows(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, bool relu, std::size_t n,
+             std::size_t oh0, std::size_t oh1, float* y) {
+  const std::size_t OW = d.ow(), C = d.c_out;
+  constexpr std::size_t P = 8;  // pixels per block: 8 accumulators + 9 kernel vectors in registers
+  for (std::size_t oh = oh0; oh < oh1; ++oh) {
+    const float* row = x + (n * d.h + oh) * d.w;           // x: (N, H, W), C_in = 1
+    float* out = y + (oh - oh0) * OW * C;                  // out: (OW, C_out)
+    for (std::size_t cb = 0; cb < C; cb += kV) {           // kV output channels at a time
+      Vec k[9];                                            // kernel[i, j, 0, cb:cb+kV]
+      for (std::size_t t = 0; t < 9; ++t) k[t] = simd::load(kernel + t * C + cb);
+      const Vec b = simd::load(bias + cb);
+      std::size_t ow = 0;
+      for (; ow + P <= OW; ow += P)
+        direct3x3_pixels<P>(row + ow, row + d.w + ow, row + 2 * d.w + ow, k, b, relu, out + ow * C + cb, C);
+      for (; ow < OW; ++ow)
+        direct3x3_pixels<1>(row + ow, row + d.w + ow, row + 2 * d.w + ow, k, b, relu, out + ow * C + cb, C);
+    }
+  }
+}
+
 void forward_direct3x3_c1(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, float* y,
                           bool relu) {
-  const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out;
-  constexpr std::size_t P = 8;  // pixels per block: 8 accumulators + 9 kernel vectors in registers
+  const std::size_t image = d.oh() * d.ow() * d.c_out;  // one image's output
   parallel_for(0, d.n, [&](std::size_t lo, std::size_t hi) {
-    for (std::size_t n = lo; n < hi; ++n)
-      for (std::size_t oh = 0; oh < OH; ++oh) {
-        const float* row = x + (n * d.h + oh) * d.w;           // x: (N, H, W), C_in = 1
-        float* out = y + (n * OH + oh) * OW * C;               // out: (OW, C_out)
-        for (std::size_t cb = 0; cb < C; cb += kV) {           // kV output channels at a time
-          Vec k[9];                                            // kernel[i, j, 0, cb:cb+kV]
-          for (std::size_t t = 0; t < 9; ++t) k[t] = simd::load(kernel + t * C + cb);
-          const Vec b = simd::load(bias + cb);
-          std::size_t ow = 0;
-          for (; ow + P <= OW; ow += P)
-            direct3x3_pixels<P>(row + ow, row + d.w + ow, row + 2 * d.w + ow, k, b, relu, out + ow * C + cb, C);
-          for (; ow < OW; ++ow)
-            direct3x3_pixels<1>(row + ow, row + d.w + ow, row + 2 * d.w + ow, k, b, relu, out + ow * C + cb, C);
-        }
-      }
+    for (std::size_t n = lo; n < hi; ++n) c1_rows(d, x, kernel, bias, relu, n, 0, d.oh(), y + n * image);
   });
 }
 // [end snippet conv-direct3x3]
@@ -469,6 +475,11 @@ void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const floa
 }
 
 }  // namespace
+
+void forward_direct3x3_c1_rows(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, bool relu,
+                               std::size_t n, std::size_t oh0, std::size_t oh1, float* y) {
+  c1_rows(d, x, kernel, bias, relu, n, oh0, oh1, y);
+}
 
 void forward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, float* y,
                        bool relu) {

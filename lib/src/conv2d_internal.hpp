@@ -66,6 +66,11 @@ void forward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel,
                        bool relu);
 void backward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel, const float* dy,
                         float* dkernel, float* dbias, float* dx);
+// The C_in = 1 forward pass for output rows [oh0, oh1) of image n only, into
+// y (row oh at y + (oh - oh0) * OW * C_out): for the fused Conv2D+MaxPooling2D
+// step, which pools each pair of rows while they are in L1.
+void forward_direct3x3_c1_rows(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, bool relu,
+                               std::size_t n, std::size_t oh0, std::size_t oh1, float* y);
 #endif
 
 }  // namespace nn::conv2d_impl

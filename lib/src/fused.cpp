@@ -9,6 +9,7 @@
 #include <immintrin.h>
 #endif
 
+#include "conv2d_internal.hpp"
 #include "nn/error.hpp"
 #include "nn/parallel.hpp"
 #include "nn/pooling.hpp"
@@ -24,7 +25,8 @@ typedef std::int32_t VecI __attribute__((vector_size(sizeof(simd::Vec))));
 typedef std::uint8_t VecB __attribute__((vector_size(kV)));
 
 // kV window positions (bytes) widened to 32-bit lanes: one instruction with
-// AVX-512 or AVX2 (GCC compiles the generic conversion byte by byte).
+// AVX-512 or AVX2 (GCC compiles the generic conversion byte by byte, which
+// cost more than the arithmetic around it).
 inline VecI load_positions(const std::uint8_t* where) {
   VecI at;
 #if defined(__AVX512F__)
@@ -41,14 +43,35 @@ inline VecI load_positions(const std::uint8_t* where) {
 #endif
   return at;
 }
+
+// The reverse: kV positions (each < 256) narrowed to bytes at `where`.
+inline void store_positions(VecI at, std::uint8_t* where) {
+#if defined(__AVX512F__)
+  __m512i v;
+  std::memcpy(&v, &at, sizeof v);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(where), _mm512_maskz_cvtepi32_epi8(0xffff, v));  // maskz: see load_positions
+#elif defined(__AVX2__)
+  __m256i v;
+  std::memcpy(&v, &at, sizeof v);
+  const __m128i words = _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(where), _mm_packus_epi16(words, words));
+#else
+  const VecB bytes = __builtin_convertvector(at, VecB);
+  std::memcpy(where, &bytes, sizeof bytes);
+#endif
+}
 #endif
 
 // The maximum of one pool x pool window of an (H, W, C) map, for each of its
 // c channels, and the window position p * pool + q where it was found first.
 // `first` points at the window's top-left pixel; a row of the map is
 // row_stride floats.
-void pool_window(const float* first, std::size_t row_stride, std::size_t c, std::size_t pool, float* __restrict out,
-                 std::uint8_t* __restrict where) {
+// (Pool: the pool size when known at compile time, whose loops the compiler
+// then unrolls; 0 for any size, given in `pool`.)
+template <std::size_t Pool = 0>
+void pool_window(const float* first, std::size_t row_stride, std::size_t c, std::size_t pool_size,
+                 float* __restrict out, std::uint8_t* __restrict where) {
+  const std::size_t pool = Pool ? Pool : pool_size;
   std::size_t ch = 0;
 #if NN_HAVE_SIMD
   // kV channels per step: compare, then select the value and its position.
@@ -63,8 +86,7 @@ void pool_window(const float* first, std::size_t row_stride, std::size_t c, std:
         best_at = more ? VecI{} + static_cast<std::int32_t>(p * pool + q) : best_at;
       }
     simd::store(out + ch, best);
-    const VecB bytes = __builtin_convertvector(best_at, VecB);
-    std::memcpy(where + ch, &bytes, sizeof bytes);
+    store_positions(best_at, where + ch);
   }
 #endif
   for (; ch < c; ++ch) {  // channels left over (all of them without SIMD)
@@ -143,6 +165,14 @@ void dkernel_c1_from_pooled(const float* x, std::size_t h, std::size_t w, const 
 }
 #endif
 
+// A first layer: one input channel, a 3x3 kernel, the direct variant, C_out
+// a multiple of the vector width: the kernels of conv2d_direct3x3.cpp's C_in
+// = 1 path, which the fused step then calls a few rows at a time.
+bool first_layer(const Tensor& kernel, Conv2DVariant variant, std::size_t c) {
+  return variant == Conv2DVariant::direct3x3 && kernel.dim(0) == 3 && kernel.dim(1) == 3 && kernel.dim(2) == 1 &&
+         c % simd::kVecWidth == 0;
+}
+
 Shape pooled_shape(const Tensor& x, const Tensor& kernel, std::size_t pool) {
   return max_pool2d_output_shape(conv2d_dims(x.shape(), kernel.shape()).y_shape(), pool);
 }
@@ -159,6 +189,32 @@ void conv2d_relu_maxpool_forward(const Tensor& x, const Tensor& kernel, const Te
   const Shape map_shape = conv2d_dims(x.batch_view(0, std::min<std::size_t>(n, 1)).shape(), kernel.shape()).y_shape();
   const std::size_t ow = map_shape[2];
   std::uint8_t* const where_base = where.data();
+#if NN_HAVE_SIMD
+  if (first_layer(kernel, variant, c)) {
+    // A first layer: the convolution a window row at a time (pool rows of the
+    // map, 6.6 KB, in L1), pooled at once; the map's last row of an odd-sized
+    // map, which no window reads, is never computed.
+    const Conv2DDims d = conv2d_dims(x.shape(), kernel.shape());
+    parallel_for(0, n, [&](std::size_t lo, std::size_t hi) {
+      thread_local std::vector<float> rows_storage;
+      rows_storage.resize(pool * ow * c);
+      float* rows = rows_storage.data();  // (pool, OW, C)
+      for (std::size_t b = lo; b < hi; ++b)
+        for (std::size_t i = 0; i < ph; ++i) {
+          conv2d_impl::forward_direct3x3_c1_rows(d, x.data(), kernel.data(), bias.data(), /*relu=*/true, b, i * pool,
+                                                 (i + 1) * pool, rows);
+          for (std::size_t j = 0; j < pw; ++j) {
+            const std::size_t o = ((b * ph + i) * pw + j) * c;
+            if (pool == 2)  // Keras's default pool_size, with unrolled loops
+              pool_window<2>(rows + j * pool * c, ow * c, c, pool, y.data() + o, where_base + o);
+            else
+              pool_window(rows + j * pool * c, ow * c, c, pool, y.data() + o, where_base + o);
+          }
+        }
+    });
+    return;
+  }
+#endif
   // [snippet fused-forward]
   parallel_for(0, n, [&](std::size_t lo, std::size_t hi) {
     thread_local Tensor map_storage;  // one image's conv + ReLU output: (1, OH, OW, C), about 86 KB
@@ -196,10 +252,8 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
   const float* gp = dy.data();
   const std::uint8_t* wp = where.data();
   std::vector<Conv2DGradients> partial(parts);
-  // A first layer (one input channel, 3x3, the direct variant, no input
-  // gradient): dkernel_c1_from_pooled, which needs no map.
-  const bool first_layer = NN_HAVE_SIMD && variant == Conv2DVariant::direct3x3 && kernel.dim(0) == 3 &&
-                           kernel.dim(1) == 3 && kernel.dim(2) == 1 && c % simd::kVecWidth == 0 && !dx;
+  // A first layer with no input gradient: dkernel_c1_from_pooled, which needs no map.
+  const bool c1_no_map = NN_HAVE_SIMD && first_layer(kernel, variant, c) && !dx;
   parallel_for(0, parts, [&](std::size_t lo, std::size_t hi) {
     thread_local Tensor dmap_storage;  // one image's gradient at the conv output
     thread_local Conv2DGradients one_storage;
@@ -207,7 +261,7 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
     Conv2DGradients& one = one_storage;
     ensure_shape(one.dkernel, kernel.shape());
     ensure_shape(one.dbias, Shape{kernel.dim(3)});
-    if (!first_layer) {
+    if (!c1_no_map) {
       ensure_shape(dmap, map_shape);
       // The windows write all of dmap, except the last row or column of an odd-sized map.
       dmap.fill(0.0f);
@@ -219,7 +273,7 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
       const Range images = split_range(n, parts, part);
       for (std::size_t b = images.begin; b < images.end; ++b) {
 #if NN_HAVE_SIMD
-        if (first_layer) {  // no map at all: the gradients straight from the pooled dy
+        if (c1_no_map) {  // no map at all: the gradients straight from the pooled dy
           dkernel_c1_from_pooled(x.data() + b * x.dim(1) * x.dim(2), x.dim(1), x.dim(2), gp + b * ph * pw * c,
                                  yp + b * ph * pw * c, wp + b * ph * pw * c, ph, pw, c, pool, one.dkernel.data(),
                                  one.dbias.data());
