@@ -46,11 +46,11 @@ set boxwidth 0.7
 set yrange [-0.6:*] reverse
 set ytics nomirror noenhanced
 set xlabel "microseconds"
-set xrange [0:$max * 1.5]
+set xrange [0:$max * 1.6]
 set grid xtics
 unset key
 plot "$tmp/rows.dat" using (\$3*0.5):1:(\$3*0.5):(0.35):(\$4 > 0 ? 0xbbbbbb : 0x2166ac):yticlabels(2) with boxxyerror lc rgb variable, \
-     '' using 3:1:(sprintf(" %.0f%s", \$3, \$4 > 0 ? "  (not run by fit: for reference)" : "")) with labels left
+     '' using 3:1:(sprintf(" %.0f%s", \$3, \$4 > 0 ? "  (not run by fit)" : "")) with labels left
 GP
 mv "$out.tmp" "$out"
 echo "wrote $out"

@@ -186,6 +186,7 @@ void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, con
 #endif
   store_tile(tile, mr, nr, alpha, beta, c, ldc);
 }
+// [end snippet gemm-micro-kernel]
 
 template <std::size_t... R>
 void micro_kernel_dispatch(std::index_sequence<R...>, std::size_t kc, const float* a, std::size_t a_stride,
@@ -201,7 +202,6 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
   micro_kernel_dispatch(std::make_index_sequence<MR - 1>(), kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr,
                         nr);
 }
-// [end snippet gemm-micro-kernel]
 
 }  // namespace gemm_impl
 
