@@ -203,7 +203,9 @@ TEST(Dense, BackwardWithTheUpdateFusedIsBackwardThenTheUpdateBitForBit) {
             << "every weight updated exactly once";
         EXPECT_EQ(std::memcmp(fused_kernel.data(), apart_kernel.data(), kernel.size() * sizeof(float)), 0);
         EXPECT_EQ(std::memcmp(db.data(), apart_db.data(), c.out * sizeof(float)), 0);
-        if (with_dx) EXPECT_EQ(std::memcmp(dx.data(), apart_dx.data(), dx.size() * sizeof(float)), 0);
+        if (with_dx) {
+          EXPECT_EQ(std::memcmp(dx.data(), apart_dx.data(), dx.size() * sizeof(float)), 0);
+        }
       }
   nn::set_thread_count(threads_before);
 }
