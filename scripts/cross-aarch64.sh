@@ -15,10 +15,10 @@
 # Then: configure with cmake/aarch64-linux-gnu.cmake, build everything
 # (benchmarks included), and run ctest; the toolchain file makes ctest run
 # each test through qemu-aarch64. Everything after `--` goes to ctest. Under
-# qemu the chapter 10 trainings take minutes each; to leave them (and chapter
-# 11's runs, which need their weights) out:
+# qemu the chapter 10 trainings take minutes each; to leave them out (and the
+# runs of chapters 04, 07 and 11 that load their weights):
 #   scripts/cross-aarch64.sh -- -j2 -FA test-weights \
-#       -E '^ch10-fit\.(runs|default-lr-.*)$|^ch11-predict\.(runs|own-image)$'
+#       -E '^ch10-fit\.(runs|default-lr-.*)$|^ch11-predict\.(runs|own-image)$|^ch0[47]-.*\.load$'
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
