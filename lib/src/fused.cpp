@@ -272,25 +272,23 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
       sum.dbias = Tensor({kernel.dim(3)});
       const Range images = split_range(n, parts, part);
       for (std::size_t b = images.begin; b < images.end; ++b) {
-#if NN_HAVE_SIMD
         if (c1_no_map) {  // no map at all: the gradients straight from the pooled dy
+#if NN_HAVE_SIMD
           dkernel_c1_from_pooled(x.data() + b * x.dim(1) * x.dim(2), x.dim(1), x.dim(2), gp + b * ph * pw * c,
                                  yp + b * ph * pw * c, wp + b * ph * pw * c, ph, pw, c, pool, one.dkernel.data(),
                                  one.dbias.data());
-          for (std::size_t k = 0; k < one.dkernel.size(); ++k) sum.dkernel[k] += one.dkernel[k];
-          for (std::size_t k = 0; k < one.dbias.size(); ++k) sum.dbias[k] += one.dbias[k];
-          continue;
-        }
 #endif
-        // [snippet fused-backward]
-        for (std::size_t i = 0; i < ph; ++i)
-          for (std::size_t j = 0; j < pw; ++j) {
-            const std::size_t o = ((b * ph + i) * pw + j) * c;
-            unpool_window(gp + o, yp + o, wp + o, ow * c, c, pool, dmap.data() + ((i * pool) * ow + j * pool) * c);
-          }
-        Tensor dx_image = dx ? dx->batch_view(b, 1) : Tensor();  // a view: image b of dx, written in place
-        conv2d_backward(x.batch_view(b, 1), kernel, dmap, variant, one.dkernel, one.dbias, dx ? &dx_image : nullptr);
-        // [end snippet fused-backward]
+        } else {
+          // [snippet fused-backward]
+          for (std::size_t i = 0; i < ph; ++i)
+            for (std::size_t j = 0; j < pw; ++j) {
+              const std::size_t o = ((b * ph + i) * pw + j) * c;
+              unpool_window(gp + o, yp + o, wp + o, ow * c, c, pool, dmap.data() + ((i * pool) * ow + j * pool) * c);
+            }
+          Tensor dx_image = dx ? dx->batch_view(b, 1) : Tensor();  // a view: image b of dx, written in place
+          conv2d_backward(x.batch_view(b, 1), kernel, dmap, variant, one.dkernel, one.dbias, dx ? &dx_image : nullptr);
+          // [end snippet fused-backward]
+        }
         for (std::size_t k = 0; k < one.dkernel.size(); ++k) sum.dkernel[k] += one.dkernel[k];
         for (std::size_t k = 0; k < one.dbias.size(); ++k) sum.dbias[k] += one.dbias[k];
       }
