@@ -180,6 +180,21 @@ void clean_up_stale(const fs::path& dir) {
 
 }  // namespace
 
+namespace {
+// Swaps two folders in one step: Linux's renameat2(RENAME_EXCHANGE). Where the
+// C library has no such call (Emscripten's, for the WebAssembly build), fails
+// with ENOSYS, as an old kernel does, and the caller falls back to renames.
+int exchange_folders(const fs::path& a, const fs::path& b) {
+#if defined(RENAME_EXCHANGE)
+  return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE);
+#else
+  (void)a, (void)b;
+  errno = ENOSYS;
+  return -1;
+#endif
+}
+}  // namespace
+
 void replace_folder_atomic(const fs::path& dir_given, const std::function<void(const fs::path&)>& fill,
                            const std::function<bool(const std::string&)>& replaceable) {
   // Work on the real folder: "weights/" and "./weights" name the same one,
@@ -219,7 +234,7 @@ void replace_folder_atomic(const fs::path& dir_given, const std::function<void(c
     sync_path(staging, true);
     if (!exists) {
       fs::rename(staging, dir);
-    } else if (::renameat2(AT_FDCWD, staging.c_str(), AT_FDCWD, dir.c_str(), RENAME_EXCHANGE) != 0) {
+    } else if (exchange_folders(staging, dir) != 0) {
       if (errno != EINVAL && errno != ENOSYS)
         throw Error(fmt::format("{}: cannot swap in the new files: {}", dir_given.string(), std::strerror(errno)));
       const fs::path old = parent / temporary_name(dir.filename().string(), "old", ::getpid());
