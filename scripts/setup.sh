@@ -3,10 +3,23 @@
 # the MNIST data (where missing or unverified). Safe to run again: it reuses
 # what is already there.
 #
-#   bash scripts/setup.sh            # packages + data
-#   bash scripts/setup.sh --data     # data only
+#   bash scripts/setup.sh               # packages + data
+#   bash scripts/setup.sh --data        # data only
+#   bash scripts/setup.sh --playground  # packages + data, and what the browser
+#                                       # playground needs (about 1 GB more):
+#                                       # Emscripten, Chromium, chromedriver
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+data_only=0 playground=0
+for arg in "$@"; do
+  case "$arg" in
+    --data) data_only=1 ;;
+    --playground) playground=1 ;;
+    --help|-h) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "setup: unknown option '$arg' (--data, --playground)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   g++ cmake make
@@ -16,6 +29,11 @@ packages=(
   dataset-fashion-mnist
   libdnnl-dev  # oneDNN: the industrial rung of chapter 04's benchmark (optional for the build)
 )
+# The playground (docs/playground): the library compiled to WebAssembly, served
+# by python3, tested in headless Chromium; curl and bzip2 fetch and unpack
+# zlib's source for the WebAssembly build (wasm/get-zlib-source.sh).
+playground_packages=(emscripten chromium chromium-driver python3 curl bzip2)
+if [ "$playground" = 1 ]; then packages+=("${playground_packages[@]}"); fi
 
 install_packages() {
   local missing=()
@@ -52,7 +70,7 @@ install_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-if [ "${1:-}" != "--data" ]; then
+if [ "$data_only" = 0 ]; then
   install_packages
 fi
 bash scripts/fetch-mnist.sh

@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""The playground, tested in a real browser (headless Chromium, driven through
+chromedriver's WebDriver protocol; Python's standard library only).
+
+  python3 tests/playground/browser_test.py --native-bin build/bin [--screenshot FILE]
+
+It builds and assembles the page (scripts/playground.sh --no-serve, with the
+committed weights docs/playground/weights), serves it on a free local port, and:
+
+  1. draws digits stroke by stroke with WebDriver pointer actions (mouse
+     events the page cannot tell from a person's) and checks the digit the
+     page shows;
+  2. shows the committed test images x_test[0..2] through the page and checks
+     its probabilities against the native ch11-predict's for the same images
+     and weights, to 1e-5;
+  3. checks that missing weights, and weights of the wrong shape, put a
+     visible message on the page;
+  4. takes a screenshot of the page with a drawn digit and its maps.
+
+It also prints the page's time for one forward pass and the native one
+(measured, never asserted). Exit status 77 (ctest's "skipped") with the reason
+when Chromium, chromedriver, Emscripten or the native build is missing; with
+NN_REQUIRE_BROWSER=1 in the environment, that is a failure instead.
+"""
+import argparse
+import base64
+import functools
+import http.server
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zlib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SKIP = 77
+TOLERANCE = 1e-5
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # WebDriver's key for an element reference
+
+# Digits as strokes in the 280x280 canvas's pixels: lists of points, each list
+# one press-move-release of the mouse.
+DIGITS = {
+    1: [[(150, 45), (146, 100), (142, 160), (138, 235)]],
+    7: [[(75, 60), (140, 58), (205, 60), (180, 110), (150, 170), (125, 235)]],
+    0: [[(140, 45), (95, 65), (75, 140), (95, 215), (140, 238), (185, 215), (205, 140), (185, 65), (140, 45), (128, 50)]],
+    4: [[(110, 45), (85, 150), (200, 150)], [(170, 60), (165, 150), (160, 240)]],
+}
+DRAWN_LAST = 4  # the digit in the screenshot
+
+
+def fail(message):
+    print(f"FAIL: {message}", flush=True)
+    sys.exit(1)
+
+
+def skip(reason):
+    if os.environ.get("NN_REQUIRE_BROWSER") == "1":  # CI, after installing them: a skip would hide a failure
+        fail(f"{reason} (and NN_REQUIRE_BROWSER=1)")
+    print(f"SKIPPED: {reason}", flush=True)
+    sys.exit(SKIP)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_npy_float32(path):
+    """The values and shape of a little-endian float32 .npy file (format 1.0)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:6] != b"\x93NUMPY":
+        fail(f"{path}: not a .npy file")
+    length = struct.unpack_from("<H", data, 8)[0]
+    header = data[10:10 + length].decode("latin1")
+    if "'<f4'" not in header or "'fortran_order': False" not in header:
+        fail(f"{path}: not C-ordered float32: {header}")
+    shape = tuple(int(v) for v in header.split("(")[1].split(")")[0].split(",") if v.strip())
+    values = struct.unpack(f"<{len(data[10 + length:]) // 4}f", data[10 + length:])
+    return values, shape
+
+
+def npy_bytes(shape, values):
+    """A float32 .npy file (format 1.0), for the wrong-shape weights."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }" % (
+        ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else ""))
+    header += " " * (63 - (10 + len(header)) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode("latin1") + \
+        struct.pack(f"<{len(values)}f", *values)
+
+
+class WebDriver:
+    """The few WebDriver commands the test needs, over HTTP to chromedriver."""
+
+    def __init__(self, chromedriver, chromium):
+        self.port = free_port()
+        self.log = tempfile.TemporaryFile()
+        self.process = subprocess.Popen([chromedriver, f"--port={self.port}"], stdout=self.log, stderr=self.log)
+        self.base = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                if self._call("GET", "/status")["value"]["ready"]:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            time.sleep(0.1)
+        else:
+            self.close()
+            fail("chromedriver did not start")
+        options = {"binary": chromium,
+                   "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                            "--window-size=1100,1180", "--hide-scrollbars", "--force-device-scale-factor=1"]}
+        caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
+        self.session = self._call("POST", "/session", caps)["value"]["sessionId"]
+
+    def _call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as e:
+            fail(f"WebDriver {method} {path}: {e.code} {e.read().decode(errors='replace')[:2000]}")
+
+    def call(self, method, path, body=None):
+        return self._call(method, f"/session/{self.session}{path}", body)["value"]
+
+    def go(self, url):
+        self.call("POST", "/url", {"url": url})
+
+    def js(self, script, *args):
+        return self.call("POST", "/execute/sync", {"script": script, "args": list(args)})
+
+    def element(self, css):
+        return self.call("POST", "/element", {"using": "css selector", "value": css})[ELEMENT]
+
+    def displayed(self, element):
+        return self.call("GET", f"/element/{element}/displayed")
+
+    def text(self, element):
+        return self.call("GET", f"/element/{element}/text")
+
+    def wait_for_page(self, seconds=60):
+        """Waits until the page says it is ready or shows an error; returns its status."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            status = self.js("return window.playground ? window.playground.status : 'no page';")
+            if status in ("ready", "error"):
+                return status
+            time.sleep(0.1)
+        fail(f"the page neither became ready nor showed an error in {seconds} s")
+
+    def strokes(self, element, strokes, size=280):
+        """Presses, moves and releases the mouse along each stroke, in the element's pixels."""
+        actions = []
+        for points in strokes:
+            at = lambda p: {"type": "pointerMove", "duration": 0, "origin": {ELEMENT: element},
+                            "x": int(p[0] - size / 2), "y": int(p[1] - size / 2)}
+            actions.append(at(points[0]))
+            actions.append({"type": "pointerDown", "button": 0})
+            for a, b in zip(points, points[1:]):  # several small moves per segment, as a hand makes
+                for k in range(1, 6):
+                    actions.append(at((a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)))
+            actions.append({"type": "pointerUp", "button": 0})
+        self.call("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse",
+                                                    "parameters": {"pointerType": "mouse"}, "actions": actions}]})
+        self.call("DELETE", "/actions")
+
+    def screenshot(self, path):
+        png = base64.b64decode(self.call("GET", "/screenshot"))
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(png)
+        os.replace(tmp, path)  # never a half-written figure
+
+    def close(self):
+        if getattr(self, "session", None):
+            try:
+                self._call("DELETE", f"/session/{self.session}")
+            except Exception:  # the browser is going away either way
+                pass
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".wasm": "application/wasm"}
+
+    def log_message(self, *args):
+        pass
+
+
+def serve(folder):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=folder))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def make_bad_weights(site):
+    """site/wrong-shape: the committed set, but conv2d's kernel has 16 filters
+    in place of 32 (a manifest that matches it, so that only the shape is wrong)."""
+    good, bad = os.path.join(site, "weights"), os.path.join(site, "wrong-shape")
+    shutil.copytree(good, bad)
+    kernel = npy_bytes((3, 3, 1, 16), [0.0] * (3 * 3 * 16))
+    with open(os.path.join(bad, "conv2d.kernel.npy"), "wb") as f:
+        f.write(kernel)
+    with open(os.path.join(good, "manifest.txt")) as f:
+        lines = f.read().splitlines()
+    with open(os.path.join(bad, "manifest.txt"), "w") as f:
+        for line in lines:
+            if line.startswith("file conv2d.kernel.npy "):
+                line = f"file conv2d.kernel.npy {len(kernel)} crc32 {zlib.crc32(kernel):08x}"
+            f.write(line + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--native-bin", required=True, help="the native build's bin folder (ch11-predict)")
+    parser.add_argument("--screenshot", help="write the page's screenshot here (PNG)")
+    parser.add_argument("--data", default=os.environ.get("MNIST_DIR", os.path.join(ROOT, "data", "mnist")))
+    args = parser.parse_args()
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    chromedriver = shutil.which("chromedriver")
+    missing = [name for name, path in (("chromium", chromium), ("chromedriver (chromium-driver)", chromedriver),
+                                       ("emcc (emscripten)", shutil.which("emcc"))) if not path]
+    if missing:
+        skip(f"{', '.join(missing)} not installed; bash scripts/setup.sh --playground installs them")
+    predict = os.path.join(args.native_bin, "ch11-predict")
+    if not os.access(predict, os.X_OK):
+        skip(f"{predict} not built")
+
+    weights = os.path.join(ROOT, "docs", "playground", "weights")
+    work = tempfile.mkdtemp(prefix="playground-test-")
+    try:
+        site = os.path.join(work, "site")
+        build = subprocess.run(["bash", os.path.join(ROOT, "scripts", "playground.sh"), "--no-serve",
+                                "--weights", weights, "--site", site], capture_output=True, text=True)
+        if build.returncode != 0:
+            fail(f"scripts/playground.sh failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
+        wasm_bytes = os.path.getsize(os.path.join(site, "nn_playground.wasm"))
+        make_bad_weights(site)
+
+        # The native side: ch11-predict's probabilities for the whole test set, same weights.
+        native_npy = os.path.join(work, "native.npy")
+        run = subprocess.run([predict, "--load", weights, "--data", args.data, "--index", "0", "--threads", "1",
+                              "--plots", os.path.join(work, "plots"), "--probabilities", native_npy],
+                             capture_output=True, text=True)
+        if run.returncode != 0:
+            fail(f"ch11-predict failed:\n{run.stdout}\n{run.stderr}")
+        native, shape = read_npy_float32(native_npy)
+        if shape != (10000, 10):
+            fail(f"ch11-predict's probabilities have shape {shape}, not (10000, 10)")
+        # The page's sample must be the test set's first images, or the comparison means nothing.
+        with open(os.path.join(args.data, "t10k-images-idx3-ubyte"), "rb") as f:
+            test_images = f.read(16 + 100 * 784)[16:]
+        with open(os.path.join(ROOT, "docs", "playground", "samples", "t10k-first-100-images-idx3-ubyte"), "rb") as f:
+            if f.read()[16:] != test_images:
+                fail("docs/playground/samples is not the first 100 images of the test set")
+
+        server, url = serve(site)
+        driver = WebDriver(chromedriver, chromium)
+        try:
+            print(f"chromium: {driver.call('GET', '/window/rect')} via {chromedriver}; page {url}", flush=True)
+
+            # 3. Bad weights first: each gives a visible message and no drawing.
+            for folder, expected in (("no-such-folder", ["no-such-folder/manifest.txt", "404"]),
+                                     ("wrong-shape", ["conv2d.kernel.npy", "shape", "(3, 3, 1, 16)"])):
+                driver.go(f"{url}?weights={folder}")
+                if driver.wait_for_page() != "error":
+                    fail(f"?weights={folder}: the page did not report an error")
+                box = driver.element("#error")
+                message = driver.text(box)
+                if not driver.displayed(box) or not all(e in message for e in expected):
+                    fail(f"?weights={folder}: the visible message is {message!r}, expected it to name {expected}")
+                print(f"ok: ?weights={folder} shows: {message}", flush=True)
+
+            driver.go(url)
+            if driver.wait_for_page() != "ready":
+                fail(f"the page did not load: {driver.js('return window.playground.error;')}")
+
+            # 2. Three committed test images through the page, against ch11-predict.
+            for i in range(3):
+                page = driver.js("window.playground.showSample(arguments[0]); return window.playground.probabilities;", i)
+                expected = native[10 * i:10 * i + 10]
+                diff = max(abs(a - b) for a, b in zip(page, expected))
+                shown = driver.text(driver.element("#prediction"))
+                print(f"x_test[{i}]: page {[round(v, 6) for v in page]}, max |page - native| = {diff:.2e}, "
+                      f"shows {shown}", flush=True)
+                if len(page) != 10 or diff > TOLERANCE:
+                    fail(f"x_test[{i}]: the page's probabilities differ from ch11-predict's by {diff:.3g} > {TOLERANCE}")
+                if shown != str(max(range(10), key=lambda d: expected[d])):
+                    fail(f"x_test[{i}]: the page shows {shown!r}, ch11-predict's argmax is another digit")
+
+            # 1. Digits drawn with the mouse.
+            canvas = driver.element("#draw")
+            for digit in [d for d in DIGITS if d != DRAWN_LAST] + [DRAWN_LAST]:
+                driver.js("window.playground.clear();")
+                driver.strokes(canvas, DIGITS[digit])
+                time.sleep(0.2)  # the last animation frame's update
+                shown = driver.text(driver.element("#prediction"))
+                p = driver.js("return window.playground.probabilities;")
+                print(f"drew {digit}: the page shows {shown!r} ({100 * max(p):.1f}%)", flush=True)
+                if shown != str(digit):
+                    fail(f"drew a {digit}, the page shows {shown!r}; probabilities {p}")
+
+            ms = driver.js("return window.playground.timeForward(200, 7);")
+            print(f"nn_playground.wasm: {wasm_bytes} bytes; one forward pass in Chromium: {1000 * ms:.0f} us "
+                  "(median of 7 x 200 passes, performance.now())", flush=True)
+            if args.screenshot:
+                driver.js("window.scrollTo(0, 0);")
+                driver.screenshot(args.screenshot)
+                print(f"screenshot: {args.screenshot}", flush=True)
+        finally:
+            driver.close()
+            server.shutdown()
+
+        native_time = subprocess.run([predict, "--load", weights, "--data", args.data, "--index", "0",
+                                      "--threads", "1", "--time-inference"], capture_output=True, text=True)
+        warm = [line for line in native_time.stdout.splitlines() if "warm" in line]
+        print(f"native (ch11-predict --time-inference --threads 1): {' | '.join(warm) or native_time.stdout}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print("playground browser test: passed")
+
+
+if __name__ == "__main__":
+    main()
