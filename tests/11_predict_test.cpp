@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cmath>
 #include <numeric>
 
@@ -148,6 +149,88 @@ TEST(Pgm, BlackOnWhiteIsInvertedAndScaled) {
   auto same = nn::to_mnist_digit(mnist, "mnist.pgm", &inverted);
   EXPECT_FALSE(inverted);
   EXPECT_EQ(same, digit);
+}
+
+// The centre of mass of a 28x28 image, in pixels (pixel x covering [x, x + 1)).
+std::pair<double, double> centre_of_mass(const Bytes& image) {
+  double mass = 0, mx = 0, my = 0;
+  for (std::size_t y = 0; y < 28; ++y)
+    for (std::size_t x = 0; x < 28; ++x) {
+      const double v = image[y * 28 + x];
+      mass += v, mx += v * (static_cast<double>(x) + 0.5), my += v * (static_cast<double>(y) + 0.5);
+    }
+  return {mx / mass, my / mass};
+}
+
+// The rows and columns of a 28x28 image that hold ink: {first row, last row, first column, last column}.
+std::array<std::size_t, 4> ink_box(const Bytes& image) {
+  std::array<std::size_t, 4> box{28, 0, 28, 0};
+  for (std::size_t y = 0; y < 28; ++y)
+    for (std::size_t x = 0; x < 28; ++x)
+      if (image[y * 28 + x] > 0)
+        box = {std::min(box[0], y), std::max(box[1], y), std::min(box[2], x), std::max(box[3], x)};
+  return box;
+}
+
+TEST(PrepareLikeMnist, NoInkGivesNothingAndTheSizeIsChecked) {
+  EXPECT_TRUE(nn::prepare_like_mnist(Bytes(280 * 280, 0), 280, 280).empty());
+  EXPECT_THROW(nn::prepare_like_mnist(Bytes(10, 1), 3, 3), nn::Error);
+  EXPECT_THROW(nn::prepare_like_mnist(Bytes(0), 0, 0), nn::Error);
+}
+
+TEST(PrepareLikeMnist, TheLongerSideBecomesTwentyPixelsAndTheCentreOfMassTheCentre) {
+  // A solid 50-wide, 100-tall block, off-centre in a 300x200 drawing: 10x20,
+  // every pixel full, its centre of mass (5, 10) moved to (14, 14).
+  const std::size_t width = 300, height = 200;
+  Bytes drawing(width * height, 0);
+  for (std::size_t y = 90; y < 190; ++y)
+    for (std::size_t x = 7; x < 57; ++x) drawing[y * width + x] = 255;
+  const Bytes digit = nn::prepare_like_mnist(drawing, width, height);
+  ASSERT_EQ(digit.size(), 784u);
+  const auto box = ink_box(digit);
+  EXPECT_EQ(box, (std::array<std::size_t, 4>{4, 23, 9, 18}));  // rows 4..23, columns 9..18
+  for (std::size_t y = 4; y <= 23; ++y)
+    for (std::size_t x = 9; x <= 18; ++x) EXPECT_EQ(digit[y * 28 + x], 255) << y << "," << x;
+  const auto [cx, cy] = centre_of_mass(digit);
+  EXPECT_NEAR(cx, 14.0, 1e-9);
+  EXPECT_NEAR(cy, 14.0, 1e-9);
+}
+
+TEST(PrepareLikeMnist, ScalingAveragesAreasSoEdgesAreAntiAliasedAndInkIsKept) {
+  // A 4-wide, 30-tall bar: scaled by 20/30, it is 2.67 pixels wide: two full
+  // columns and one covered for 2/3, whose value is 2/3 of the ink.
+  const std::size_t width = 40, height = 40;
+  Bytes drawing(width * height, 0);
+  for (std::size_t y = 5; y < 35; ++y)
+    for (std::size_t x = 10; x < 14; ++x) drawing[y * width + x] = 240;
+  const Bytes digit = nn::prepare_like_mnist(drawing, width, height);
+  const auto box = ink_box(digit);
+  ASSERT_EQ(box[3] - box[2], 2u);  // three columns
+  for (std::size_t y = box[0]; y <= box[1]; ++y) {
+    EXPECT_EQ(digit[y * 28 + box[2]], 240);
+    EXPECT_EQ(digit[y * 28 + box[2] + 1], 240);
+    EXPECT_EQ(digit[y * 28 + box[3]], 160);  // 240 * 2/3
+  }
+  // Area averaging keeps the ink: the sum scales by (20/30)^2, up to rounding.
+  const double sum = std::accumulate(digit.begin(), digit.end(), 0.0);
+  EXPECT_NEAR(sum, 240.0 * 4 * 30 * (20.0 / 30) * (20.0 / 30), 0.5 * 784);
+  // The centre of mass is the centre, to the whole pixel the shift is rounded to.
+  const auto [cx, cy] = centre_of_mass(digit);
+  EXPECT_LE(std::abs(cx - 14.0), 0.5);
+  EXPECT_LE(std::abs(cy - 14.0), 0.5);
+}
+
+TEST(PrepareLikeMnist, AnMnistDigitComesBackAsItselfWhenDrawnTenTimesLarger) {
+  // x_test-like: a digit already prepared, drawn 10x larger pixel by pixel
+  // (as the playground shows a test image), is prepared back to itself when
+  // its box is 20 pixels high and its centre of mass is centred.
+  const std::size_t width = 280;
+  Bytes small(784, 0);
+  for (std::size_t y = 4; y < 24; ++y) small[y * 28 + 13] = small[y * 28 + 14] = 255;  // a "1"
+  Bytes large(width * width, 0);
+  for (std::size_t y = 0; y < width; ++y)
+    for (std::size_t x = 0; x < width; ++x) large[y * width + x] = small[(y / 10) * 28 + x / 10];
+  EXPECT_EQ(nn::prepare_like_mnist(large, width, width), small);
 }
 
 TEST(Pgm, SizeIsCheckedAgainstTheFileBeforeAllocating) {

@@ -35,8 +35,13 @@ add_library(fmt::fmt ALIAS nn_wasm_fmt)
 
 set(NN_WASM_ZLIB_SOURCE_DIR "${CMAKE_SOURCE_DIR}/build-wasm/deps/zlib" CACHE PATH
     "zlib's source (wasm/get-zlib-source.sh fetches Debian's)")
+if(NOT EXISTS "${NN_WASM_ZLIB_SOURCE_DIR}/inflate.c" AND
+   NN_WASM_ZLIB_SOURCE_DIR STREQUAL "${CMAKE_SOURCE_DIR}/build-wasm/deps/zlib")
+  # The first configure fetches it (about 0.5 MB from Debian's archive, SHA-256 checked).
+  execute_process(COMMAND bash "${CMAKE_SOURCE_DIR}/wasm/get-zlib-source.sh" RESULT_VARIABLE zlib_fetch)
+endif()
 if(NOT EXISTS "${NN_WASM_ZLIB_SOURCE_DIR}/inflate.c")
-  message(FATAL_ERROR "zlib source not found in ${NN_WASM_ZLIB_SOURCE_DIR}: run wasm/get-zlib-source.sh")
+  message(FATAL_ERROR "zlib source not found in ${NN_WASM_ZLIB_SOURCE_DIR}: wasm/get-zlib-source.sh fetches it")
 endif()
 add_library(nn_wasm_zlib STATIC)
 foreach(file adler32.c crc32.c deflate.c inffast.c inflate.c inftrees.c trees.c zutil.c)

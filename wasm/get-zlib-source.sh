@@ -21,7 +21,7 @@ if [[ "$got" != "$sha256" ]]; then
   echo "get-zlib-source: $url has SHA-256 $got, not $sha256: not unpacked" >&2
   exit 1
 fi
-tar -C "$work" -xjf "$work/zlib.tar.bz2"
+tar --no-same-owner -C "$work" -xjf "$work/zlib.tar.bz2"
 mkdir -p "$(dirname "$dest")"
 rm -rf "$dest"
 mv "$work"/zlib-*/ "$dest"

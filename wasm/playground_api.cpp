@@ -4,6 +4,10 @@
 //   pg_load_weights("/weights")        the folder Sequential::save wrote, copied
 //                                      into the module's file system by the page
 //   pg_input()                         784 bytes to fill: one 28x28 image, 0..255
+//   pg_drawing(w, h), pg_input_from_drawing()
+//                                      or a drawing of any size, prepared into
+//                                      pg_input the way MNIST's digits were
+//                                      (nn::prepare_like_mnist)
 //   pg_predict(1)                      forward; then read the buffers below
 //                                      (pg_predict(0): the probabilities only)
 //   pg_probabilities()                 (10,)            softmax, as model.predict
@@ -23,11 +27,13 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "nn/error.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/parallel.hpp"
+#include "nn/pgm.hpp"
 #include "nn/softmax.hpp"
 
 namespace {
@@ -35,6 +41,8 @@ namespace {
 struct Playground {
   std::optional<nn::Sequential> model;
   std::uint8_t input[28 * 28] = {};
+  std::vector<std::uint8_t> drawing;  // (drawing_height, drawing_width), 0..255
+  std::size_t drawing_width = 0, drawing_height = 0;
   nn::Tensor x{{1, 28, 28, 1}};  // (1, 28, 28, 1), the image scaled to 0..1
   nn::Tensor probabilities{{1, 10}};
   nn::Tensor conv_relu{{1, 26, 26, 32}};
@@ -85,6 +93,32 @@ EMSCRIPTEN_KEEPALIVE int pg_load_weights(const char* dir) {
 }
 
 EMSCRIPTEN_KEEPALIVE std::uint8_t* pg_input() { return playground().input; }
+
+// Room for a width x height drawing (white ink on black, 0..255), to fill.
+// Null when the size is not positive (pg_last_error says so).
+EMSCRIPTEN_KEEPALIVE std::uint8_t* pg_drawing(int width, int height) {
+  std::uint8_t* room = nullptr;
+  guarded([&](Playground& p) {
+    if (width <= 0 || height <= 0 || width > 4096 || height > 4096)
+      throw nn::Error("pg_drawing: a drawing is 1x1 to 4096x4096 pixels");
+    p.drawing_width = static_cast<std::size_t>(width), p.drawing_height = static_cast<std::size_t>(height);
+    p.drawing.assign(p.drawing_width * p.drawing_height, 0);
+    room = p.drawing.data();
+  });
+  return room;
+}
+
+// pg_drawing's drawing prepared into pg_input like an MNIST digit: 1 when it
+// was, 0 when the drawing has no ink (pg_input unchanged), -1 on error.
+EMSCRIPTEN_KEEPALIVE int pg_input_from_drawing() {
+  int result = -1;
+  guarded([&](Playground& p) {
+    const std::vector<std::uint8_t> digit = nn::prepare_like_mnist(p.drawing, p.drawing_width, p.drawing_height);
+    if (!digit.empty()) std::copy(digit.begin(), digit.end(), p.input);
+    result = digit.empty() ? 0 : 1;
+  });
+  return result;
+}
 
 // One forward pass of pg_input()'s image. The probabilities come from
 // model.predict, as ch11-predict computes them; the activations from the

@@ -1,9 +1,10 @@
-// The playground's page: a drawing reduced to a 28x28 MNIST-style image, read
-// by the course's model compiled to WebAssembly (wasm/playground_api.cpp).
+// The playground's page: a drawing read by the course's model, compiled to
+// WebAssembly with the library's own sources (wasm/playground_api.cpp).
 //
-// Nothing here computes a layer. The page prepares the input, calls the C API,
-// and draws what comes back: the probabilities, the 32 Conv2D maps after ReLU,
-// the 32 pooled maps and the 100 Dense activations.
+// Nothing here computes: the page hands the drawing's pixels to the C API
+// (which prepares them like an MNIST digit and runs the model) and draws what
+// comes back: the 28x28 input, the probabilities, the 32 Conv2D maps after
+// ReLU, the 32 pooled maps and the 100 Dense activations.
 //
 // Query options: ?weights=FOLDER (default "weights"), the folder ch10-fit saved
 // (scripts/playground.sh copies it next to this page).
@@ -106,70 +107,6 @@ async function loadSamples() {
 }
 
 // ---------------------------------------------------------------------------
-// Reducing a drawing the way MNIST's digits were prepared: the ink's bounding
-// box scaled (aspect kept, anti-aliased by averaging over areas) to fit a 20x20
-// box, then placed in a 28x28 field with its centre of mass at the centre.
-
-// For n source pixels scaled by s (target pixels per source pixel): the target
-// pixels, each a list of [source index, weight]. A target pixel averages the
-// source area it covers; one it covers only partly (the last) gets less.
-function areaWeights(n, s) {
-  const m = Math.max(1, Math.ceil(n * s - 1e-9));
-  const targets = [];
-  for (let t = 0; t < m; ++t) {
-    const a = t / s, b = Math.min((t + 1) / s, n);
-    const list = [];
-    for (let i = Math.floor(a); i < Math.ceil(b); ++i) {
-      const overlap = Math.min(b, i + 1) - Math.max(a, i);
-      if (overlap > 0) list.push([i, overlap * s]);
-    }
-    targets.push(list);
-  }
-  return targets;
-}
-
-// ink: (height, width) values 0..255, row by row. Returns the 784 bytes of the
-// 28x28 image, or null when there is no ink.
-function reduceToMnist(ink, width, height) {
-  let x0 = width, y0 = height, x1 = -1, y1 = -1;
-  for (let y = 0; y < height; ++y)
-    for (let x = 0; x < width; ++x)
-      if (ink[y * width + x] > 0) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
-  if (x1 < 0) return null;
-  const w = x1 - x0 + 1, h = y1 - y0 + 1;
-  const s = 20 / Math.max(w, h);
-  const cols = areaWeights(w, s), rows = areaWeights(h, s);
-  const tw = cols.length, th = rows.length;
-  // Horizontal pass, then vertical: box (th, tw).
-  const across = new Float64Array(h * tw);
-  for (let y = 0; y < h; ++y)
-    for (let t = 0; t < tw; ++t) {
-      let v = 0;
-      for (const [i, wt] of cols[t]) v += ink[(y0 + y) * width + x0 + i] * wt;
-      across[y * tw + t] = v;
-    }
-  const box = new Float64Array(th * tw);
-  for (let t = 0; t < th; ++t)
-    for (let x = 0; x < tw; ++x) {
-      let v = 0;
-      for (const [i, wt] of rows[t]) v += across[i * tw + x] * wt;
-      box[t * tw + x] = v;
-    }
-  // Centre of mass, in pixel units (pixel x covers [x, x + 1)).
-  let mass = 0, mx = 0, my = 0;
-  for (let y = 0; y < th; ++y)
-    for (let x = 0; x < tw; ++x) { const v = box[y * tw + x]; mass += v; mx += v * (x + 0.5); my += v * (y + 0.5); }
-  const ox = Math.round(14 - mx / mass), oy = Math.round(14 - my / mass);
-  const out = new Uint8Array(784);
-  for (let y = 0; y < th; ++y)
-    for (let x = 0; x < tw; ++x) {
-      const X = x + ox, Y = y + oy;
-      if (X >= 0 && X < 28 && Y >= 0 && Y < 28) out[Y * 28 + X] = Math.min(255, Math.round(box[y * tw + x]));
-    }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
 // Showing the results
 
 function grey(canvas, values, offset, stride, count, scale) {
@@ -244,11 +181,15 @@ function showNothing() {
   playground.predicted = null;
 }
 
-// One forward pass of these 784 bytes, with the activations, shown.
-function predict(input) {
-  wasm.HEAPU8.set(input, api.input());
+// One forward pass of pg_input's 784 bytes, with the activations, shown.
+function predictInput() {
   if (api.predict(1) !== 0) throw new Error(`pg_predict: ${api.lastError()}`);
-  showResults(input);
+  showResults(wasm.HEAPU8.slice(api.input(), api.input() + 784));
+}
+
+function predict(image) {
+  wasm.HEAPU8.set(image, api.input());
+  predictInput();
 }
 
 // The time of one forward pass (pg_predict(0): model.predict on one image, what
@@ -298,13 +239,19 @@ function stroke(from, to) {
   pen.stroke();
 }
 
+// The drawing, prepared the way MNIST's digits were (the ink scaled into a
+// 20x20 box, centred by its centre of mass in 28x28) by the library's
+// nn::prepare_like_mnist, then read.
 function updateFromDrawing() {
   pending = false;
   const rgba = pen.getImageData(0, 0, draw.width, draw.height).data;
-  const ink = new Uint8Array(draw.width * draw.height);
+  const room = api.drawing(draw.width, draw.height);
+  if (!room) throw new Error(`pg_drawing: ${api.lastError()}`);
+  const ink = wasm.HEAPU8.subarray(room, room + draw.width * draw.height);
   for (let i = 0; i < ink.length; ++i) ink[i] = rgba[4 * i];  // white on black: the red channel
-  const input = reduceToMnist(ink, draw.width, draw.height);
-  if (input) predict(input); else showNothing();
+  const prepared = api.inputFromDrawing();
+  if (prepared < 0) throw new Error(`pg_input_from_drawing: ${api.lastError()}`);
+  if (prepared === 1) predictInput(); else showNothing();
 }
 
 function scheduleUpdate() {
@@ -360,6 +307,8 @@ async function start() {
     loadWeights: (dir) => wasm.ccall('pg_load_weights', 'number', ['string'], [dir]),
     lastError: () => wasm.UTF8ToString(wasm._pg_last_error()),
     input: () => wasm._pg_input(),
+    drawing: (width, height) => wasm._pg_drawing(width, height),
+    inputFromDrawing: () => wasm._pg_input_from_drawing(),
     predict: (withActivations) => wasm._pg_predict(withActivations),
     probabilities: () => wasm._pg_probabilities(),
     conv: () => wasm._pg_conv_relu(),

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <string>
 
 #include "nn/error.hpp"
@@ -115,6 +117,73 @@ std::vector<std::uint8_t> to_mnist_digit(const GrayImage& image, std::string_vie
     const unsigned v = invert ? image.maxval - image.pixels[i] : image.pixels[i];
     out[i] = static_cast<std::uint8_t>((v * 255u + image.maxval / 2) / image.maxval);
   }
+  return out;
+}
+
+namespace {
+
+// Scaling n source pixels by s (target pixels per source pixel): for each
+// target pixel, the source pixels it covers and by how much. A target pixel
+// is the mean of the source area under it: source pixel i, covered over a
+// length `overlap`, weighs overlap * s (a fully covered target's weights sum
+// to 1; the last target, covered only in part, sums to less: a fainter edge).
+struct Cover {
+  std::size_t source;
+  double weight;
+};
+
+std::vector<std::vector<Cover>> area_weights(std::size_t n, double s) {
+  const auto m = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(static_cast<double>(n) * s - 1e-9)));
+  std::vector<std::vector<Cover>> targets(m);
+  for (std::size_t t = 0; t < m; ++t) {
+    const double a = static_cast<double>(t) / s, b = std::min(static_cast<double>(t + 1) / s, static_cast<double>(n));
+    for (auto i = static_cast<std::size_t>(a); static_cast<double>(i) < b; ++i) {
+      const double overlap = std::min(b, static_cast<double>(i + 1)) - std::max(a, static_cast<double>(i));
+      if (overlap > 0) targets[t].push_back({i, overlap * s});
+    }
+  }
+  return targets;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> prepare_like_mnist(std::span<const std::uint8_t> ink, std::size_t width, std::size_t height) {
+  if (width == 0 || height == 0 || ink.size() / width != height || ink.size() % width != 0)
+    throw Error(fmt::format("prepare_like_mnist: {} pixels are not a {}x{} drawing", ink.size(), width, height));
+  // The ink's bounding box: columns x0..x1, rows y0..y1.
+  std::size_t x0 = width, x1 = 0, y0 = height, y1 = 0;
+  for (std::size_t y = 0; y < height; ++y)
+    for (std::size_t x = 0; x < width; ++x)
+      if (ink[y * width + x] > 0) x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
+  if (x0 == width) return {};
+  const std::size_t w = x1 - x0 + 1, h = y1 - y0 + 1;
+  // [snippet prepare]
+  const double s = 20.0 / static_cast<double>(std::max(w, h));  // the longer side becomes 20 pixels
+  const auto cols = area_weights(w, s), rows = area_weights(h, s);
+  const std::size_t bw = cols.size(), bh = rows.size();  // the box: (bh, bw), at most 20x20
+  std::vector<double> across(h * bw);                     // (h, bw): the rows scaled first
+  for (std::size_t y = 0; y < h; ++y)
+    for (std::size_t t = 0; t < bw; ++t)
+      for (const Cover& c : cols[t]) across[y * bw + t] += ink[(y0 + y) * width + x0 + c.source] * c.weight;
+  std::vector<double> box(bh * bw);  // (bh, bw): then the columns
+  double mass = 0, mx = 0, my = 0;   // the centre of mass, pixel x covering [x, x + 1)
+  for (std::size_t t = 0; t < bh; ++t)
+    for (std::size_t x = 0; x < bw; ++x) {
+      double v = 0;
+      for (const Cover& c : rows[t]) v += across[c.source * bw + x] * c.weight;
+      box[t * bw + x] = v;
+      mass += v, mx += v * (static_cast<double>(x) + 0.5), my += v * (static_cast<double>(t) + 0.5);
+    }
+  // Where the box's corner goes so that its centre of mass lands on (14, 14).
+  const auto ox = static_cast<long>(std::lround(14.0 - mx / mass)), oy = static_cast<long>(std::lround(14.0 - my / mass));
+  // [end snippet prepare]
+  std::vector<std::uint8_t> out(28 * 28);  // (28, 28); what falls outside is cut
+  for (std::size_t y = 0; y < bh; ++y)
+    for (std::size_t x = 0; x < bw; ++x) {
+      const long X = static_cast<long>(x) + ox, Y = static_cast<long>(y) + oy;
+      if (X >= 0 && X < 28 && Y >= 0 && Y < 28)
+        out[static_cast<std::size_t>(Y * 28 + X)] = static_cast<std::uint8_t>(std::lround(std::min(255.0, box[y * bw + x])));
+    }
   return out;
 }
 

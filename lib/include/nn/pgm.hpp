@@ -39,4 +39,15 @@ GrayImage read_pgm(const std::filesystem::path& file);
 // Throws nn::Error naming `name` unless the image is 28x28.
 std::vector<std::uint8_t> to_mnist_digit(const GrayImage& image, std::string_view name, bool* inverted = nullptr);
 
+// A drawing of any size made into a 28x28 digit the way MNIST's were made
+// from their scans: the ink's bounding box is scaled, keeping its aspect
+// ratio, to fit a 20x20 box (anti-aliased: each small pixel is the mean of the
+// area of the drawing it covers), then placed in the 28x28 field so that its
+// centre of mass falls on the field's centre (rounded to whole pixels).
+//
+// ink: (height, width) values 0..255, white ink on black, row by row.
+// Returns the 784 bytes, or an empty vector when no pixel has ink.
+// Throws nn::Error when ink.size() is not width * height.
+std::vector<std::uint8_t> prepare_like_mnist(std::span<const std::uint8_t> ink, std::size_t width, std::size_t height);
+
 }  // namespace nn
