@@ -62,13 +62,14 @@ async function loadModule() {
   if (typeof createPlayground !== 'function')
     throw new Error('nn_playground.js did not load: build the WebAssembly module and serve the page with ' +
                     'scripts/playground.sh (it copies nn_playground.js and nn_playground.wasm next to this page).');
-  let aborted = '';
-  const module = await createPlayground({
+  // A module that cannot start (no .wasm, a bad one) aborts: say so on the
+  // page whether or not the loader's promise is rejected too.
+  const failed = (what) => new Error(`nn_playground.wasm did not start: ${what} (scripts/playground.sh builds it)`);
+  return createPlayground({
     print: (text) => console.log(text),
     printErr: (text) => console.warn(text),
-    onAbort: (what) => { aborted = String(what); },
-  }).catch((e) => { throw new Error(`nn_playground.wasm did not start: ${aborted || e.message || e}`); });
-  return module;
+    onAbort: (what) => showError(failed(what).message),
+  }).catch((e) => { throw failed(e.message || e); });
 }
 
 // Copies the weights folder (manifest.txt and the files it lists) into the

@@ -7,14 +7,14 @@ chromedriver's WebDriver protocol; Python's standard library only).
 It builds and assembles the page (scripts/playground.sh --no-serve, with the
 committed weights docs/playground/weights), serves it on a free local port, and:
 
-  1. draws digits stroke by stroke with WebDriver pointer actions (mouse
-     events the page cannot tell from a person's) and checks the digit the
-     page shows;
+  1. draws digits stroke by stroke with WebDriver pointer actions (mouse and
+     touch events the page cannot tell from a person's) and checks the digit
+     the page shows;
   2. shows the committed test images x_test[0..2] through the page and checks
      its probabilities against the native ch11-predict's for the same images
      and weights, to 1e-5;
-  3. checks that missing weights, and weights of the wrong shape, put a
-     visible message on the page;
+  3. checks that missing weights, weights of the wrong shape and a missing
+     .wasm file each put a visible message on the page;
   4. takes a screenshot of the page with a drawn digit and its maps.
 
 It also prints the page's time for one forward pass and the native one
@@ -54,6 +54,7 @@ DIGITS = {
     4: [[(110, 45), (85, 150), (200, 150)], [(170, 60), (165, 150), (160, 240)]],
 }
 DRAWN_LAST = 4  # the digit in the screenshot
+DRAWN_BY_TOUCH = 7  # drawn a second time with a finger (touch events)
 
 
 def fail(message):
@@ -160,8 +161,9 @@ class WebDriver:
             time.sleep(0.1)
         fail(f"the page neither became ready nor showed an error in {seconds} s")
 
-    def strokes(self, element, strokes, size=280):
-        """Presses, moves and releases the mouse along each stroke, in the element's pixels."""
+    def strokes(self, element, strokes, pointer="mouse", size=280):
+        """Presses, moves and releases the mouse (or a finger: pointer="touch")
+        along each stroke, in the element's pixels."""
         actions = []
         for points in strokes:
             at = lambda p: {"type": "pointerMove", "duration": 0, "origin": {ELEMENT: element},
@@ -172,8 +174,8 @@ class WebDriver:
                 for k in range(1, 6):
                     actions.append(at((a[0] + (b[0] - a[0]) * k / 5, a[1] + (b[1] - a[1]) * k / 5)))
             actions.append({"type": "pointerUp", "button": 0})
-        self.call("POST", "/actions", {"actions": [{"type": "pointer", "id": "mouse",
-                                                    "parameters": {"pointerType": "mouse"}, "actions": actions}]})
+        self.call("POST", "/actions", {"actions": [{"type": "pointer", "id": pointer,
+                                                    "parameters": {"pointerType": pointer}, "actions": actions}]})
         self.call("DELETE", "/actions")
 
     def screenshot(self, path):
@@ -206,9 +208,14 @@ def serve(folder):
     return server, f"http://127.0.0.1:{server.server_address[1]}/"
 
 
-def make_bad_weights(site):
+def make_bad_sites(site):
     """site/wrong-shape: the committed set, but conv2d's kernel has 16 filters
-    in place of 32 (a manifest that matches it, so that only the shape is wrong)."""
+    in place of 32 (a manifest that matches it, so that only the shape is wrong);
+    site/no-module: the page without nn_playground.wasm."""
+    no_module = os.path.join(site, "no-module")
+    os.mkdir(no_module)
+    for name in ("index.html", "page.js", "nn_playground.js"):
+        shutil.copy(os.path.join(site, name), no_module)
     good, bad = os.path.join(site, "weights"), os.path.join(site, "wrong-shape")
     shutil.copytree(good, bad)
     kernel = npy_bytes((3, 3, 1, 16), [0.0] * (3 * 3 * 16))
@@ -249,7 +256,7 @@ def main():
         if build.returncode != 0:
             fail(f"scripts/playground.sh failed:\n{build.stdout[-3000:]}\n{build.stderr[-3000:]}")
         wasm_bytes = os.path.getsize(os.path.join(site, "nn_playground.wasm"))
-        make_bad_weights(site)
+        make_bad_sites(site)
 
         # The native side: ch11-predict's probabilities for the whole test set, same weights.
         native_npy = os.path.join(work, "native.npy")
@@ -274,16 +281,17 @@ def main():
             print(f"chromium: {driver.call('GET', '/window/rect')} via {chromedriver}; page {url}", flush=True)
 
             # 3. Bad weights first: each gives a visible message and no drawing.
-            for folder, expected in (("no-such-folder", ["no-such-folder/manifest.txt", "404"]),
-                                     ("wrong-shape", ["conv2d.kernel.npy", "shape", "(3, 3, 1, 16)"])):
-                driver.go(f"{url}?weights={folder}")
+            for page, expected in (("?weights=no-such-folder", ["no-such-folder/manifest.txt", "404"]),
+                                   ("?weights=wrong-shape", ["conv2d.kernel.npy", "shape", "(3, 3, 1, 16)"]),
+                                   ("no-module/", ["nn_playground.wasm did not start"])):
+                driver.go(url + page)
                 if driver.wait_for_page() != "error":
-                    fail(f"?weights={folder}: the page did not report an error")
+                    fail(f"{page}: the page did not report an error")
                 box = driver.element("#error")
                 message = driver.text(box)
                 if not driver.displayed(box) or not all(e in message for e in expected):
-                    fail(f"?weights={folder}: the visible message is {message!r}, expected it to name {expected}")
-                print(f"ok: ?weights={folder} shows: {message}", flush=True)
+                    fail(f"{page}: the visible message is {message!r}, expected it to name {expected}")
+                print(f"ok: {page} shows: {message}", flush=True)
 
             driver.go(url)
             if driver.wait_for_page() != "ready":
@@ -304,15 +312,18 @@ def main():
 
             # 1. Digits drawn with the mouse.
             canvas = driver.element("#draw")
-            for digit in [d for d in DIGITS if d != DRAWN_LAST] + [DRAWN_LAST]:
+            drawings = [(d, "mouse") for d in DIGITS if d != DRAWN_LAST] + [(DRAWN_BY_TOUCH, "touch"), (DRAWN_LAST, "mouse")]
+            for digit, pointer in drawings:
                 driver.js("window.playground.clear();")
-                driver.strokes(canvas, DIGITS[digit])
+                if driver.js("return window.playground.predicted;") is not None:
+                    fail("'clear' left a prediction on the page")
+                driver.strokes(canvas, DIGITS[digit], pointer)
                 time.sleep(0.2)  # the last animation frame's update
                 shown = driver.text(driver.element("#prediction"))
                 p = driver.js("return window.playground.probabilities;")
-                print(f"drew {digit}: the page shows {shown!r} ({100 * max(p):.1f}%)", flush=True)
+                print(f"drew {digit} ({pointer}): the page shows {shown!r} ({100 * max(p or [0]):.1f}%)", flush=True)
                 if shown != str(digit):
-                    fail(f"drew a {digit}, the page shows {shown!r}; probabilities {p}")
+                    fail(f"drew a {digit} ({pointer}), the page shows {shown!r}; probabilities {p}")
 
             ms = driver.js("return window.playground.timeForward(200, 7);")
             print(f"nn_playground.wasm: {wasm_bytes} bytes; one forward pass in Chromium: {1000 * ms:.0f} us "
