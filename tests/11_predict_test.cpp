@@ -172,6 +172,15 @@ std::array<std::size_t, 4> ink_box(const Bytes& image) {
   return box;
 }
 
+// A (height, width) drawing, black but for columns [x0, x1) of rows [y0, y1), which hold `ink`.
+Bytes drawing_of_block(std::size_t width, std::size_t height, std::size_t x0, std::size_t x1, std::size_t y0,
+                       std::size_t y1, std::uint8_t ink) {
+  Bytes drawing(width * height, 0);
+  for (std::size_t y = y0; y < y1; ++y)
+    for (std::size_t x = x0; x < x1; ++x) drawing[y * width + x] = ink;
+  return drawing;
+}
+
 TEST(PrepareLikeMnist, NoInkGivesNothingAndTheSizeIsChecked) {
   EXPECT_TRUE(nn::prepare_like_mnist(Bytes(280 * 280, 0), 280, 280).empty());
   EXPECT_THROW(nn::prepare_like_mnist(Bytes(10, 1), 3, 3), nn::Error);
@@ -181,11 +190,7 @@ TEST(PrepareLikeMnist, NoInkGivesNothingAndTheSizeIsChecked) {
 TEST(PrepareLikeMnist, TheLongerSideBecomesTwentyPixelsAndTheCentreOfMassTheCentre) {
   // A solid 50-wide, 100-tall block, off-centre in a 300x200 drawing: 10x20,
   // every pixel full, its centre of mass (5, 10) moved to (14, 14).
-  const std::size_t width = 300, height = 200;
-  Bytes drawing(width * height, 0);
-  for (std::size_t y = 90; y < 190; ++y)
-    for (std::size_t x = 7; x < 57; ++x) drawing[y * width + x] = 255;
-  const Bytes digit = nn::prepare_like_mnist(drawing, width, height);
+  const Bytes digit = nn::prepare_like_mnist(drawing_of_block(300, 200, 7, 57, 90, 190, 255), 300, 200);
   ASSERT_EQ(digit.size(), 784u);
   const auto box = ink_box(digit);
   EXPECT_EQ(box, (std::array<std::size_t, 4>{4, 23, 9, 18}));  // rows 4..23, columns 9..18
@@ -199,11 +204,7 @@ TEST(PrepareLikeMnist, TheLongerSideBecomesTwentyPixelsAndTheCentreOfMassTheCent
 TEST(PrepareLikeMnist, ScalingAveragesAreasSoEdgesAreAntiAliasedAndInkIsKept) {
   // A 4-wide, 30-tall bar: scaled by 20/30, it is 2.67 pixels wide: two full
   // columns and one covered for 2/3, whose value is 2/3 of the ink.
-  const std::size_t width = 40, height = 40;
-  Bytes drawing(width * height, 0);
-  for (std::size_t y = 5; y < 35; ++y)
-    for (std::size_t x = 10; x < 14; ++x) drawing[y * width + x] = 240;
-  const Bytes digit = nn::prepare_like_mnist(drawing, width, height);
+  const Bytes digit = nn::prepare_like_mnist(drawing_of_block(40, 40, 10, 14, 5, 35, 240), 40, 40);
   const auto box = ink_box(digit);
   ASSERT_EQ(box[3] - box[2], 2u);  // three columns
   for (std::size_t y = box[0]; y <= box[1]; ++y) {
