@@ -62,7 +62,7 @@ if [ -z "$weights" ]; then
 fi
 [ -f "$weights/manifest.txt" ] || { echo "playground: $weights holds no weights saved by ch10-fit (no manifest.txt)" >&2; exit 1; }
 
-bash wasm/get-zlib-source.sh
+# (the first configure also fetches zlib's source: wasm/dependencies.cmake)
 [ -f build-wasm/CMakeCache.txt ] || cmake --preset wasm
 cmake --build --preset wasm
 

@@ -1,5 +1,5 @@
 // The playground's C API: the course's trained model, compiled to WebAssembly,
-// as a handful of functions a page calls (wasm/README.md shows the calls).
+// as a handful of functions a page calls (docs/playground/README.md lists them).
 //
 //   pg_load_weights("/weights")        the folder Sequential::save wrote, copied
 //                                      into the module's file system by the page
@@ -34,15 +34,14 @@
 #include "nn/normalize.hpp"
 #include "nn/parallel.hpp"
 #include "nn/pgm.hpp"
-#include "nn/softmax.hpp"
 
 namespace {
 
 struct Playground {
   std::optional<nn::Sequential> model;
   std::uint8_t input[28 * 28] = {};
-  std::vector<std::uint8_t> drawing;  // (drawing_height, drawing_width), 0..255
-  std::size_t drawing_width = 0, drawing_height = 0;
+  std::vector<std::uint8_t> drawing;  // (drawing.size() / drawing_width, drawing_width), 0..255
+  std::size_t drawing_width = 0;
   nn::Tensor x{{1, 28, 28, 1}};  // (1, 28, 28, 1), the image scaled to 0..1
   nn::Tensor probabilities{{1, 10}};
   nn::Tensor conv_relu{{1, 26, 26, 32}};
@@ -101,8 +100,8 @@ EMSCRIPTEN_KEEPALIVE std::uint8_t* pg_drawing(int width, int height) {
   guarded([&](Playground& p) {
     if (width <= 0 || height <= 0 || width > 4096 || height > 4096)
       throw nn::Error("pg_drawing: a drawing is 1x1 to 4096x4096 pixels");
-    p.drawing_width = static_cast<std::size_t>(width), p.drawing_height = static_cast<std::size_t>(height);
-    p.drawing.assign(p.drawing_width * p.drawing_height, 0);
+    p.drawing_width = static_cast<std::size_t>(width);
+    p.drawing.resize(p.drawing_width * static_cast<std::size_t>(height));  // the page writes every pixel
     room = p.drawing.data();
   });
   return room;
@@ -113,7 +112,8 @@ EMSCRIPTEN_KEEPALIVE std::uint8_t* pg_drawing(int width, int height) {
 EMSCRIPTEN_KEEPALIVE int pg_input_from_drawing() {
   int result = -1;
   guarded([&](Playground& p) {
-    const std::vector<std::uint8_t> digit = nn::prepare_like_mnist(p.drawing, p.drawing_width, p.drawing_height);
+    const std::vector<std::uint8_t> digit = nn::prepare_like_mnist(p.drawing, p.drawing_width,
+                                                                        p.drawing.size() / p.drawing_width);
     if (!digit.empty()) std::copy(digit.begin(), digit.end(), p.input);
     result = digit.empty() ? 0 : 1;
   });
@@ -130,8 +130,8 @@ EMSCRIPTEN_KEEPALIVE int pg_predict(int with_activations) {
     nn::normalize_streaming(p.input, p.x.span());  // 0..255 -> 0..1, as images_to_tensor
     copy_into(p.probabilities, p.model->predict(p.x));  // (1, 10)
     if (!with_activations) return;
+    // predict has just set every layer's training flag to false (Keras's training=False).
     const auto& layers = p.model->layers();  // conv2d, max_pooling2d, flatten, dense, dense_1
-    for (const auto& layer : layers) layer->training = false;
     const nn::ConstView conv = layers[0]->forward(p.x);    // (1, 26, 26, 32)
     copy_into(p.conv_relu, conv);
     const nn::ConstView pool = layers[1]->forward(conv);   // (1, 13, 13, 32)

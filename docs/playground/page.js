@@ -23,8 +23,6 @@ const playground = {
   error: '',
   probabilities: null, // the last (10,) softmax output, as numbers
   predicted: null,     // its argmax
-  updates: 0,          // forward passes shown so far
-  forwardMs: null,     // one forward pass, in milliseconds (see timeForward)
   showSample: null,
   clear: null,
   timeForward: null,
@@ -170,7 +168,6 @@ function showResults(input) {
   grey($('dense'), dense, 0, 1, 100, maxOf(dense));
   playground.probabilities = p;
   playground.predicted = predicted;
-  playground.updates += 1;
 }
 
 function showNothing() {
@@ -206,10 +203,10 @@ function timeForward(calls = 200, rounds = 7) {
     perCall.push((performance.now() - t0) / calls);
   }
   perCall.sort((a, b) => a - b);
-  playground.forwardMs = perCall[Math.floor(rounds / 2)];
-  $('timing').textContent = `one forward pass: ${(1000 * playground.forwardMs).toFixed(0)} µs ` +
+  const ms = perCall[Math.floor(rounds / 2)];
+  $('timing').textContent = `one forward pass: ${(1000 * ms).toFixed(0)} µs ` +
     `(model.predict on one image; median of ${rounds} × ${calls} passes, performance.now())`;
-  return playground.forwardMs;
+  return ms;
 }
 
 // ---------------------------------------------------------------------------

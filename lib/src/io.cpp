@@ -178,9 +178,6 @@ void clean_up_stale(const fs::path& dir) {
   }
 }
 
-}  // namespace
-
-namespace {
 // Swaps two folders in one step: Linux's renameat2(RENAME_EXCHANGE). Where the
 // C library has no such call (Emscripten's, for the WebAssembly build), fails
 // with ENOSYS, as an old kernel does, and the caller falls back to renames.

@@ -291,6 +291,9 @@ def main():
                 message = driver.text(box)
                 if not driver.displayed(box) or not all(e in message for e in expected):
                     fail(f"{page}: the visible message is {message!r}, expected it to name {expected}")
+                if not driver.js("return document.getElementById('draw').classList.contains('disabled') && "
+                                 "document.getElementById('random').disabled;"):
+                    fail(f"{page}: the error left drawing and the buttons enabled")
                 print(f"ok: {page} shows: {message}", flush=True)
 
             driver.go(url)
@@ -310,7 +313,7 @@ def main():
                 if shown != str(max(range(10), key=lambda d: expected[d])):
                     fail(f"x_test[{i}]: the page shows {shown!r}, ch11-predict's argmax is another digit")
 
-            # 1. Digits drawn with the mouse.
+            # 1. Digits drawn with the mouse, and one with a finger.
             canvas = driver.element("#draw")
             drawings = [(d, "mouse") for d in DIGITS if d != DRAWN_LAST] + [(DRAWN_BY_TOUCH, "touch"), (DRAWN_LAST, "mouse")]
             for digit, pointer in drawings:
