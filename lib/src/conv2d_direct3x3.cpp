@@ -119,12 +119,7 @@ void backward_direct3x3_c1(const Conv2DDims& d, const float* x, const float* ker
         for (std::size_t oh = 0; oh < OH; ++oh) {
           const float* row = x + (n * d.h + oh) * d.w;
           const float* dy_row = dy + (n * OH + oh) * OW * C + cb;
-          for (std::size_t ow = 0; ow < OW; ++ow) {
-            const Vec dy_vec = simd::load(dy_row + ow * C);
-            acc_b += dy_vec;
-            for (std::size_t i = 0; i < 3; ++i)
-              for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += row[i * d.w + ow + j] * dy_vec;
-          }
+          for (std::size_t ow = 0; ow < OW; ++ow) accumulate_c1_pixel(row + ow, d.w, simd::load(dy_row + ow * C), acc, acc_b);
         }
       for (std::size_t t = 0; t < 9; ++t) simd::store(dk + t * C + cb, acc[t]);
       simd::store(db + cb, acc_b);

@@ -71,6 +71,17 @@ void backward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel
 // step, which pools each pair of rows while they are in L1.
 void forward_direct3x3_c1_rows(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, bool relu,
                                std::size_t n, std::size_t oh0, std::size_t oh1, float* y);
+// One output pixel's share of a C_in = 1, 3x3 kernel's gradients, for kV
+// output channels: the bias gets dy, each of the 9 taps the input under it
+// times dy. `window` is the pixel's 3x3 input window's top-left value, rows
+// w floats apart. The C_in = 1 backward pass and the fused step's (which makes
+// dy from the pooled gradient) both sum with it, so their sums are the same.
+inline void accumulate_c1_pixel(const float* window, std::size_t w, simd::Vec dy, simd::Vec (&acc)[9],
+                                simd::Vec& acc_b) {
+  acc_b += dy;
+  for (std::size_t i = 0; i < 3; ++i)
+    for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += window[i * w + j] * dy;
+}
 #endif
 
 }  // namespace nn::conv2d_impl

@@ -130,7 +130,8 @@ void unpool_window(const float* dy, const float* y, const std::uint8_t* where, s
 // One image's kernel and bias gradients for a first layer (C_in = 1, 3x3,
 // C_out a multiple of kV) straight from the pooled gradient: the loop of
 // conv2d_direct3x3.cpp's C_in = 1 backward pass (9 accumulators per kV
-// channels, the pixels in row-major order), with each pixel's gradient made
+// channels, the pixels in row-major order, each added by the same
+// accumulate_c1_pixel), with each pixel's gradient made
 // as it is needed (dy at the window's recorded maximum where the ReLU was
 // active, 0 elsewhere) instead of first written into a 26x26x32 map and read
 // back. The same multiply-adds in the same order: the same sums, bit for bit.
@@ -141,10 +142,7 @@ void dkernel_c1_from_pooled(const float* x, std::size_t h, std::size_t w, const 
   for (std::size_t cb = 0; cb < c; cb += kV) {
     simd::Vec acc[9] = {}, acc_b = {};
     const auto pixel = [&](std::size_t oh, std::size_t ow, simd::Vec g) {
-      const float* row = x + oh * w + ow;
-      acc_b += g;
-      for (std::size_t i = 0; i < 3; ++i)
-        for (std::size_t j = 0; j < 3; ++j) acc[i * 3 + j] += row[i * w + j] * g;
+      conv2d_impl::accumulate_c1_pixel(x + oh * w + ow, w, g, acc, acc_b);
     };
     for (std::size_t oh = 0; oh < oh_count; ++oh) {
       const std::size_t pi = oh / pool, p = oh % pool;
