@@ -562,18 +562,46 @@ TEST(Ch04Executable, AnEmptyTestSetIsAClearError) {
 
 // The layer through the nn::Layer interface, every variant, one and three
 // input channels, against central differences (tests/gradcheck.cpp): the
-// same check every layer of the course gets. A kernel weight moves 84
-// pre-activations at once: a small step (1e-3) and weights in [-1, 1] (the
-// pre-activations spread wide) keep the ReLU kinks it crosses few.
+// same check every layer of the course gets.
+//
+// Its inputs keep away from ReLU's kink by construction, not by luck: x is
+// drawn on a grid of quarters, the kernel on a grid of eighths, so every sum
+// of products is a multiple of 1/32; each bias is an odd multiple of 1/64, so
+// every pre-activation z is at least 1/64 away from 0. A step of h = 1e-2 in
+// one value moves z by at most h (x, kernel and bias all lie in [-1, 1]),
+// less than that margin: no step crosses the kink, whatever the CPU's
+// rounding. (Random floats left it to rounding: an input 1e-4 from the kink
+// sat inside the step on one CPU and outside it on another.)
+Tensor grid_tensor(const Shape& shape, std::uint64_t seed, float step, float lo, float hi, float offset = 0.0f) {
+  Tensor t = random_tensor(shape, seed, lo, hi);
+  for (float& v : t.span()) v = std::round((v - offset) / step) * step + offset;
+  return t;
+}
+
 TEST(Conv2D, LayerGradientsThroughTheLayerInterface) {
+  constexpr float kMargin = 1.0f / 64, kStep = 1e-2f;
+  static_assert(kStep < kMargin);
   for (std::size_t c_in : {1u, 3u})
     for (Conv2DVariant v : nn::conv2d_variants()) {
       SCOPED_TRACE(fmt::format("C_in {} {}", c_in, nn::conv2d_variant_name(v)));
-      nn::Conv2D conv({.filters = 16, .kernel = 3, .input_channels = c_in, .activation = nn::Activation::relu,
-                       .seed = 7, .variant = v});
-      conv.kernel.value = random_tensor(conv.kernel.shape(), 19, -1.0f, 1.0f);
-      conv.bias.value = random_tensor({16}, 8, -0.2f, 0.2f);
-      EXPECT_EQ(testing_nn::layer_gradient_problems(conv, random_tensor({2, 8, 9, c_in}, 9), 10, 1e-3, 1e-3), "");
+      nn::Conv2DOptions options{.filters = 16, .kernel = 3, .input_channels = c_in,
+                                .activation = nn::Activation::relu, .seed = 7, .variant = v};
+      nn::Conv2D conv(options);
+      conv.kernel.value = grid_tensor(conv.kernel.shape(), 19, 1.0f / 8, -1.0f, 1.0f);
+      conv.bias.value = grid_tensor({16}, 8, 2 * kMargin, -0.2f, 0.2f, kMargin);  // odd multiples of 1/64
+      const Tensor x = grid_tensor({2, 8, 9, c_in}, 9, 1.0f / 4, -1.0f, 1.0f);
+      // The margin, measured: the same layer without its ReLU gives z.
+      options.activation = nn::Activation::linear;
+      nn::Conv2D linear(options);
+      linear.kernel.value = conv.kernel.value;
+      linear.bias.value = conv.bias.value;
+      const nn::ConstView z = linear.forward(x);
+      float closest = INFINITY;
+      for (std::size_t i = 0; i < z.size(); ++i) closest = std::min(closest, std::abs(z[i]));
+      ASSERT_GE(closest, kMargin) << "a pre-activation near the kink";
+      EXPECT_EQ(testing_nn::layer_gradient_problems(conv, x, 10, 1e-3, kStep), "");
+      for (const auto& check : testing_nn::check_layer_gradients(conv, x, 10, kStep))
+        EXPECT_EQ(check.at_kink, 0u) << "d" << check.tensor << ": a step crossed a kink";
     }
 }
 
