@@ -6,7 +6,7 @@
 #   bash scripts/setup.sh               # packages + data
 #   bash scripts/setup.sh --data        # data only
 #   bash scripts/setup.sh --playground  # packages + data, and what the browser
-#                                       # playground needs (about 1.4 GB more):
+#                                       # playground needs (about 1.8 GB more):
 #                                       # Emscripten, Chromium, chromedriver
 set -euo pipefail
 cd "$(dirname "$0")/.."
