@@ -42,6 +42,7 @@
 #include <dlfcn.h>
 
 #include <oneapi/dnnl/dnnl.hpp>
+#include <oneapi/dnnl/dnnl_version.h>  // DNNL_VERSION_MAJOR: 2 on Debian 12, 3 on Debian 13
 #endif
 
 namespace {
@@ -192,6 +193,62 @@ bool set_dnnl_threads(std::size_t threads) {
   return true;
 }
 
+// oneDNN 3.0 changed its C++ API in two places this rung meets: a primitive
+// descriptor is made directly from the engine and the operation's parameters
+// (2.x made an operation descriptor, `desc`, first), and a post-op's eltwise
+// lost its first argument, a scale. One helper per construction hides which.
+using ConvForwardPd = dnnl::convolution_forward::primitive_desc;
+using ConvBackwardWeightsPd = dnnl::convolution_backward_weights::primitive_desc;
+using ConvBackwardDataPd = dnnl::convolution_backward_data::primitive_desc;
+const dnnl::memory::dims kStride{1, 1}, kPadding{0, 0};  // "valid"
+constexpr auto kDirect = dnnl::algorithm::convolution_direct;
+
+ConvForwardPd forward_pd(const dnnl::engine& engine, const dnnl::memory::desc& x, const dnnl::memory::desc& weights,
+                         const dnnl::memory::desc& bias, const dnnl::memory::desc& y,
+                         const dnnl::primitive_attr& attr = dnnl::primitive_attr()) {
+  const auto prop = dnnl::prop_kind::forward_training;
+#if DNNL_VERSION_MAJOR >= 3
+  return ConvForwardPd(engine, prop, kDirect, x, weights, bias, y, kStride, kPadding, kPadding, attr);
+#else
+  return ConvForwardPd({prop, kDirect, x, weights, bias, y, kStride, kPadding, kPadding}, attr, engine);
+#endif
+}
+
+// dkernel and dbias; `hint` is the forward pass's descriptor, as oneDNN asks.
+ConvBackwardWeightsPd backward_weights_pd(const dnnl::engine& engine, const dnnl::memory::desc& x,
+                                          const dnnl::memory::desc& dweights, const dnnl::memory::desc& dbias,
+                                          const dnnl::memory::desc& dy, const ConvForwardPd& hint) {
+#if DNNL_VERSION_MAJOR >= 3
+  return ConvBackwardWeightsPd(engine, kDirect, x, dweights, dbias, dy, kStride, kPadding, kPadding, hint);
+#else
+  return ConvBackwardWeightsPd({kDirect, x, dweights, dbias, dy, kStride, kPadding, kPadding}, engine, hint);
+#endif
+}
+
+// dx
+ConvBackwardDataPd backward_data_pd(const dnnl::engine& engine, const dnnl::memory::desc& dx,
+                                    const dnnl::memory::desc& weights, const dnnl::memory::desc& dy,
+                                    const ConvForwardPd& hint) {
+#if DNNL_VERSION_MAJOR >= 3
+  return ConvBackwardDataPd(engine, kDirect, dx, weights, dy, kStride, kPadding, kPadding, hint);
+#else
+  return ConvBackwardDataPd({kDirect, dx, weights, dy, kStride, kPadding, kPadding}, engine, hint);
+#endif
+}
+
+// The ReLU fused into the forward pass: max(v, 0), alpha = 0 (no leak).
+dnnl::primitive_attr relu_attr() {
+  dnnl::post_ops relu;
+#if DNNL_VERSION_MAJOR >= 3
+  relu.append_eltwise(dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+#else
+  relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);  // 1.0f: the scale 3.x dropped
+#endif
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(relu);
+  return attr;
+}
+
 struct DnnlConv {
   using tag = dnnl::memory::format_tag;
   using dt = dnnl::memory::data_type;
@@ -199,9 +256,9 @@ struct DnnlConv {
   dnnl::stream stream{engine};
   nn::Conv2DDims d;
   dnnl::memory::desc x_md, y_md, bias_md, kernel_md;  // the course's layouts
-  dnnl::convolution_forward::primitive_desc fwd_pd;
-  dnnl::convolution_backward_weights::primitive_desc bww_pd;
-  dnnl::convolution_backward_data::primitive_desc bwd_pd;
+  ConvForwardPd fwd_pd;
+  ConvBackwardWeightsPd bww_pd;
+  ConvBackwardDataPd bwd_pd;
   dnnl::convolution_forward fwd;
   dnnl::convolution_backward_weights bww;
   dnnl::convolution_backward_data bwd;
@@ -216,20 +273,10 @@ struct DnnlConv {
     bias_md = {{i(d.c_out)}, dt::f32, tag::x};
     kernel_md = {{i(d.c_out), i(d.c_in), 3, 3}, dt::f32, tag::hwio};  // (KH, KW, C_in, C_out)
     const dnnl::memory::desc any_weights({i(d.c_out), i(d.c_in), 3, 3}, dt::f32, tag::any);
-    const dnnl::memory::dims stride{1, 1}, padding{0, 0};  // "valid"
-    const dnnl::convolution_forward::desc fwd_desc(dnnl::prop_kind::forward_training,
-                                                   dnnl::algorithm::convolution_direct, x_md, any_weights,
-                                                   bias_md, y_md, stride, padding, padding);
-    dnnl::post_ops relu;
-    relu.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(relu);
-    fwd_pd = {fwd_desc, attr, engine};
-    const dnnl::convolution_forward::primitive_desc hint(fwd_desc, engine);  // backward needs the forward's
-    bww_pd = {{dnnl::algorithm::convolution_direct, x_md, any_weights, bias_md, y_md, stride, padding, padding},
-              engine, hint};
-    bwd_pd = {{dnnl::algorithm::convolution_direct, x_md, any_weights, y_md, stride, padding, padding}, engine,
-              hint};
+    fwd_pd = forward_pd(engine, x_md, any_weights, bias_md, y_md, relu_attr());
+    const ConvForwardPd hint = forward_pd(engine, x_md, any_weights, bias_md, y_md);  // backward needs the forward's
+    bww_pd = backward_weights_pd(engine, x_md, any_weights, bias_md, y_md, hint);
+    bwd_pd = backward_data_pd(engine, x_md, any_weights, y_md, hint);
     fwd = dnnl::convolution_forward(fwd_pd);
     bww = dnnl::convolution_backward_weights(bww_pd);
     bwd = dnnl::convolution_backward_data(bwd_pd);
