@@ -21,6 +21,22 @@ It also prints the page's time for one forward pass and the native one
 (measured, never asserted). Exit status 77 (ctest's "skipped") with the reason
 when Chromium, chromedriver, Emscripten or the native build is missing; with
 NN_REQUIRE_BROWSER=1 in the environment, that is a failure instead.
+
+Everything it makes (the site, chromedriver's and Chromium's temporary files,
+Chromium's profile) lives in one folder of its own in the temporary folder
+(a short path: Chromium's socket there must fit in 108 bytes), and
+chromedriver and Chromium run with TMPDIR in it and NN_PLAYGROUND_TEST naming
+it in their environment. In every outcome (a pass, a failure, an exception,
+SIGTERM or SIGHUP) it stops every process that carries that name, removes the
+folder, and fails if either is still there. With --runs DIR (ctest gives the
+build tree's playground-runs) it also leaves a link to the folder in DIR while
+it runs, and
+
+  python3 tests/playground/browser_test.py --clean-up DIR
+
+(ctest's Playground.leftovers, run after the test however it ended: a timeout
+kills it with SIGKILL, which nothing can catch) stops the processes of every
+run linked there, removes their folders and fails if there was anything.
 """
 import argparse
 import base64
@@ -29,6 +45,7 @@ import http.server
 import json
 import os
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -44,6 +61,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SKIP = 77
 TOLERANCE = 1e-5
 ELEMENT = "element-6066-11e4-a52e-4f735466cecf"  # WebDriver's key for an element reference
+MARK = "NN_PLAYGROUND_TEST"  # in chromedriver's environment, and so in every Chromium process's
 
 # Digits as strokes in the 280x280 canvas's pixels: lists of points, each list
 # one press-move-release of the mouse.
@@ -102,10 +120,21 @@ def npy_bytes(shape, values):
 class WebDriver:
     """The few WebDriver commands the test needs, over HTTP to chromedriver."""
 
-    def __init__(self, chromedriver, chromium):
+    def __init__(self):
+        self.process = self.session = None
+
+    def start(self, chromedriver, chromium, work):
+        """chromedriver and Chromium keep everything in work: their temporary
+        files (TMPDIR) and Chromium's profile. main's clean_up stops them,
+        however the test ends (this too may fail halfway)."""
         self.port = free_port()
         self.log = tempfile.TemporaryFile()
-        self.process = subprocess.Popen([chromedriver, f"--port={self.port}"], stdout=self.log, stderr=self.log)
+        tmp = os.path.join(work, "tmp")
+        os.makedirs(tmp, exist_ok=True)
+        env = dict(os.environ, TMPDIR=tmp, **{MARK: work})
+        # A process group of its own: clean_up stops chromedriver and the browser it started together.
+        self.process = subprocess.Popen([chromedriver, f"--port={self.port}"], stdout=self.log, stderr=self.log,
+                                        env=env, start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
         for _ in range(100):
             try:
@@ -115,20 +144,20 @@ class WebDriver:
                 pass
             time.sleep(0.1)
         else:
-            self.close()
             fail("chromedriver did not start")
         options = {"binary": chromium,
                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                            "--window-size=1100,1180", "--hide-scrollbars", "--force-device-scale-factor=1"]}
+                            "--window-size=1100,1180", "--hide-scrollbars", "--force-device-scale-factor=1",
+                            f"--user-data-dir={os.path.join(work, 'profile')}"]}
         caps = {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": options}}}
         self.session = self._call("POST", "/session", caps)["value"]["sessionId"]
 
-    def _call(self, method, path, body=None):
+    def _call(self, method, path, body=None, timeout=120):
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.base + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=120) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.load(response)
         except urllib.error.HTTPError as e:
             fail(f"WebDriver {method} {path}: {e.code} {e.read().decode(errors='replace')[:2000]}")
@@ -186,13 +215,124 @@ class WebDriver:
         os.replace(tmp, path)  # never a half-written figure
 
     def close(self):
-        if getattr(self, "session", None):
+        """Asks chromedriver to close the browser; clean_up makes sure."""
+        if self.session:
             try:
-                self._call("DELETE", f"/session/{self.session}")
-            except Exception:  # the browser is going away either way
+                self._call("DELETE", f"/session/{self.session}", timeout=20)
+            except BaseException:  # (fail() raises SystemExit) the browser is going away either way
                 pass
-        self.process.terminate()
-        self.process.wait(timeout=10)
+            self.session = None
+
+
+def our_processes(marked, groups=()):
+    """{pid: (process group, command)} of the live processes that are ours:
+    those whose environment has MARK set to a folder for which marked(folder)
+    holds (chromedriver, Chromium's browser process, its crash handlers, which
+    leave chromedriver's process group), and those in one of groups (Chromium's
+    zygotes and what they start, which are given a clean environment)."""
+    found = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read().rsplit(b")", 1)[1].split()
+            if stat[0] == b"Z":  # a zombie: gone, only not yet reaped
+                continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = f.read().split(b"\0")
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # gone, or not ours to read
+            continue
+        group = int(stat[2])
+        if group in groups or any(entry.startswith(MARK.encode() + b"=") and
+                                  marked(entry[len(MARK) + 1:].decode(errors="replace")) for entry in env):
+            found[int(pid)] = (group, command[:120])
+    return found
+
+
+def stop_processes(marked, group=None):
+    """Stops chromedriver's process group and every process of ours (see
+    our_processes): SIGTERM, then SIGKILL to what is left after 5 s. Returns
+    what it found running ({pid: command})."""
+    groups = {group} if group else set()
+    groups |= {g for g, _ in our_processes(marked, groups).values()}
+    groups.discard(os.getpgrp())  # never the test's own
+    found = our_processes(marked, groups)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for g in groups:
+            try:
+                os.killpg(g, sig)
+            except ProcessLookupError:
+                pass
+        for pid in our_processes(marked, groups):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 5
+        while time.time() < deadline and our_processes(marked, groups):
+            time.sleep(0.1)
+    return {pid: command for pid, (_, command) in found.items()}
+
+
+def clean_up(work, driver):
+    """Stops chromedriver and Chromium and removes work, in every outcome;
+    then checks that nothing of them is left. Returns what is left (empty
+    when all went)."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a second signal must not stop the cleaning halfway
+        signal.signal(sig, signal.SIG_IGN)
+    process = driver.process if driver else None
+    if driver:
+        driver.close()
+    group = process.pid if process else None  # chromedriver leads a process group (start_new_session)
+    stop_processes(lambda folder: folder == work, group)
+    if process:
+        try:
+            process.wait(timeout=10)  # reaped: no zombie chromedriver
+        except subprocess.TimeoutExpired:
+            pass
+    shutil.rmtree(work, ignore_errors=True)
+    left = [f"{pid}: {command}" for pid, (_, command) in
+            our_processes(lambda folder: folder == work, {group} if group else ()).items()]
+    if process and process.poll() is None:
+        left.append(f"chromedriver {process.pid}")
+    if os.path.exists(work):
+        left.append(f"the folder {work}")
+    return left
+
+
+def clean_up_after(runs):
+    """Playground.leftovers: stops and removes what the runs linked in the
+    folder runs left (a run removes its link once it has cleaned up)."""
+    found, still = [], []
+    links = sorted(os.listdir(runs)) if os.path.isdir(runs) else []
+    for name in links:
+        link = os.path.join(runs, name)
+        work = os.readlink(link) if os.path.islink(link) else None
+        found.append(f"the run {work or link}")
+        if work:
+            ours = lambda folder, work=work: folder == work
+            found += [f"process {pid}: {command}" for pid, command in stop_processes(ours).items()]
+            if os.path.exists(work):
+                found.append(f"the folder {work}")
+                shutil.rmtree(work, ignore_errors=True)
+            still += [f"process {pid}" for pid in our_processes(ours)] + ([work] if os.path.exists(work) else [])
+        os.unlink(link) if os.path.islink(link) else shutil.rmtree(link, ignore_errors=True)
+    for line in found:
+        print(f"left by the browser test: {line}", flush=True)
+    if still:
+        print(f"FAIL: could not remove {still}", flush=True)
+    if found:
+        print("FAIL: the browser test left the above behind (now stopped and removed)", flush=True)
+        sys.exit(1)
+    print(f"ok: no run left anything (no link in {runs})", flush=True)
+
+
+def stop_on_signal(signum, frame):
+    """SIGTERM, SIGHUP: a failure, raised as SystemExit so that the finally
+    blocks stop the browser and remove the folder."""
+    print(f"FAIL: stopped by signal {signal.Signals(signum).name}", flush=True)
+    sys.exit(1)
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -232,10 +372,19 @@ def make_bad_sites(site):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--native-bin", required=True, help="the native build's bin folder (ch11-predict)")
+    parser.add_argument("--native-bin", help="the native build's bin folder (ch11-predict); required")
     parser.add_argument("--screenshot", help="write the page's screenshot here (PNG)")
     parser.add_argument("--data", default=os.environ.get("MNIST_DIR", os.path.join(ROOT, "data", "mnist")))
+    parser.add_argument("--runs", metavar="DIR", help="link this run's folder in DIR while it runs (for --clean-up)")
+    parser.add_argument("--clean-up", metavar="DIR", help="stop and remove what the runs linked in DIR left; fail if any")
     args = parser.parse_args()
+    if args.clean_up:
+        clean_up_after(args.clean_up)
+        return
+    if not args.native_bin:
+        parser.error("--native-bin is required")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop_on_signal)
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     chromedriver = shutil.which("chromedriver")
@@ -248,9 +397,19 @@ def main():
         skip(f"{predict} not built")
 
     weights = os.path.join(ROOT, "docs", "playground", "weights")
-    work = tempfile.mkdtemp(prefix="playground-test-")
+    work = os.path.abspath(tempfile.mkdtemp(prefix="playground-test-"))
+    link = None
+    driver = None
+    passed = False
     try:
+        if args.runs:
+            os.makedirs(args.runs, exist_ok=True)
+            link = os.path.join(args.runs, os.path.basename(work))
+            os.symlink(work, link)
         site = os.path.join(work, "site")
+        # The module is built already (the build's playground-wasm target, or ctest's
+        # Playground.wasm-module); where it is not, this builds it: the first time, minutes.
+        print("scripts/playground.sh --no-serve: the module (build-wasm) and the page", flush=True)
         build = subprocess.run(["bash", os.path.join(ROOT, "scripts", "playground.sh"), "--no-serve",
                                 "--weights", weights, "--site", site], capture_output=True, text=True)
         if build.returncode != 0:
@@ -276,7 +435,8 @@ def main():
                 fail("docs/playground/samples is not the first 100 images of the test set")
 
         server, url = serve(site)
-        driver = WebDriver(chromedriver, chromium)
+        driver = WebDriver()
+        driver.start(chromedriver, chromium, work)
         try:
             print(f"chromium: {driver.call('GET', '/window/rect')} via {chromedriver}; page {url}", flush=True)
 
@@ -343,9 +503,17 @@ def main():
                                       "--threads", "1", "--time-inference"], capture_output=True, text=True)
         warm = [line for line in native_time.stdout.splitlines() if "warm" in line]
         print(f"native (ch11-predict --time-inference --threads 1): {' | '.join(warm) or native_time.stdout}")
+        passed = True
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-    print("playground browser test: passed")
+        left = clean_up(work, driver)
+        if left:
+            print(f"FAIL: still there after the test: {left}", flush=True)
+            sys.exit(1)
+        if link:
+            os.unlink(link)
+        print(f"ok: no chromedriver or Chromium left running, {work} removed", flush=True)
+    if passed:
+        print("playground browser test: passed")
 
 
 if __name__ == "__main__":
