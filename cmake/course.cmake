@@ -50,6 +50,6 @@ function(nn_add_test name)
 endfunction()
 
 function(nn_add_bench name)
-  add_executable(${name}_bench ${CMAKE_SOURCE_DIR}/bench/${name}_bench.cpp)
+  add_executable(${name}_bench ${CMAKE_SOURCE_DIR}/bench/${name}_bench.cpp ${CMAKE_SOURCE_DIR}/bench/kernels_context.cpp)
   target_link_libraries(${name}_bench PRIVATE nn benchmark::benchmark benchmark::benchmark_main)
 endfunction()

@@ -205,6 +205,7 @@ int main(int argc, char** argv) {
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     const std::uint64_t seed = common.seed_or_random();
     std::signal(SIGINT, on_sigint);
+    std::cout << nn::kernels_line() << "\n";  // with the seed, what decides the run's bits
     // --validation-split F: fit holds out the last F of the training images; else it validates on the test set.
     const bool split = validation_split > 0;
     const std::string held_out = split ? "validation" : "test";

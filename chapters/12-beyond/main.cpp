@@ -295,6 +295,7 @@ int main(int argc, char** argv) {
     if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     const std::uint64_t seed = common.seed_or_random();
+    fmt::print("{}\n", nn::kernels_line());  // with the seed, what decides the run's bits
     const int n_epochs = epochs ? static_cast<int>(*epochs) : step.epochs;
     const std::size_t batch = batch_size ? static_cast<std::size_t>(*batch_size) : static_cast<std::size_t>(step.batch_size);
     std::signal(SIGINT, on_sigint);

@@ -1,5 +1,5 @@
 // Variant "direct3x3": a 3x3 kernel computed directly, without the im2col
-// matrix, for any C_in and C_out a multiple of the SIMD width. Two kernels:
+// matrix, for any C_in and C_out a multiple of 16 (simd::kLanes). Two kernels:
 //   C_in = 1 (the model's first layer): the 9 kernel vectors held in SIMD
 //     registers, 8 neighbouring pixels per block;
 //   C_in > 1 (Keras's second layer, 32 -> 64 channels on 13x13): a block of
@@ -20,8 +20,10 @@
 #if NN_HAVE_SIMD
 namespace nn::conv2d_impl {
 
+// C_out a multiple of kLanes (16), not of this CPU's vector width: every CPU
+// runs this variant for the same layers, and gets the same bits.
 bool direct3x3_applies(const Conv2DDims& d) {
-  return d.kh == 3 && d.kw == 3 && d.c_out % simd::kVecWidth == 0;
+  return d.kh == 3 && d.kw == 3 && d.c_out % simd::kLanes == 0;
 }
 
 using simd::Vec;
@@ -82,27 +84,25 @@ void forward_direct3x3_c1(const Conv2DDims& d, const float* x, const float* kern
 // [snippet conv-direct3x3-dx]
 // dx[n, h, w] = sum over the taps (i, j) that reach it from a valid output
 // pixel (h - i, w - j) of dot(dy[n, h - i, w - j, :], kernel[i, j, 0, :]).
-// All the taps add into one vector of partial sums over C_out, reduced to a
-// single number once per input pixel.
+// All the taps add into kLanes = 16 partial sums over C_out (one AVX-512
+// vector, two AVX2 vectors), reduced to a single number once per input pixel.
 void input_gradient_direct3x3(const Conv2DDims& d, const float* kernel, const float* dy, float* dx,
                               std::size_t n0, std::size_t n1) {
   const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out;
   for (std::size_t n = n0; n < n1; ++n)
     for (std::size_t h = 0; h < d.h; ++h)
       for (std::size_t w = 0; w < d.w; ++w) {
-        Vec acc{};
+        simd::Lanes acc{};
         for (std::size_t i = 0; i < 3; ++i) {
           if (h < i || h - i >= OH) continue;  // no output row h - i
           for (std::size_t j = 0; j < 3; ++j) {
             if (w < j || w - j >= OW) continue;
             const float* dy_pixel = dy + ((n * OH + h - i) * OW + w - j) * C;  // dy_pixel: (C_out,)
             const float* k = kernel + (i * 3 + j) * C;                  // k: (C_out,)
-            for (std::size_t cb = 0; cb < C; cb += kV) acc += simd::load(dy_pixel + cb) * simd::load(k + cb);
+            for (std::size_t cb = 0; cb < C; cb += simd::kLanes) simd::multiply_add_lanes(acc, dy_pixel + cb, k + cb);
           }
         }
-        float sum = 0.0f;
-        for (std::size_t v = 0; v < kV; ++v) sum += acc[v];
-        dx[(n * d.h + h) * d.w + w] = sum;
+        dx[(n * d.h + h) * d.w + w] = simd::sum_lanes(acc);
       }
 }
 // [end snippet conv-direct3x3-dx]
@@ -326,26 +326,24 @@ void dkernel_image(const Conv2DDims& d, const float* x_image, const float* dy_im
   }
 }
 
-// dx for C_in not a multiple of the vector width: as input_gradient_direct3x3,
-// one vector of partial sums over C_out per input value, reduced once.
+// dx for C_in not a multiple of kLanes: as input_gradient_direct3x3, 16
+// partial sums over C_out per input value, reduced once.
 void input_gradient_dot(const Conv2DDims& d, const float* kernel, const float* dy, float* dx, std::size_t n) {
   const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out;
   for (std::size_t h = 0; h < d.h; ++h)
     for (std::size_t w = 0; w < d.w; ++w)
       for (std::size_t ci = 0; ci < d.c_in; ++ci) {
-        Vec acc{};
+        simd::Lanes acc{};
         for (std::size_t i = 0; i < 3; ++i) {
           if (h < i || h - i >= OH) continue;  // no output row h - i
           for (std::size_t j = 0; j < 3; ++j) {
             if (w < j || w - j >= OW) continue;
             const float* dy_pixel = dy + ((n * OH + h - i) * OW + w - j) * C;  // dy_pixel: (C_out,)
             const float* k = kernel + ((i * 3 + j) * d.c_in + ci) * C;         // k: (C_out,)
-            for (std::size_t cb = 0; cb < C; cb += kV) acc += simd::load(dy_pixel + cb) * simd::load(k + cb);
+            for (std::size_t cb = 0; cb < C; cb += simd::kLanes) simd::multiply_add_lanes(acc, dy_pixel + cb, k + cb);
           }
         }
-        float sum = 0.0f;
-        for (std::size_t v = 0; v < kV; ++v) sum += acc[v];
-        dx[((n * d.h + h) * d.w + w) * d.c_in + ci] = sum;
+        dx[((n * d.h + h) * d.w + w) * d.c_in + ci] = simd::sum_lanes(acc);
       }
 }
 
@@ -429,7 +427,8 @@ void input_gradient_flipped(const Conv2DDims& d, const float* flipped, const flo
 void backward_direct3x3_channels(const Conv2DDims& d, const float* x, const float* kernel, const float* dy,
                                  float* dkernel, float* dbias, float* dx) {
   const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out;
-  const bool flipped_dx = dx && d.c_in % kV == 0;
+  // (kLanes, not the vector width: every CPU chooses the same way.)
+  const bool flipped_dx = dx && d.c_in % simd::kLanes == 0;
   // The flipped kernel, kept per thread with the kernel it was made from: the
   // fused Conv2D + MaxPooling2D step calls this once per image, with the same
   // kernel for a whole batch, and comparing costs less than flipping again.

@@ -60,7 +60,7 @@ void backward_partials(const Conv2DDims& d, float* dkernel, float* dbias, ChunkF
 }
 
 #if NN_HAVE_SIMD
-// conv2d_direct3x3.cpp: a 3x3 kernel, C_out a multiple of the SIMD width, any C_in.
+// conv2d_direct3x3.cpp: a 3x3 kernel, C_out a multiple of 16 (simd::kLanes), any C_in.
 bool direct3x3_applies(const Conv2DDims& d);
 void forward_direct3x3(const Conv2DDims& d, const float* x, const float* kernel, const float* bias, float* y,
                        bool relu);

@@ -128,7 +128,7 @@ void unpool_window(const float* dy, const float* y, const std::uint8_t* where, s
 
 #if NN_HAVE_SIMD
 // One image's kernel and bias gradients for a first layer (C_in = 1, 3x3,
-// C_out a multiple of kV) straight from the pooled gradient: the loop of
+// C_out a multiple of kLanes) straight from the pooled gradient: the loop of
 // conv2d_direct3x3.cpp's C_in = 1 backward pass (9 accumulators per kV
 // channels, the pixels in row-major order, each added by the same
 // accumulate_c1_pixel), with each pixel's gradient made
@@ -164,11 +164,12 @@ void dkernel_c1_from_pooled(const float* x, std::size_t h, std::size_t w, const 
 #endif
 
 // A first layer: one input channel, a 3x3 kernel, the direct variant, C_out
-// a multiple of the vector width: the kernels of conv2d_direct3x3.cpp's C_in
-// = 1 path, which the fused step then calls a few rows at a time.
+// a multiple of kLanes (16, whatever the vector width, so that every CPU takes
+// the same path): the kernels of conv2d_direct3x3.cpp's C_in = 1 path, which
+// the fused step then calls a few rows at a time.
 bool first_layer(const Tensor& kernel, Conv2DVariant variant, std::size_t c) {
   return variant == Conv2DVariant::direct3x3 && kernel.dim(0) == 3 && kernel.dim(1) == 3 && kernel.dim(2) == 1 &&
-         c % simd::kVecWidth == 0;
+         c % simd::kLanes == 0;
 }
 
 Shape pooled_shape(const Tensor& x, const Tensor& kernel, std::size_t pool) {

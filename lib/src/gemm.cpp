@@ -131,8 +131,12 @@ void store_tile(const float* tile, std::size_t mr, std::size_t nr, float alpha, 
                 std::size_t ldc) {
   for (std::size_t i = 0; i < mr; ++i)
     for (std::size_t j = 0; j < nr; ++j) {
+      // The same operations as a full tile's vector stores: which tiles are
+      // full depends on the vector width, the result must not.
       float& dst = c[i * ldc + j];
-      dst = alpha * tile[i * NR + j] + (beta == 0.0f ? 0.0f : beta * dst);
+      float out = alpha * tile[i * NR + j];
+      if (beta != 0.0f) out += beta * dst;
+      dst = out;
     }
 }
 
@@ -311,7 +315,7 @@ void row_kernel(std::size_t kc, const float* a, std::size_t a_stride, const floa
   // Stored as the micro-kernel stores a tile of fewer than MR rows.
   alignas(64) float tile[V * kV];
   for (std::size_t v = 0; v < V; ++v) simd::store(tile + v * kV, acc[v]);
-  for (std::size_t j = 0; j < n; ++j) c[j] = alpha * tile[j] + (beta == 0.0f ? 0.0f : beta * c[j]);
+  store_tile(tile, 1, n, alpha, beta, c, 0);
 }
 
 template <std::size_t... V>
@@ -363,12 +367,20 @@ GemmArgs n_slice(GemmArgs g, std::size_t j0, std::size_t j1) {
 // block of MC rows, so the threads split the columns of C instead (dx = dy W^T,
 // 32 x 5408), or the sum over k (y = x W: 32 x 100, k = 5408), each thread
 // adding its partial product of C in a fixed order.
+//
+// Splitting the sum changes the arithmetic, so the choice is made from the
+// shape and the thread count alone, never from the vector width's block
+// sizes: 128 rows and 32 columns per thread (AVX-512's MC and NR; AVX2's
+// smaller blocks give each thread at least as many), so that every CPU splits
+// the same sums.
 gemm_impl::Sharing gemm_impl::sharing(const GemmArgs& g, std::size_t threads) {
+  constexpr std::size_t kRowsPerThread = 128, kColumnsPerThread = 32;
+  static_assert(MC <= kRowsPerThread && NR <= kColumnsPerThread);
   const double work = static_cast<double>(g.m) * static_cast<double>(g.n) * static_cast<double>(g.k);
-  if (threads == 1 || work < 1e6) return Sharing::none;               // too small to share
-  if ((g.m + MC - 1) / MC >= threads) return Sharing::rows;           // enough row blocks
-  if (g.n >= g.k && g.n >= threads * NR) return Sharing::columns;     // dx = dy W^T
-  return Sharing::sum;                                                // y = x W
+  if (threads == 1 || work < 1e6) return Sharing::none;                                       // too small to share
+  if ((g.m + kRowsPerThread - 1) / kRowsPerThread >= threads) return Sharing::rows;           // enough row blocks
+  if (g.n >= g.k && g.n >= threads * kColumnsPerThread) return Sharing::columns;              // dx = dy W^T
+  return Sharing::sum;                                                                        // y = x W
 }
 
 void gemm(const GemmArgs& args) {

@@ -1,5 +1,7 @@
 #include "nn/parallel.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -11,6 +13,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "nn/simd.hpp"
 
 namespace nn {
 
@@ -135,6 +139,33 @@ Pool& the_pool() {
 }  // namespace
 
 std::size_t thread_count() { return the_pool().size(); }
+
+std::string_view simd::instruction_set() {
+#if !NN_HAVE_SIMD
+  return "scalar";
+#elif defined(__AVX512F__) && defined(__FMA__)
+  return "AVX-512+FMA";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "AVX2+FMA";
+#elif defined(__AVX__)
+  return "AVX";
+#elif defined(__SSE4_2__)
+  return "SSE4.2";
+#elif defined(__SSE2__)
+  return "SSE2";
+#elif defined(__ARM_NEON)
+  return "NEON";
+#elif defined(__wasm_simd128__)
+  return "WebAssembly SIMD";
+#else
+  return "generic vectors";
+#endif
+}
+
+std::string kernels_line() {
+  const std::size_t threads = thread_count();
+  return fmt::format("kernels: {}, {} thread{}", simd::instruction_set(), threads, threads == 1 ? "" : "s");
+}
 
 void set_thread_count(std::size_t n) {
   if (n == 0) n = default_threads();

@@ -20,7 +20,7 @@
 //              C_out (contiguous, vectorized), indexing hoisted out of it
 //   im2col     the image unrolled into a matrix, then one GEMM (nn::gemm)
 //   threaded   im2col + GEMM per image, images split across nn::parallel_for
-//   direct3x3  for a 3x3 kernel and C_out a multiple of the SIMD width: no
+//   direct3x3  for a 3x3 kernel and C_out a multiple of 16 on every CPU: no
 //              im2col matrix, a block of pixels times a block of channels
 //              held in registers (for C_in = 1, the 9 kernel vectors), ReLU
 //              fused into the store, threaded over the batch; other shapes,

@@ -14,12 +14,20 @@
 // exception thrown by any chunk is rethrown to the caller after all chunks end.
 #include <cstddef>
 #include <functional>
+#include <string>
 
 namespace nn {
 
 // The number of threads parallel_for uses: by default $NN_THREADS if set,
 // else the hardware threads.
 std::size_t thread_count();
+
+// "kernels: AVX2+FMA, 2 threads": the instruction set and the thread count,
+// the first line a training or timing executable prints. Together with the
+// seed they decide a run's bits: AVX2 and AVX-512 builds give the same
+// results, so a quoted number says which build made it, and with how many
+// threads.
+std::string kernels_line();
 
 // Sets the number of threads (1 = everything runs on the calling thread;
 // 0 = back to the default). Not to be called inside a parallel_for.

@@ -8,6 +8,7 @@
 // portable scalar code paths instead.
 #include <cstddef>
 #include <cstring>
+#include <string_view>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -27,6 +28,21 @@ inline constexpr std::size_t kVecWidth = 8;
 #else
 inline constexpr std::size_t kVecWidth = 4;
 #endif
+
+// The instruction set these kernels were compiled for: "AVX-512+FMA",
+// "AVX2+FMA", "AVX", "SSE4.2", "SSE2", "NEON", "WebAssembly SIMD" or "scalar"
+// (the build's flags decide, not the CPU the program runs on).
+std::string_view instruction_set();
+
+// A kernel's results must not depend on the vector width, so that every CPU
+// gets the same bits: where a sum is split across the lanes of a vector and
+// the lanes are added at the end (a dot product over channels), it keeps
+// kLanes = 16 partial sums on every CPU, as one AVX-512 vector, two AVX2
+// vectors or four SSE or NEON vectors, and adds them in lane order; and the
+// kernels that need whole vectors of channels require a multiple of kLanes,
+// so every CPU picks the same kernel for a given layer.
+inline constexpr std::size_t kLanes = 16;
+static_assert(kLanes % kVecWidth == 0);
 
 #if NN_HAVE_SIMD
 typedef float Vec __attribute__((vector_size(kVecWidth * sizeof(float))));
@@ -54,6 +70,21 @@ inline Vec load_first(const float* p, std::size_t n) {
 #endif
 }
 inline Vec max(Vec a, Vec b) { return a > b ? a : b; }
+
+// kLanes partial sums: kLanes / kVecWidth vectors.
+inline constexpr std::size_t kLaneVecs = kLanes / kVecWidth;
+using Lanes = Vec[kLaneVecs];
+// acc += a[0:kLanes] * b[0:kLanes], lane by lane.
+inline void multiply_add_lanes(Vec (&acc)[kLaneVecs], const float* a, const float* b) {
+  for (std::size_t u = 0; u < kLaneVecs; ++u) acc[u] += load(a + u * kVecWidth) * load(b + u * kVecWidth);
+}
+// The kLanes partial sums added in lane order, 0 to 15, whatever the width.
+inline float sum_lanes(const Vec (&acc)[kLaneVecs]) {
+  float sum = 0.0f;
+  for (std::size_t u = 0; u < kLaneVecs; ++u)
+    for (std::size_t v = 0; v < kVecWidth; ++v) sum += acc[u][v];
+  return sum;
+}
 #endif
 
 }  // namespace nn::simd
