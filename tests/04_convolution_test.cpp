@@ -18,6 +18,7 @@
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
 #include "nn/parallel.hpp"
+#include "nn/simd.hpp"
 #include "gradcheck.hpp"
 #include "testing.hpp"
 
@@ -141,6 +142,31 @@ TEST(Gemm, AnyThreadCountMatchesNaiveAndWritesAllOfC) {
 }
 
 // ------------------------------------------------------------------ names and shapes
+
+#if NN_HAVE_SIMD
+// The dot products over channels (direct3x3's input gradient) keep 16 partial
+// sums and add them in lane order on every CPU: one AVX-512 vector, two AVX2
+// vectors, four SSE or NEON vectors, the same result. Values chosen so that
+// any other order gives another float: 1e8 + 1 rounds back to 1e8.
+TEST(Simd, SixteenLanesAddedInLaneOrderWhateverTheVectorWidth) {
+  static_assert(nn::simd::kLanes == 16);
+  float a[16], ones[16];
+  for (std::size_t i = 0; i < 16; ++i) a[i] = i % 4 == 0 ? 1e8f : i % 4 == 2 ? -1e8f : 1.0f, ones[i] = 1.0f;
+  float in_order = 0.0f;
+  for (float v : a) in_order += v;  // lane 0, then 1, ... then 15
+  ASSERT_EQ(in_order, 1.0f);        // each group of four: 1e8 + 1 - 1e8 + 1 = 0 + 1
+  float halves_first = 0.0f;        // AVX2's two vectors added lane by lane first: another float
+  for (std::size_t i = 0; i < 8; ++i) halves_first += a[i] + a[i + 8];
+  ASSERT_NE(halves_first, in_order);
+  nn::simd::Lanes acc{};
+  nn::simd::multiply_add_lanes(acc, a, ones);
+  EXPECT_EQ(nn::simd::sum_lanes(acc), in_order);
+  nn::simd::multiply_add_lanes(acc, a, ones);  // a second pass: each lane's own sum first
+  float twice = 0.0f;
+  for (float v : a) twice += v + v;
+  EXPECT_EQ(nn::simd::sum_lanes(acc), twice);
+}
+#endif
 
 TEST(Conv2D, VariantsHaveNamesInCourseOrder) {
   EXPECT_EQ(nn::conv2d_variant_names(), "naive, reordered, im2col, threaded, direct3x3");
