@@ -23,10 +23,10 @@ namespace nn {
 std::size_t thread_count();
 
 // "kernels: AVX2+FMA, 2 threads": the instruction set and the thread count,
-// the first line a training or timing executable prints. Together with the
-// seed they decide a run's bits: AVX2 and AVX-512 builds give the same
-// results, so a quoted number says which build made it, and with how many
-// threads.
+// the first line a training or timing executable prints, so that a quoted
+// number says which build made it. With the seed, the thread count decides a
+// run's bits; AVX2 and AVX-512 builds give the same bits, a build without FMA
+// (x86-64-v2) does not.
 std::string kernels_line();
 
 // Sets the number of threads (1 = everything runs on the calling thread;
