@@ -53,10 +53,20 @@ done
 [ -s "$tmp/forward.dat" ] || { echo "plot-bench-04: no conv2d_ results in $json" >&2; exit 1; }
 peak=$(cat "$tmp/peak" 2>/dev/null || echo "")
 
+# No file name and no text from the JSON reaches gnuplot's commands: it runs
+# in $tmp and reads its data files by their fixed names, the numbers it is
+# given are checked to be numbers, and it writes the PNG to its standard
+# output, into a fresh temporary beside $out that one rename puts in place.
+number() { [[ $2 =~ ^[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "plot-bench-04: $1 is not a number: $2" >&2; exit 1; }; }
+[ -z "$peak" ] || number "the peak" "$peak"
 mkdir -p "$(dirname "$out")"
-gnuplot <<GP
+out=$(realpath -m "$out")
+part=$(mktemp "$(dirname "$out")/.$(basename "$out").XXXXXX.tmp")
+chmod "$(printf %o $((0666 & ~0$(umask))))" "$part"  # mktemp's 0600 would stay on the PNG
+trap 'rm -rf "$tmp"; rm -f "$part"' EXIT
+cd "$tmp"
+gnuplot >"$part" <<GP
 set terminal pngcairo size 1200,520 font ",11"
-set output "$out.tmp"
 set multiplot layout 1,2 title "Conv2D(32, (3,3)) on (N, 28, 28, 1): GFLOP/s per variant (higher is better, log scale)"
 set style data histograms
 set style histogram clustered gap 1
@@ -69,10 +79,11 @@ set key below horizontal
 $( [ -n "$peak" ] && echo "set arrow from graph 0, first $peak to graph 1, first $peak nohead dt 2 lw 2 lc rgb 'black'
 set label 'peak of all cores ($(printf %.0f "$peak") GFLOP/s)' at graph 0.98, first $peak right offset 0,0.7" )
 set title "forward"
-plot "$tmp/forward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
+plot "forward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
 set title "backward (dkernel + dx)"
-plot "$tmp/backward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
+plot "backward.dat" using 2:xtic(1) title "batch 1", '' using 3 title "batch 32", '' using 4 title "batch 256"
 unset multiplot
 GP
-mv "$out.tmp" "$out"
+cd - >/dev/null
+mv -f "$part" "$out"
 echo "wrote $out"

@@ -36,10 +36,20 @@ awk '{ ref = ($1 ~ /(conv2d|max_pooling2d)$/ || $1 ~ /^backward\/dense/ || $1 ==
 sum=$(awk '$4 == 0 { s += $3 } END { printf "%.0f", s }' "$tmp/rows.dat")
 max=$(awk '$3 > m { m = $3 } END { printf "%.0f", m }' "$tmp/rows.dat")
 
+# No file name and no text from the JSON reaches gnuplot's commands: it runs
+# in $tmp and reads its data files by their fixed names, the numbers it is
+# given are checked to be numbers, and it writes the PNG to its standard
+# output, into a fresh temporary beside $out that one rename puts in place.
+number() { [[ $2 =~ ^[0-9]+([.][0-9]+)?([eE][-+]?[0-9]+)?$ ]] || { echo "plot-fit-breakdown: $1 is not a number: $2" >&2; exit 1; }; }
+number "the total" "$total"; number "the sum" "$sum"; number "the largest part" "$max"
 mkdir -p "$(dirname "$out")"
-gnuplot <<GP
+out=$(realpath -m "$out")
+part=$(mktemp "$(dirname "$out")/.$(basename "$out").XXXXXX.tmp")
+chmod "$(printf %o $((0666 & ~0$(umask))))" "$part"  # mktemp's 0600 would stay on the PNG
+trap 'rm -rf "$tmp"; rm -f "$part"' EXIT
+cd "$tmp"
+gnuplot >"$part" <<GP
 set terminal pngcairo size 1000,520 font ",11"
-set output "$out.tmp"
 set title sprintf("One training step at batch 32: %.0f us (the parts fit runs, in blue, add up to $sum us)", $total) noenhanced
 set style fill solid 0.85 border -1
 set boxwidth 0.7
@@ -49,8 +59,9 @@ set xlabel "microseconds"
 set xrange [0:$max * 1.6]
 set grid xtics
 unset key
-plot "$tmp/rows.dat" using (\$3*0.5):1:(\$3*0.5):(0.35):(\$4 > 0 ? 0xbbbbbb : 0x2166ac):yticlabels(2) with boxxyerror lc rgb variable, \
+plot "rows.dat" using (\$3*0.5):1:(\$3*0.5):(0.35):(\$4 > 0 ? 0xbbbbbb : 0x2166ac):yticlabels(2) with boxxyerror lc rgb variable, \
      '' using 3:1:(sprintf(" %.0f%s", \$3, \$4 > 0 ? "  (not run by fit)" : "")) with labels left
 GP
-mv "$out.tmp" "$out"
+cd - >/dev/null
+mv -f "$part" "$out"
 echo "wrote $out"

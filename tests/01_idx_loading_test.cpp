@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <fstream>
@@ -17,6 +19,7 @@
 #include "nn/idx.hpp"
 #include "nn/io.hpp"
 #include "nn/mnist.hpp"
+#include "nn/plot.hpp"
 #include "nn/shape.hpp"
 #include "testing.hpp"
 
@@ -72,8 +75,10 @@ TEST(Idx, RoundTripRawAndGzip) {
     auto b = nn::read_idx(file);
     EXPECT_EQ(b.shape, a.shape);
     EXPECT_EQ(b.data, a.data);
-    EXPECT_FALSE(std::filesystem::exists(file.string() + ".tmp"));
   }
+  std::size_t files = 0;  // and no temporary beside them
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 2u);
   EXPECT_EQ(nn::read_file(dir / "a.idx").size(), 4u + 12u + 30u);
   EXPECT_EQ(nn::read_file(dir / "a.idx.gz")[0], 0x1f);
 }
@@ -306,6 +311,144 @@ TEST(Ch01Executable, AnEmptyTrainingSetHasNoDigitToShow) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, HasSubstr("error: --index 0: the training set is empty"));
   EXPECT_THAT(run.output, ::testing::Not(HasSubstr("18446744073709551615")));
+}
+
+// ---- Writing files: nothing but the named file changes ---------------------
+
+// A link someone planted where the old writer put its temporary (<file>.tmp),
+// pointing at a file of theirs or of the victim's: the write must neither
+// follow it nor remove it.
+TEST(WriteFile, APlantedLinkBesideTheFileIsNeitherFollowedNorRemoved) {
+  TempDir dir;
+  nn::write_file_atomic(dir / "victim.txt", std::string_view("precious"));
+  std::filesystem::create_symlink(dir / "victim.txt", dir / "out.idx.tmp");
+  nn::write_file_atomic(dir / "out.idx", std::string_view("new"));
+  EXPECT_EQ(nn::read_file(dir / "victim.txt"), (Bytes{'p', 'r', 'e', 'c', 'i', 'o', 'u', 's'}));
+  EXPECT_TRUE(std::filesystem::is_symlink(dir / "out.idx.tmp"));
+  EXPECT_EQ(nn::read_file(dir / "out.idx"), (Bytes{'n', 'e', 'w'}));
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(fmt::format("{}", fmt::join(names, " ")), "out.idx out.idx.tmp victim.txt") << "no temporary left";
+}
+
+// Renaming over a FIFO, a device or a folder would replace it by a regular
+// file (as root, /dev/full itself): refused, and the thing stays what it was.
+TEST(WriteFile, OnlyRegularFilesAreReplaced) {
+  TempDir dir;
+  const auto fifo = dir / "fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THAT(testing_nn::error_of([&] { nn::write_file_atomic(fifo, std::string_view("x")); }),
+              HasSubstr("fifo: is a FIFO, not a regular file; refusing to replace it"));
+  struct stat st {};
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  std::filesystem::create_directory(dir / "folder");
+  EXPECT_THAT(testing_nn::error_of([&] { nn::write_file_atomic(dir / "folder", std::string_view("x")); }),
+              HasSubstr("folder: is a folder, not a file"));
+  EXPECT_TRUE(std::filesystem::is_directory(dir / "folder"));
+  // A link to a device is refused as the device is (never try /dev/full
+  // itself here: a regression would replace it on the test machine).
+  std::filesystem::create_symlink("/dev/null", dir / "null-link");
+  EXPECT_THAT(testing_nn::error_of([&] { nn::write_file_atomic(dir / "null-link", std::string_view("x")); }),
+              HasSubstr("null-link: is a character device, not a regular file"));
+  std::filesystem::create_symlink(dir / "nothing", dir / "dangling");
+  EXPECT_THAT(testing_nn::error_of([&] { nn::write_file_atomic(dir / "dangling", std::string_view("x")); }),
+              HasSubstr("dangling: a symbolic link to nothing"));
+}
+
+// A link to a regular file: the file it names gets the bytes, the link stays;
+// a replaced file keeps its permissions.
+TEST(WriteFile, ThroughALinkAndKeepingThePermissions) {
+  TempDir dir;
+  nn::write_file_atomic(dir / "real.txt", std::string_view("old"));
+  ASSERT_EQ(chmod((dir / "real.txt").c_str(), 0640), 0);
+  std::filesystem::create_symlink(dir / "real.txt", dir / "link.txt");
+  nn::write_file_atomic(dir / "link.txt", std::string_view("new"));
+  EXPECT_TRUE(std::filesystem::is_symlink(dir / "link.txt"));
+  EXPECT_EQ(nn::read_file(dir / "real.txt"), (Bytes{'n', 'e', 'w'}));
+  struct stat st {};
+  ASSERT_EQ(stat((dir / "real.txt").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0640u);
+}
+
+// ---- Strings to gnuplot -----------------------------------------------------
+
+// In double quotes gnuplot runs `back-quoted` text as a shell command; in
+// single quotes it expands nothing, and a quote is written twice.
+TEST(Plot, QuoteIsASingleQuotedLiteralThatExpandsNothing) {
+  EXPECT_EQ(nn::plot::quote("digit 7"), "'digit 7'");
+  EXPECT_EQ(nn::plot::quote("it's"), "'it''s'");
+  EXPECT_EQ(nn::plot::quote("`touch x` $(touch y) \"z\" \\n"), "'`touch x` $(touch y) \"z\" \\n'");
+  EXPECT_THAT(testing_nn::error_of([] { nn::plot::quote("a\nset output 'x'"); }),
+              HasSubstr("\"a\\nset output 'x'\": cannot be a plot's text: it holds a control character"));
+  EXPECT_THAT(testing_nn::error_of([] { nn::plot::quote(std::string("a\0b", 3)); }), HasSubstr("control character"));
+  EXPECT_THAT(testing_nn::error_of([] { nn::plot::quote("tab\there"); }), HasSubstr("tab\\there"));
+}
+
+// The whole path: gnuplot draws a title full of shell syntax into a folder
+// whose name is full of it too; no command runs and the PNG is where it was asked.
+TEST(Plot, NoCommandRunsFromATitleOrAPath) {
+  if (!nn::plot::gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed (apt-get install gnuplot-nox)";
+  TempDir dir;
+  const std::string hostile = "`touch PWNED-1` $(touch PWNED-2) \"q\" 's' ";
+  const auto file = dir / hostile / "plot.png";
+  nn::plot::Png png(file, 200, 100);
+  png.gp() << "set title " << nn::plot::quote(hostile) << " noenhanced\n"
+           << "set label 1 " << nn::plot::quote(hostile) << " at 0,0\nplot x title " << nn::plot::quote(hostile)
+           << "\n";
+  png.finish();
+  const Bytes bytes = nn::read_file(file);
+  ASSERT_GE(bytes.size(), 8u);
+  EXPECT_EQ(std::string(bytes.begin() + 1, bytes.begin() + 4), "PNG");
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir.path()))
+    EXPECT_FALSE(e.path().filename().string().starts_with("PWNED")) << e.path();
+  EXPECT_FALSE(std::filesystem::exists("PWNED-1"));
+  EXPECT_FALSE(std::filesystem::exists("PWNED-2"));
+  // Only the PNG: gnuplot's pending file was renamed, not copied.
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(file.parent_path())) ++files;
+  EXPECT_EQ(files, 1u);
+}
+
+// Two runs drawing the same file at once (ctest ran ch07-dense.load and
+// ch07-dense.load-missing in parallel into one folder, and they shared the
+// pending file and gnuplot's log): each has its own pending file, both
+// succeed, and the file is one whole PNG.
+TEST(Plot, TwoPlotsOfTheSameFileAtOnce) {
+  if (!nn::plot::gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed (apt-get install gnuplot-nox)";
+  TempDir dir;
+  const auto file = dir / "same.png";
+  auto draw = [&](int width) {
+    return testing_nn::error_of([&] {
+      for (int i = 0; i < 5; ++i) {
+        nn::plot::Png png(file, width, 100);
+        png.gp() << "plot sin(x)\n";
+        png.finish();
+      }
+    });
+  };
+  auto other = std::async(std::launch::async, draw, 210);
+  EXPECT_EQ(draw(200), "");
+  EXPECT_EQ(other.get(), "");
+  const Bytes bytes = nn::read_file(file);
+  ASSERT_GE(bytes.size(), 24u);
+  const unsigned width = (bytes[16] << 24) | (bytes[17] << 16) | (bytes[18] << 8) | bytes[19];  // IHDR
+  EXPECT_TRUE(width == 200 || width == 210) << width;
+  std::size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir.path())) ++files;
+  EXPECT_EQ(files, 1u);
+}
+
+// A failed plot leaves nothing, and says what gnuplot said.
+TEST(Plot, AFailedPlotLeavesNoFile) {
+  if (!nn::plot::gnuplot_available()) GTEST_SKIP() << "gnuplot is not installed (apt-get install gnuplot-nox)";
+  TempDir dir;
+  const auto file = dir / "bad.png";
+  nn::plot::Png png(file, 200, 100);
+  png.gp() << "plot no_such_function(x)\n";
+  EXPECT_THAT(testing_nn::error_of([&] { png.finish(); }), HasSubstr("bad.png: gnuplot failed: "));
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
 TEST(ReadFile, OnlyRegularFiles) {

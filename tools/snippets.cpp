@@ -1,5 +1,7 @@
 #include "snippets.hpp"
 
+#include "nn/io.hpp"
+
 #include <algorithm>
 #include <fstream>
 #include <sstream>
@@ -151,10 +153,9 @@ bool update(const fs::path& root, const fs::path& markdown) {
   }
   out.insert(out.end(), lines.begin() + next, lines.end());
   if (out == lines) return false;
-  std::ofstream f(markdown.string() + ".tmp");
-  for (const auto& l : out) f << l << "\n";
-  f.close();
-  fs::rename(markdown.string() + ".tmp", markdown);
+  std::string text;
+  for (const auto& l : out) text += l + "\n";
+  nn::write_file_atomic(markdown, text);  // a fresh temporary beside it, then one rename
   return true;
 }
 

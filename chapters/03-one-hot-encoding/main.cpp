@@ -29,7 +29,7 @@ void plot_one_hot(const nn::Tensor& y, std::span<const std::uint8_t> labels, std
      << "set xlabel 'class'; set ylabel 'label'; set xtics 0,1,9 out nomirror\n"
      << fmt::format("set xrange [-0.5:9.5]; set yrange [{}:-0.5]\n", rows - 0.5) << "set ytics (";
   for (std::size_t n = 0; n < rows; ++n)
-    gp << fmt::format("{}\"{}\" {}", n ? ", " : "", labels[n], n);
+    gp << fmt::format("{}'{}' {}", n ? ", " : "", labels[n], n);
   gp << ") font ',7'\nplot '-' matrix with image\n";
   nn::plot::send_matrix(gp, y.data(), rows, y.dim(1));
   png.finish();

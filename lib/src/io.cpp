@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <string>
 
 #include "nn/error.hpp"
@@ -92,29 +93,80 @@ bool injected_failure() {
 
 void fail_writes_after(std::int64_t writes) { writes_before_failure.store(writes < 0 ? -1 : writes); }
 
-void write_file_atomic(const fs::path& file, std::span<const std::uint8_t> bytes) {
-  fs::path tmp = file;
-  tmp += ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) throw Error(fmt::format("{}: cannot write: {}", tmp.string(), std::strerror(errno)));
-  const bool fail = injected_failure();  // a full disk, for the tests: half the bytes, then an error
-  const std::size_t count = fail ? bytes.size() / 2 : bytes.size();
-  bool ok = std::fwrite(bytes.data(), 1, count, f) == count && !fail;
-  ok = (std::fflush(f) == 0) && ok;
+// ---- One file replaced as one step ---------------------------------------
+
+PendingFile::PendingFile(const fs::path& file) : target_(file) {
+  // A link is followed once, here, to the file it names: the new bytes replace
+  // that file and the link keeps pointing at it. Nothing else is followed.
+  struct stat st {};
+  if (::lstat(file.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    std::error_code ec;
+    target_ = fs::canonical(file, ec);
+    if (ec) throw Error(fmt::format("{}: a symbolic link to nothing ({}); refusing to write through it",
+                                    file.string(), ec.message()));
+  }
+  const bool exists = ::stat(target_.c_str(), &st) == 0;
+  if (!exists && errno != ENOENT)
+    throw Error(fmt::format("{}: cannot write: {}", file.string(), std::strerror(errno)));
+  if (exists && S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a folder, not a file", file.string()));
+  // Renaming over a device, a FIFO or a socket would replace it by a regular
+  // file (as root, /dev/full itself): only regular files are replaced.
+  if (exists && !S_ISREG(st.st_mode))
+    throw Error(fmt::format("{}: is {}, not a regular file; refusing to replace it", file.string(),
+                            file_kind(st.st_mode)));
+
+  // A fresh name that no one can predict, created only if nothing is there
+  // (O_EXCL; with O_CREAT it also refuses a symbolic link planted at the name).
+  std::string base = target_.filename().string().substr(0, 200);  // room in NAME_MAX for the rest
+  std::random_device random;
+  for (int attempt = 0; attempt < 100 && fd_ < 0; ++attempt) {
+    const std::uint64_t r = (std::uint64_t{random()} << 32) ^ random();
+    tmp_ = target_.parent_path() / fmt::format(".{}.{:012x}.tmp", base, r & 0xffffffffffffULL);
+    fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (fd_ < 0 && errno != EEXIST)
+      throw Error(fmt::format("{}: cannot write: {}", file.string(), std::strerror(errno)));
+  }
+  if (fd_ < 0) throw Error(fmt::format("{}: cannot create a temporary file beside it", file.string()));
+  // A replaced file keeps its permissions (the new one otherwise gets 0666 less the umask).
+  if (exists) (void)::fchmod(fd_, st.st_mode & 07777);
+}
+
+PendingFile::~PendingFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+void PendingFile::write(std::span<const std::uint8_t> bytes) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(fmt::format("{}: write failed: {}", target_.string(), std::strerror(errno)));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+void PendingFile::commit() {
   // On the disk before the rename makes it visible: else a power cut after the
   // rename could leave the new name with no data behind it.
-  ok = ok && ::fsync(::fileno(f)) == 0;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    throw Error(fmt::format("{}: write failed (disk full?)", file.string()));
+  if (::fsync(fd_) != 0)
+    throw Error(fmt::format("{}: write failed: {}", target_.string(), std::strerror(errno)));
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) throw Error(fmt::format("{}: write failed: {}", target_.string(), std::strerror(errno)));
+  if (::rename(tmp_.c_str(), target_.c_str()) != 0)
+    throw Error(fmt::format("{}: cannot rename into place: {}", target_.string(), std::strerror(errno)));
+  committed_ = true;
+}
+
+void write_file_atomic(const fs::path& file, std::span<const std::uint8_t> bytes) {
+  PendingFile out(file);
+  if (injected_failure()) {  // a full disk, for the tests: half the bytes, then an error
+    out.write(bytes.first(bytes.size() / 2));
+    throw Error(fmt::format("{}: write failed: {}", file.string(), std::strerror(ENOSPC)));
   }
-  std::error_code ec;
-  fs::rename(tmp, file, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(fmt::format("{}: cannot rename into place: {}", file.string(), ec.message()));
-  }
+  out.write(bytes);
+  out.commit();
 }
 
 void write_file_atomic(const fs::path& file, std::string_view text) {

@@ -3,12 +3,23 @@
 #include <fmt/format.h>
 #include <gnuplot-iostream.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <sstream>
 
 #include "nn/error.hpp"
+#include "nn/io.hpp"
+
+extern char** environ;
 
 namespace nn::plot {
 
@@ -25,27 +36,69 @@ bool gnuplot_available() {
   return false;
 }
 
-std::string quote(const std::string& text) {
-  std::string out = "\"";
+namespace {
+// `text` with its control characters written as escapes, for a message.
+std::string printable(const std::string& text) {
+  std::string out;
   for (char c : text) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') out += "\\n";
+    else if (c == '\t') out += "\\t";
+    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);
+    else out += c;
   }
-  return out + "\"";
+  return out;
 }
 
-namespace {
-// A shell word for popen's command line.
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += (c == '\'') ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
+// `fd` moved above 0, 1 and 2 (a process started with one of them closed
+// gets it back from pipe()): dup2 onto a descriptor it already is would not
+// clear O_CLOEXEC.
+int above_stdio(int fd) {
+  if (fd > 2) return fd;
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  ::close(fd);
+  return moved;
 }
 }  // namespace
 
+std::string quote(const std::string& text) {
+  // In single quotes gnuplot expands nothing: no back-quoted shell command, no
+  // backslash escape; a quote is written twice. A control character could end
+  // the command (a newline starts the next one): refused.
+  std::string out = "'";
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f)
+      throw Error(fmt::format("\"{}\": cannot be a plot's text: it holds a control character", printable(text)));
+    out += c == '\'' ? std::string("''") : std::string(1, c);
+  }
+  return out + "'";
+}
+
+// gnuplot runs with its standard input a pipe from us, its output the
+// PNG's pending file and its messages a nameless temporary file: no shell
+// starts it and no file name reaches it.
 struct Png::Impl {
-  explicit Impl(const std::string& cmd) : gp(cmd) {}
-  Gnuplot gp;
+  Impl(const fs::path& file) : out(file) {}
+  PendingFile out;
+  std::FILE* log = nullptr;
+  pid_t pid = -1;
+  std::unique_ptr<Gnuplot> gp;
+
+  ~Impl() {
+    gp.reset();  // gnuplot reads the end of its input and exits
+    wait();
+    if (log) std::fclose(log);
+  }
+  // gnuplot's exit status (-1 when it did not exit normally).
+  int wait() {
+    if (pid < 0) return -1;
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
 };
 
 Png::Png(fs::path file, int width, int height) : file_(std::move(file)) {
@@ -55,53 +108,70 @@ Png::Png(fs::path file, int width, int height) : file_(std::move(file)) {
   std::error_code ec;
   if (file_.has_parent_path()) fs::create_directories(file_.parent_path(), ec);
   if (ec) throw Error(fmt::format("{}: cannot create folder: {}", file_.parent_path().string(), ec.message()));
-  tmp_ = file_;
-  tmp_ += ".tmp";
-  log_ = file_;
-  log_ += ".log";
-  // gnuplot's messages go to the log; a non-zero exit is recorded in it too.
-  std::string cmd = fmt::format("gnuplot 2>{0} || echo \"gnuplot-exit-status $?\" >>{0}",
-                                shell_quote(log_.string()));
+  impl_ = std::make_unique<Impl>(file_);
+  impl_->log = std::tmpfile();
+  if (!impl_->log) throw Error(fmt::format("{}: cannot draw: no temporary file for gnuplot's messages: {}",
+                                           file_.string(), std::strerror(errno)));
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0)
+    throw Error(fmt::format("{}: cannot draw: pipe: {}", file_.string(), std::strerror(errno)));
+  pipe_fds[0] = above_stdio(pipe_fds[0]);
+  pipe_fds[1] = above_stdio(pipe_fds[1]);
+  // dup2 onto 0, 1 and 2 in the child clears O_CLOEXEC there; every other
+  // descriptor of ours stays closed to gnuplot.
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, pipe_fds[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, impl_->out.fd(), 1);
+  posix_spawn_file_actions_adddup2(&actions, ::fileno(impl_->log), 2);
+  char name[] = "gnuplot";
+  char* argv[] = {name, nullptr};
+  const int rc = ::posix_spawnp(&impl_->pid, "gnuplot", &actions, nullptr, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(pipe_fds[0]);
+  if (rc != 0) {
+    ::close(pipe_fds[1]);
+    impl_->pid = -1;
+    throw Error(fmt::format("{}: cannot start gnuplot: {}", file_.string(), std::strerror(rc)));
+  }
   // If gnuplot dies early, writes to its pipe must fail, not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
-  impl_ = std::make_unique<Impl>(cmd);
-  impl_->gp << fmt::format("set terminal pngcairo size {},{} font 'Sans,10'\nset output {}\n",
-                           width, height, quote(tmp_.string()));
-}
-
-Png::~Png() {
-  if (impl_) {  // finish() was not called: an exception is unwinding
-    impl_.reset();
-    std::error_code ec;
-    fs::remove(tmp_, ec);
-    fs::remove(log_, ec);
+  std::FILE* to_gnuplot = ::fdopen(pipe_fds[1], "w");
+  if (!to_gnuplot) {
+    ::close(pipe_fds[1]);
+    throw Error(fmt::format("{}: cannot draw: fdopen: {}", file_.string(), std::strerror(errno)));
   }
+  impl_->gp = std::make_unique<Gnuplot>(to_gnuplot);
+  // No `set output`: the PNG goes to gnuplot's standard output.
+  *impl_->gp << fmt::format("set terminal pngcairo size {},{} font 'Sans,10'\n", width, height);
 }
 
-std::ostream& Png::gp() { return impl_->gp; }
+Png::~Png() = default;  // without finish(): gnuplot is waited for and the pending file removed
+
+std::ostream& Png::gp() { return *impl_->gp; }
 
 void Png::finish() {
-  impl_->gp << "set output\n";
-  impl_.reset();  // closes the pipe and waits for gnuplot to exit
-  std::ifstream log_in(log_);
-  std::string log((std::istreambuf_iterator<char>(log_in)), std::istreambuf_iterator<char>());
-  std::error_code ec;
-  fs::remove(log_, ec);
-  bool failed = log.find("gnuplot-exit-status") != std::string::npos;
-  if (failed || !fs::exists(tmp_) || fs::file_size(tmp_, ec) == 0) {
-    fs::remove(tmp_, ec);
+  impl_->gp.reset();  // closes the pipe: gnuplot finishes the PNG and exits
+  const int status = impl_->wait();
+  std::string log;
+  std::rewind(impl_->log);
+  for (int c; (c = std::fgetc(impl_->log)) != EOF;) log += static_cast<char>(c);
+  struct stat st {};
+  const bool empty = ::fstat(impl_->out.fd(), &st) != 0 || st.st_size == 0;
+  if (status != 0 || empty) {
     // gnuplot's message spans lines (the command, a caret, the reason): keep them on one.
     std::string reason;
     std::istringstream lines(log);
     for (std::string line; std::getline(lines, line);) {
       auto b = line.find_first_not_of(" \t^");
-      if (b == std::string::npos || line.starts_with("gnuplot-exit-status")) continue;
-      reason += (reason.empty() ? "" : " | ") + line.substr(b);
+      if (b != std::string::npos) reason += (reason.empty() ? "" : " | ") + line.substr(b);
     }
+    if (reason.empty()) reason = status != 0 ? fmt::format("exit status {}", status) : "it drew nothing";
+    impl_.reset();
     throw Error(fmt::format("{}: gnuplot failed: {}", file_.string(), reason));
   }
-  fs::rename(tmp_, file_, ec);
-  if (ec) throw Error(fmt::format("{}: cannot rename into place: {}", file_.string(), ec.message()));
+  impl_->out.commit();
+  impl_.reset();
 }
 
 std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c) {

@@ -16,8 +16,38 @@ namespace nn {
 // missing, a folder, a FIFO or a device (never blocks on one), or unreadable.
 std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
 
-// Writes `bytes` to `file.tmp` beside it, flushes and fsyncs it, then renames
-// it over `file`.
+// A file being written that replaces `file` only when complete:
+//
+//   nn::PendingFile out(file);   // refuses a folder, device, FIFO or socket at `file`
+//   out.write(bytes);            // into ".<name>.<random>.tmp" beside it
+//   out.commit();                // fsync, then rename over `file`
+//
+// The temporary's name is fresh and unpredictable, and it is created only if
+// nothing is there (O_CREAT|O_EXCL|O_NOFOLLOW): a file or a symbolic link that
+// someone planted beside `file` is never opened, followed or overwritten.
+// Without commit() (an error, an exception) the temporary is removed and
+// `file` is untouched. A symbolic link at `file` is followed once: the file it
+// names is replaced, and the link keeps pointing at it. A replaced file keeps
+// its permissions.
+class PendingFile {
+ public:
+  explicit PendingFile(const std::filesystem::path& file);
+  ~PendingFile();
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+
+  // The open temporary (for a child process to write into, as gnuplot does).
+  int fd() const { return fd_; }
+  void write(std::span<const std::uint8_t> bytes);
+  void commit();
+
+ private:
+  std::filesystem::path target_, tmp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+// Writes `bytes` to `file` through a PendingFile.
 void write_file_atomic(const std::filesystem::path& file, std::span<const std::uint8_t> bytes);
 void write_file_atomic(const std::filesystem::path& file, std::string_view text);
 

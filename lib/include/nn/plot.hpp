@@ -6,9 +6,11 @@
 //   nn::plot::send_matrix(png.gp(), pixels, 28, 28);
 //   png.finish();   // waits for gnuplot, then moves the file into place
 //
-// gnuplot draws into "<file>.tmp"; finish() renames it to <file> only when
-// gnuplot exited cleanly, so a failed or interrupted plot never leaves a
-// half-written PNG.
+// gnuplot is started without a shell, and draws into its standard output,
+// which is an nn::PendingFile beside <file>: finish() renames it to <file> only
+// when gnuplot exited cleanly, so a failed or interrupted plot never leaves a
+// half-written PNG. No file name is ever sent to gnuplot; every other string
+// goes through quote().
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -40,7 +42,7 @@ class Png {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  std::filesystem::path file_, tmp_, log_;
+  std::filesystem::path file_;
 };
 
 // Inline data for `plot '-' matrix with image`: rows lines of cols values,
@@ -58,7 +60,10 @@ void image(std::ostream& gp, const float* data, std::size_t rows, std::size_t co
 // Channel c of image n of an NHWC tensor, as a row-major (H, W) array to plot.
 std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c);
 
-// gnuplot's string literal for `text`, quoted and escaped.
+// gnuplot's string literal for `text`: in single quotes, where gnuplot
+// expands nothing (in double quotes it would run `back-quoted` text as a shell
+// command), with each ' written twice. Throws nn::Error for a control
+// character: a newline would end the command and start another.
 std::string quote(const std::string& text);
 
 }  // namespace nn::plot
