@@ -422,7 +422,7 @@ TEST(Weights, MalformedNpyFiles) {
   std::string header(f8.begin() + 10, f8.begin() + 74);
   auto pos = header.find("<f4");
   f8[10 + pos + 2] = '8';
-  EXPECT_THAT(error_of(f8), HasSubstr("not float32"));
+  EXPECT_THAT(error_of(f8), HasSubstr("bad.npy: .npy header: 'descr' is '<f8'; only '<f4' (float32, little-endian) is read"));
   EXPECT_THROW(nn::load_npy(dir / "missing.npy"), nn::Error);
 }
 
@@ -450,7 +450,7 @@ TEST(Weights, NpyShapesWhoseByteCountOverflowAreRefused) {
               HasSubstr("big.npy: the shape (4294967296, 4294967296, 2) has more elements"));
   // A minus sign is not a huge dimension (std::stoull would read -1 as 2^64 - 1).
   EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(npy_bytes("(-1,)", 0), "neg.npy"); }),
-              HasSubstr("neg.npy: bad shape '(-1,)' in the .npy header"));
+              HasSubstr("neg.npy: .npy header: 'shape' has a negative dimension: '-1,)"));
 }
 
 TEST(Weights, DecodeNpyFromMemoryIsLoadNpy) {
@@ -462,6 +462,119 @@ TEST(Weights, DecodeNpyFromMemoryIsLoadNpy) {
   EXPECT_EQ(std::vector<float>(back.span().begin(), back.span().end()), std::vector<float>(t.span().begin(), t.span().end()));
   EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(npy_bytes("(2,)", 4), "mem.npy"); }),
               HasSubstr("mem.npy: holds 4 bytes of data, but the shape (2,) needs 8"));
+}
+
+// A .npy file by hand: the preamble of version `major`.0 (a 2-byte header
+// length in 1.0, 4 bytes in 2.0 and 3.0), `header` as given, then the float32
+// values 0, 1, 2, ... (`floats` of them).
+std::vector<std::uint8_t> npy_file(const std::string& header, std::size_t floats, int major = 1) {
+  std::string file = std::string("\x93NUMPY", 6) + static_cast<char>(major) + '\0';
+  for (int i = 0; i < (major == 1 ? 2 : 4); ++i) file += static_cast<char>(header.size() >> (8 * i));
+  file += header;
+  for (std::size_t i = 0; i < floats; ++i) {
+    const float v = static_cast<float>(i);
+    file.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  return {file.begin(), file.end()};
+}
+
+std::string decode_error(const std::string& header, std::size_t floats = 6, int major = 1) {
+  return testing_nn::error_of([&] { nn::decode_npy(npy_file(header, floats, major), "x.npy"); });
+}
+
+TEST(Weights, NpyHeaderCommentCannotHideTheRealDescr) {
+  // NumPy reads the header as a Python literal, comments skipped: this file is
+  // float64, shape (5,), 40 bytes. A reader that searched the text for
+  // "'descr': '<f4'" and "'shape': (" found both in the comment and read the
+  // 40 bytes as 10 floats.
+  EXPECT_THAT(decode_error("{'descr': '<f8', # 'descr': '<f4', 'shape': (10,)\n"
+                           " 'fortran_order': False, 'shape': (5,), }\n",
+                           10),
+              HasSubstr("x.npy: .npy header: expected a key after the value of 'descr', not '# 'descr': '<f4', 'shape...' "
+                        "(a comment: NumPy skips it, this reader does not read comments)"));
+  // After the dict too: NumPy reads '<f8', shape (5,).
+  EXPECT_THAT(decode_error("{'descr': '<f8', 'fortran_order': False, 'shape': (5,), } # 'descr': '<f4'\n", 5),
+              HasSubstr("x.npy: .npy header: expected only spaces and newlines after the closing '}', not '# 'descr'"));
+}
+
+TEST(Weights, NpyHeaderIsReadAsNumPyReadsIt) {
+  // Any key order, either quote, spaces and newlines between tokens, trailing
+  // commas in the dict and the tuple, padding after it; and versions 2.0 and 3.0.
+  struct Case { std::string header; int major; };
+  const std::vector<Case> cases = {
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }" + std::string(50, ' ') + "\n", 1},
+      {"{'shape': (2, 3), 'fortran_order': False, 'descr': '<f4'}", 1},
+      {"{\"descr\": \"<f4\", \"fortran_order\": False, \"shape\": (2,3)}", 1},
+      {"{'descr':'<f4','fortran_order':False,'shape':(2,3)}", 1},
+      {"\t {  'fortran_order' :False ,\n  'shape' : ( 2 , 3 , ) ,\r\n 'descr'\t: \"<f4\" , }  \n \n", 1},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", 2},
+      {"{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }\n", 3},
+  };
+  for (const Case& c : cases) {
+    const nn::Tensor t = nn::decode_npy(npy_file(c.header, 6, c.major), "x.npy");
+    EXPECT_EQ(t.shape(), nn::Shape({2, 3})) << c.header;
+    EXPECT_EQ(std::vector<float>(t.span().begin(), t.span().end()), (std::vector<float>{0, 1, 2, 3, 4, 5})) << c.header;
+  }
+  EXPECT_EQ(nn::decode_npy(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (6,)}", 6), "x.npy").shape(),
+            nn::Shape({6}));
+  EXPECT_EQ(nn::decode_npy(npy_file("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 1, 3)}", 6), "x.npy").shape(),
+            nn::Shape({1, 2, 1, 3}));
+}
+
+TEST(Weights, NpyHeaderFaultsNameTheField) {
+  // Each header is wrong in one place; the data (6 floats) fits the shape (2, 3).
+  const std::string descr = "'descr': '<f4'", order = "'fortran_order': False", shape = "'shape': (2, 3)";
+  auto dict = [](const std::string& a, const std::string& b, const std::string& c) {
+    return "{" + a + ", " + b + ", " + c + "}\n";
+  };
+  struct Case { std::string header, error; };
+  const std::vector<Case> cases = {
+      {dict(descr, descr, shape), "x.npy: .npy header: 'descr' appears twice"},
+      {dict(descr, order, "'order': 1"), "x.npy: .npy header: unknown key 'order'; a .npy header has 'descr', "
+                                         "'fortran_order' and 'shape'"},
+      {"{" + descr + ", " + shape + "}", "x.npy: .npy header: 'fortran_order' is missing"},
+      {"{}", "x.npy: .npy header: 'descr' is missing"},
+      {dict("'descr': '<f8'", order, shape), "x.npy: .npy header: 'descr' is '<f8'; only '<f4' (float32, "
+                                             "little-endian) is read"},
+      {dict("'descr': 'float32'", order, shape), "x.npy: .npy header: 'descr' is 'float32'; only '<f4'"},
+      {dict("'descr': [('a', '<f4')]", order, shape), "expected a string such as '<f4' in the value of 'descr'"},
+      {dict("'descr': '<f4\xe9'", order, shape), "x.npy: .npy header: byte 14 is 0xe9; a header is printable ASCII"},
+      {"{'descr': '<f4\n, " + order + ", " + shape + "}", "unterminated string in the value of 'descr'"},
+      {dict(descr, "'fortran_order': True", shape), "x.npy: .npy header: 'fortran_order' is True; only C-ordered"},
+      {dict(descr, "'fortran_order': 0", shape), "expected True or False in the value of 'fortran_order', not '0, "},
+      {dict(descr, order, "'shape': (2.0, 3)"), "x.npy: .npy header: 'shape': the dimension 2.0 is not a plain "
+                                                "decimal integer"},
+      {dict(descr, order, "'shape': (2, 3L)"), "'shape': the dimension 3L is not a plain decimal integer"},
+      {dict(descr, order, "'shape': (02, 3)"), "'shape': the dimension 02 has a leading zero"},
+      {dict(descr, order, "'shape': (-2, 3)"), "x.npy: .npy header: 'shape' has a negative dimension: '-2, 3)}"},
+      {dict(descr, order, "'shape': (18446744073709551616, 3)"),
+       "x.npy: .npy header: 'shape': the dimension 18446744073709551616 does not fit in 64 bits"},
+      {dict(descr, order, "'shape': (4294967296, 4294967296, 2)"),
+       "x.npy: the shape (4294967296, 4294967296, 2) has more elements than fit in memory"},
+      {dict(descr, order, "'shape': (6)"), "x.npy: .npy header: 'shape' is (6), an integer; a 1-D shape is written (6,)"},
+      {dict(descr, order, "'shape': [2, 3]"), "expected a tuple such as (10,) or (3, 3, 1, 32) in the value of 'shape'"},
+      {dict(descr, order, "'shape': (2 3)"), "expected ',' or ')' in the value of 'shape', not '3)}"},
+      {dict(descr, order, "'shape': ()"), "x.npy: .npy header: 'shape' () has rank 0; the course's tensors have rank 1 to 4"},
+      {dict(descr, order, shape) + "x", "expected only spaces and newlines after the closing '}', not 'x'"},
+      {dict(descr, order, shape) + "  ", "spaces after the last newline of the header"},
+      {"{" + descr + " " + order + ", " + shape + "}", "expected ',' or '}' after the value of 'descr', not ''fortran"},
+      {"{" + descr + ", " + order + ", " + shape, "expected ',' or '}' after the value of 'shape', not the end of the header"},
+      {"{" + descr + ",, " + order + ", " + shape + "}", "expected a key after the value of 'descr', not ', 'fortran"},
+      {"[" + descr + "]", "x.npy: .npy header: expected '{' (a dict) at the start, not '['descr"},
+  };
+  for (const Case& c : cases) EXPECT_THAT(decode_error(c.header), HasSubstr(c.error)) << c.header;
+  // The preamble.
+  auto file = npy_file(dict(descr, order, shape), 6);
+  file[6] = 4;
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(file, "x.npy"); }),
+              HasSubstr("x.npy: unsupported .npy version 4.0 (1.0, 2.0 and 3.0 are read)"));
+  file[6] = 1, file[7] = 1;
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(file, "x.npy"); }),
+              HasSubstr("x.npy: unsupported .npy version 1.1"));
+  file = npy_file(dict(descr, order, shape), 0, 2);
+  file[11] = 1;  // a header of 16 MiB and more
+  EXPECT_THAT(testing_nn::error_of([&] { nn::decode_npy(file, "x.npy"); }),
+              HasSubstr("x.npy: file ends inside the .npy header"));
 }
 
 }  // namespace
