@@ -3,7 +3,10 @@
 // without bound.
 //
 //   cmake --preset fuzz && cmake --build --preset fuzz
-//   build-fuzz/bin/npy_fuzz -max_total_time=60 -malloc_limit_mb=1024 fuzz/corpus-npy
+//   build-fuzz/bin/npy_fuzz -dict=fuzz/npy.dict -max_total_time=60 -malloc_limit_mb=1024 NEW_DIR fuzz/corpus-npy
+//
+// fuzz/npy.dict holds the header's tokens ('descr', '<f4', False, ",)"...), so
+// that mutations reach the header parser's branches past the first key.
 //
 // In the normal build the same function runs over the committed seed corpus
 // as a test (fuzz/replay.cpp).
