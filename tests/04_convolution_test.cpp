@@ -1,6 +1,7 @@
 // Chapter 04: Conv2D forward and backward, every variant against the naive
 // loops; the GEMM against its naive loops; gradients against central
 // differences in double precision; shapes and errors; the thread pool.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <fmt/format.h>
 
@@ -17,6 +18,7 @@
 #include "nn/error.hpp"
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
+#include "nn/io.hpp"
 #include "nn/parallel.hpp"
 #include "nn/simd.hpp"
 #include "gradcheck.hpp"
@@ -584,6 +586,17 @@ TEST(Ch04Executable, AnEmptyTestSetIsAClearError) {
   auto run = testing_nn::run_program("ch04-convolution", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_NE(run.output.find("error: --index 0: the test set is empty"), std::string::npos) << run.output;
+}
+
+// --plots naming a file, not a folder: one sentence naming it and the cause, not "internal error".
+TEST(Ch04Executable, PlotsThatNameAFileAreAClearError) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {40, 28, 28}, {40, 28, 28});
+  nn::write_file_atomic(dir / "plots", std::string("a file"));
+  auto run = testing_nn::run_program("ch04-convolution", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, ::testing::HasSubstr(fmt::format("error: {}: cannot create folder: ", (dir / "plots").string())));
+  EXPECT_THAT(run.output, ::testing::Not(::testing::HasSubstr("internal error")));
 }
 
 // The layer through the nn::Layer interface, every variant, one and three

@@ -334,6 +334,19 @@ TEST(Ch11Executable, WeightsThatOverflowGiveAClearError) {
   EXPECT_THAT(run.output, ::testing::Not(HasSubstr("internal error")));
 }
 
+// A weights folder that cannot even be looked at (here a symlink that points
+// at itself) is one sentence naming it and the cause, not "internal error".
+TEST(Ch11Executable, AWeightsFolderThatCannotBeLookedAtIsAClearError) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {10, 28, 28});
+  std::filesystem::create_symlink("weights", dir / "weights");
+  auto run = predict(dir, {"--index", "0"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("error: {}", (dir / "weights").string())));
+  EXPECT_THAT(run.output, HasSubstr("Too many levels of symbolic links"));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("internal error")));
+}
+
 // --probabilities writes what model.predict gives for the test set, the
 // file a comparison with Keras reads (tools/keras-reference), and prints the
 // test loss and accuracy that model.evaluate gives.

@@ -14,6 +14,7 @@
 #include "nn/cli.hpp"
 #include "nn/conv2d.hpp"
 #include "nn/error.hpp"
+#include "nn/io.hpp"
 #include "nn/layers/conv2d.hpp"
 #include "nn/mnist.hpp"
 #include "nn/normalize.hpp"
@@ -189,7 +190,7 @@ int main(int argc, char** argv) {
     // [end snippet ch04-layer]
     report_zeros(y, conv);
 
-    std::filesystem::create_directories(common.plots);
+    nn::create_folders(common.plots);
     plot_hand_filters(x, kernel, y_hand, names, common.plots / "04-hand-filters.png");
     plot_kernels(conv.kernel.value,
                  "The 32 kernels of a Conv2D layer after glorot\\_uniform (blue < 0 < red, each on its own scale)",

@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
                        : p.diverged);
         points.push_back(p);
       }
-      std::filesystem::create_directories(common.plots);
+      nn::create_folders(common.plots);
       nn::write_file_atomic(common.plots / "10-lr-sweep.csv", sweep_csv(points));
       plot_sweep(points, common.plots / "10-lr-sweep.png",
                  fmt::format("{}, batch {}, {} epoch{} per rate",
@@ -308,7 +308,7 @@ int main(int argc, char** argv) {
     if (!save.empty()) fmt::print("Weights in {}\n", save.string());
 
     if (!history.epochs.empty()) {
-      std::filesystem::create_directories(common.plots);
+      nn::create_folders(common.plots);
       nn::write_file_atomic(common.plots / "10-history.csv", history_csv(history));
       plot_history(history, common.plots / "10-history.png", held_out);
       fmt::print("Wrote {} and {}\n", (common.plots / "10-history.csv").string(),

@@ -283,7 +283,7 @@ int main(int argc, char** argv) {
       const std::vector<Result> results = read_results(ladder);
       const std::vector<Summary> rows = summarize(results);
       std::cout << ladder_table(rows);
-      std::filesystem::create_directories(common.plots);
+      nn::create_folders(common.plots);
       plot_ladder(results, rows, common.plots / "12-ladder.png");
       fmt::print("Wrote {}\n", (common.plots / "12-ladder.png").string());
       return 0;

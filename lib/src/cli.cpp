@@ -24,7 +24,11 @@ fs::path default_plots_dir() { return NN_DEFAULT_PLOTS_DIR; }
 fs::path default_weights_dir() { return NN_DEFAULT_WEIGHTS_DIR; }
 
 Sequential load_trained_model(const fs::path& dir) {
-  if (!fs::exists(dir / "manifest.txt") && !fs::exists(dir / "dense.kernel.npy"))
+  // A folder that cannot be looked at (no permission, a symlink loop) goes on
+  // to load, which names the cause.
+  std::error_code manifest_ec, kernel_ec;
+  if (!fs::exists(dir / "manifest.txt", manifest_ec) && !fs::exists(dir / "dense.kernel.npy", kernel_ec) &&
+      !manifest_ec && !kernel_ec)
     throw Error(fmt::format("{}: no saved weights here. Run chapter 10 first: build/bin/ch10-fit "
                             "(it saves its weights in {}), or pass --load DIR",
                             dir.string(), default_weights_dir().string()));

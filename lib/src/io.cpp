@@ -9,13 +9,18 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "nn/error.hpp"
 
@@ -175,19 +180,60 @@ void write_file_atomic(const fs::path& file, std::string_view text) {
 
 // ---- A folder of files replaced as one ------------------------------------
 //
-// The new set is written into ".<name>.saving-<pid>" beside `dir`, then
-// swapped with `dir` by renameat2(RENAME_EXCHANGE): one system call that
-// exchanges the two names, so there is no moment at which `dir` is missing or
-// mixed. The old set, now under the temporary name, is then removed. Why not
-// a symlink `dir` -> ".<name>.set-N" flipped by a rename? It would work as
-// well, but `dir` would stop being a plain folder (what older versions of the
+// The new set is written into ".<name>.saving-<pid>.<n>" beside `dir` (n
+// counts this process's saves: two threads may save at once), then swapped
+// with `dir` by renameat2(RENAME_EXCHANGE): one system call that exchanges
+// the two names, so there is no moment at which `dir` is missing or mixed.
+// The old set, now under the temporary name, is then removed. Why not a
+// symlink `dir` -> ".<name>.set-N" flipped by a rename? It would work as well,
+// but `dir` would stop being a plain folder (what older versions of the
 // course wrote and what NumPy users open), and the first save over such a
 // plain folder would need two renames anyway. Filesystems without
 // RENAME_EXCHANGE (some network ones) get those two renames: `dir` ->
-// ".<name>.old-<pid>", then the new set -> `dir`. A kill between the two
+// ".<name>.old-<pid>.<n>", then the new set -> `dir`. A kill between the two
 // leaves no `dir` but the complete old set under the .old name, and the next
 // save renames it back before anything else.
 namespace {
+
+// The test hook of fail_folder_step: the step that fails, and its errno.
+std::mutex hook_mutex;
+std::string failing_step;
+int failing_errno = 0;
+
+// -1 with errno set, as `step`'s system call fails, when the test hook says so; else 0.
+int injected_failure(std::string_view step) {
+  std::lock_guard lock(hook_mutex);
+  if (failing_step != step) return 0;
+  errno = failing_errno;
+  return -1;
+}
+
+// The temporaries of this process's saves in progress: clean_up_stale leaves
+// them alone (another thread's save), and removes this pid's others (left by
+// a killed process that had the same pid, or a removal that failed).
+std::mutex active_mutex;
+std::set<std::string> active_temporaries;
+std::atomic<std::uint64_t> temporaries_made{0};
+
+// Marks a temporary as in use for its lifetime.
+struct InUse {
+  std::string path;
+  explicit InUse(const fs::path& p) : path(p.string()) {
+    std::lock_guard lock(active_mutex);
+    active_temporaries.insert(path);
+  }
+  ~InUse() {
+    std::lock_guard lock(active_mutex);
+    active_temporaries.erase(path);
+  }
+  InUse(const InUse&) = delete;
+  InUse& operator=(const InUse&) = delete;
+};
+
+bool in_use(const fs::path& p) {
+  std::lock_guard lock(active_mutex);
+  return active_temporaries.count(p.string()) != 0;
+}
 
 // fsync of a file or a folder (a folder's fsync makes the renames inside it durable).
 void sync_path(const fs::path& path, bool folder) {
@@ -199,33 +245,62 @@ void sync_path(const fs::path& path, bool folder) {
   if (rc != 0) throw Error(fmt::format("{}: fsync failed: {}", path.string(), std::strerror(saved)));
 }
 
-// The temporaries of a save to `name`: ".<name>.saving-<pid>" and ".<name>.old-<pid>".
-std::string temporary_name(const std::string& name, const char* kind, long pid) {
-  return fmt::format(".{}.{}-{}", name, kind, pid);
+// The temporaries of a save to `name`: ".<name>.saving-<pid>.<n>" and ".<name>.old-<pid>.<n>".
+std::string temporary_name(const std::string& name, const char* kind, std::uint64_t n) {
+  return fmt::format(".{}.{}-{}.{}", name, kind, ::getpid(), n);
+}
+
+// The pid in a temporary's name after its prefix: "<pid>.<n>", or "<pid>" as
+// older versions named them; -1 for anything else (not ours).
+long pid_of_temporary(std::string_view rest) {
+  const std::string_view pid = rest.substr(0, rest.find('.'));
+  const std::string_view n = pid.size() < rest.size() ? rest.substr(pid.size() + 1) : std::string_view("0");
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 18 && s.find_first_not_of("0123456789") == std::string_view::npos;
+  };
+  if (!digits(pid) || pid.size() > 9 || !digits(n)) return -1;
+  return std::stol(std::string(pid));
+}
+
+// The entries of a folder, sorted, each with whether it is a regular file (a
+// symlink is not); nn::Error naming the folder and the cause when it cannot be read.
+std::vector<std::pair<std::string, bool>> list_folder(const fs::path& dir) {
+  std::vector<std::pair<std::string, bool>> out;
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    std::error_code kind_ec;
+    const bool file = it->symlink_status(kind_ec).type() == fs::file_type::regular;
+    out.emplace_back(it->path().filename().string(), file && !kind_ec);
+  }
+  if (ec) throw Error(fmt::format("{}: cannot list the folder: {}", dir.string(), ec.message()));
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 // Removes the temporaries that killed saves left beside `dir` (those of live
 // processes are another save in progress: left alone), and puts back an old
 // set that a kill between the two fallback renames left without a `dir`.
+// Best effort: what cannot be removed stays, under a name no save reuses.
 void clean_up_stale(const fs::path& dir) {
   const std::string name = dir.filename().string();
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir.parent_path(), ec)) {
-    const std::string file = entry.path().filename().string();
+  fs::directory_iterator it(dir.parent_path(), ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string file = it->path().filename().string();
     for (const char* kind : {"saving", "old"}) {
       const std::string prefix = fmt::format(".{}.{}-", name, kind);
       if (!file.starts_with(prefix)) continue;
-      const std::string digits = file.substr(prefix.size());
-      if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos)
-        continue;
-      const long pid = std::stol(digits);
-      const bool alive = pid != ::getpid() && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
+      const long pid = pid_of_temporary(std::string_view(file).substr(prefix.size()));
+      if (pid < 0) continue;
+      const bool alive = pid == ::getpid() ? in_use(it->path())
+                                           : ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
       if (alive) continue;
       std::error_code ignored;
-      if (std::string_view(kind) == "old" && !fs::exists(dir, ignored))
-        fs::rename(entry.path(), dir, ignored);  // the complete old set, back in place
+      if (std::string_view(kind) == "old" && fs::symlink_status(dir, ignored).type() == fs::file_type::not_found)
+        fs::rename(it->path(), dir, ignored);  // the complete old set, back in place
       else
-        fs::remove_all(entry.path(), ignored);
+        fs::remove_all(it->path(), ignored);
     }
   }
 }
@@ -234,6 +309,7 @@ void clean_up_stale(const fs::path& dir) {
 // C library has no such call (Emscripten's, for the WebAssembly build), fails
 // with ENOSYS, as an old kernel does, and the caller falls back to renames.
 int exchange_folders(const fs::path& a, const fs::path& b) {
+  if (injected_failure("swap") != 0) return -1;
 #if defined(RENAME_EXCHANGE)
   return ::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE);
 #else
@@ -242,66 +318,128 @@ int exchange_folders(const fs::path& a, const fs::path& b) {
   return -1;
 #endif
 }
+
+// Whether `dir` exists; nn::Error when it cannot be looked at (a symlink loop, a folder without permission).
+bool exists_or_error(const fs::path& dir, const fs::path& shown) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(dir, ec);
+  if (st.type() == fs::file_type::not_found) return false;
+  if (ec) throw Error(fmt::format("{}: cannot look at it: {}", shown.string(), ec.message()));
+  if (!fs::is_directory(st)) throw Error(fmt::format("{}: exists and is not a folder", shown.string()));
+  return true;
+}
+
+// Refuses to replace an existing `dir` that holds anything the caller did not
+// write, or whose files cannot be deleted: checked before anything is
+// changed, so a refusal leaves everything as it was.
+void check_replaceable(const fs::path& dir, const fs::path& shown, const ForeignFiles& foreign) {
+  std::vector<std::string> files;
+  for (const auto& [file, regular] : list_folder(dir)) {
+    if (!regular)
+      throw Error(fmt::format("{}: holds {}, which is not a file a save wrote; refusing to replace the folder "
+                              "(choose another one)",
+                              shown.string(), file));
+    files.push_back(file);
+  }
+  if (const std::string why = foreign(dir, files); !why.empty())
+    throw Error(fmt::format("{}: {}; a save would delete it: refusing to replace the folder (choose another one)",
+                            shown.string(), why));
+  // Replacing the set deletes its files, which needs write permission on the
+  // folder (a chmod 555 one keeps its files; root ignores the mode).
+  if (injected_failure("remove") != 0 || ::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0)
+    throw Error(fmt::format("{}: cannot replace the files in it: {}; the folder is left as it was", shown.string(),
+                            std::strerror(errno)));
+}
+
 }  // namespace
 
+void fail_folder_step(const std::string& step, int error) {
+  std::lock_guard lock(hook_mutex);
+  failing_step = step;
+  failing_errno = error;
+}
+
+void create_folders(const fs::path& dir) {
+  std::error_code ec;
+  const fs::file_status st = fs::status(dir, ec);
+  if (fs::exists(st) && !fs::is_directory(st))
+    throw Error(fmt::format("{}: cannot create folder: it exists and is not a folder", dir.string()));
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create folder: {}", dir.string(), ec.message()));
+}
+
 void replace_folder_atomic(const fs::path& dir_given, const std::function<void(const fs::path&)>& fill,
-                           const std::function<bool(const std::string&)>& replaceable) {
+                           const ForeignFiles& foreign) {
   // Work on the real folder: "weights/" and "./weights" name the same one,
   // and a symlink to a folder elsewhere keeps pointing at it.
-  fs::path dir = fs::absolute(dir_given).lexically_normal();
-  if (!dir.has_filename()) dir = dir.parent_path();
   std::error_code ec;
+  fs::path dir = fs::absolute(dir_given, ec).lexically_normal();
+  if (ec) throw Error(fmt::format("{}: cannot find the folder: {}", dir_given.string(), ec.message()));
+  if (!dir.has_filename()) dir = dir.parent_path();
   if (fs::is_symlink(dir, ec)) {
     dir = fs::canonical(dir, ec);
-    if (ec) throw Error(fmt::format("{}: a symlink to a folder that does not exist", dir_given.string()));
+    if (ec) throw Error(fmt::format("{}: a symlink to a folder that does not exist ({})", dir_given.string(),
+                                    ec.message()));
   }
   const fs::path parent = dir.parent_path();
+  const std::string name = dir.filename().string();
   fs::create_directories(parent, ec);
   if (ec) throw Error(fmt::format("{}: cannot create folder: {}", parent.string(), ec.message()));
   clean_up_stale(dir);
+  if (exists_or_error(dir, dir_given)) check_replaceable(dir, dir_given, foreign);
 
-  const bool exists = fs::exists(dir, ec);
-  if (exists) {
-    if (!fs::is_directory(dir, ec)) throw Error(fmt::format("{}: exists and is not a folder", dir_given.string()));
-    for (const auto& entry : fs::directory_iterator(dir)) {
-      const std::string file = entry.path().filename().string();
-      if (!replaceable(file) || !entry.is_regular_file())
-        throw Error(fmt::format("{}: holds {}, which a save would delete; refusing to replace the folder "
-                                "(choose another one)",
-                                dir_given.string(), file));
-    }
-  }
-
-  const fs::path staging = parent / temporary_name(dir.filename().string(), "saving", ::getpid());
-  fs::remove_all(staging, ec);  // this process's own, from an earlier failed attempt
-  if (!fs::create_directory(staging, ec) || ec)
-    throw Error(fmt::format("{}: cannot create folder: {}", staging.string(), ec.message()));
+  const std::uint64_t n = temporaries_made++;
+  const fs::path staging = parent / temporary_name(name, "saving", n);
+  const fs::path old = parent / temporary_name(name, "old", n);
+  const InUse staging_in_use(staging), old_in_use(old);
+  if (injected_failure("create") != 0 || ::mkdir(staging.c_str(), 0777) != 0)
+    throw Error(fmt::format("{}: cannot create folder: {}", staging.string(), std::strerror(errno)));
+  bool old_is_spare = false;  // the fallback's old set, once the new one is in place
   try {
     fill(staging);
-    for (const auto& entry : fs::directory_iterator(staging))
-      if (entry.is_regular_file()) sync_path(entry.path(), false);
+    for (const auto& [file, regular] : list_folder(staging))
+      if (regular) sync_path(staging / file, false);
     sync_path(staging, true);
-    if (!exists) {
-      fs::rename(staging, dir);
-    } else if (exchange_folders(staging, dir) != 0) {
+    // A few tries: another save may put a set in place, or take it away,
+    // between the look and the rename; its set is then replaced like any other.
+    for (int attempt = 1;; ++attempt) {
+      const bool retry = attempt < 10;
+      if (!exists_or_error(dir, dir_given)) {
+        if (::rename(staging.c_str(), dir.c_str()) == 0) break;
+        if ((errno == ENOTEMPTY || errno == EEXIST) && retry) continue;  // a set appeared meanwhile
+        throw Error(fmt::format("{}: cannot move the new files into place: {}", dir_given.string(),
+                                std::strerror(errno)));
+      }
+      check_replaceable(dir, dir_given, foreign);
+      if (exchange_folders(staging, dir) == 0) break;
+      if (errno == ENOENT && retry) continue;  // the set went away meanwhile
       if (errno != EINVAL && errno != ENOSYS)
         throw Error(fmt::format("{}: cannot swap in the new files: {}", dir_given.string(), std::strerror(errno)));
-      const fs::path old = parent / temporary_name(dir.filename().string(), "old", ::getpid());
-      fs::rename(dir, old);
-      fs::rename(staging, dir);
-      fs::rename(old, staging);  // removed below, with the exchanged set's name
+      // No RENAME_EXCHANGE here: two renames.
+      if (::rename(dir.c_str(), old.c_str()) != 0) {
+        if (errno == ENOENT && retry) continue;
+        throw Error(fmt::format("{}: cannot move the old files aside: {}", dir_given.string(), std::strerror(errno)));
+      }
+      if (::rename(staging.c_str(), dir.c_str()) != 0) {
+        const int cause = errno;
+        ::rename(old.c_str(), dir.c_str());  // the old set, back in place
+        if ((cause == ENOTEMPTY || cause == EEXIST) && retry) continue;
+        throw Error(fmt::format("{}: cannot move the new files into place: {}", dir_given.string(),
+                                std::strerror(cause)));
+      }
+      old_is_spare = true;
+      break;
     }
     sync_path(parent, true);
-  } catch (const fs::filesystem_error& e) {
-    fs::remove_all(staging, ec);
-    clean_up_stale(dir);  // puts the old set back if a fallback rename failed halfway
-    throw Error(fmt::format("{}: cannot replace the folder: {}", dir_given.string(), e.what()));
   } catch (...) {
-    fs::remove_all(staging, ec);
-    clean_up_stale(dir);
+    fs::remove_all(staging, ec);  // the new set, never swapped in (or, after a swap, the old one)
+    if (old_is_spare) fs::remove_all(old, ec);  // else it may be the only old set: the next save puts it back
     throw;
   }
-  fs::remove_all(staging, ec);  // the old set
+  // The old set, under either temporary name. Should its removal fail, it
+  // stays there, and the next save's clean-up tries again.
+  fs::remove_all(staging, ec);
+  fs::remove_all(old, ec);
 }
 
 std::vector<std::uint8_t> gzip_compress(std::span<const std::uint8_t> bytes) {

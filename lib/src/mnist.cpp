@@ -10,11 +10,19 @@ namespace nn {
 namespace fs = std::filesystem;
 
 fs::path find_idx_file(const fs::path& dir, const std::string& base) {
+  // A path that cannot be looked at (no permission, a symlink loop) is an error naming it and the cause.
+  auto found = [](const fs::path& p) {
+    std::error_code ec;
+    const bool exists = fs::exists(p, ec);
+    if (ec) throw Error(fmt::format("{}: cannot look at it: {}", p.string(), ec.message()));
+    return exists;
+  };
   fs::path raw = dir / base;
-  if (fs::exists(raw)) return raw;
+  if (found(raw)) return raw;
   fs::path gz = dir / (base + ".gz");
-  if (fs::exists(gz)) return gz;
-  if (!fs::is_directory(dir))
+  if (found(gz)) return gz;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
     throw Error(fmt::format("{}: dataset folder not found (run scripts/setup.sh, or pass --data DIR)",
                             dir.string()));
   throw Error(fmt::format("{}: no such file (nor {}.gz)", raw.string(), base));

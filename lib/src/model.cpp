@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <sstream>
 
 #include "nn/error.hpp"
@@ -489,7 +491,8 @@ Tensor Sequential::predict(const Tensor& x, std::size_t batch_size) {
 //
 // The save swaps the whole folder in at once (nn::replace_folder_atomic), so a
 // full disk or a kill never leaves a mix; the manifest catches a folder mixed
-// by hand, or files from an older version that wrote no manifest.
+// by hand, or files from an older version that wrote no manifest. It also
+// says what a later save may replace: the files it lists, and nothing else.
 namespace {
 
 constexpr const char* kManifest = "manifest.txt";
@@ -511,7 +514,10 @@ struct Manifest {
 
 Manifest read_manifest(const std::filesystem::path& dir) {
   const auto file = dir / kManifest;
-  if (!std::filesystem::exists(file))
+  std::error_code ec;
+  const bool found = std::filesystem::exists(file, ec);
+  if (ec) throw Error(fmt::format("{}: cannot look at it: {}", file.string(), ec.message()));
+  if (!found)
     throw Error(fmt::format("{}: no {}: not a complete set of weights saved by this version of the course (an older "
                             "version, or a save that never finished); save the weights again with ch10-fit",
                             dir.string(), kManifest));
@@ -545,37 +551,30 @@ Manifest read_manifest(const std::filesystem::path& dir) {
   return m;
 }
 
-}  // namespace
+// The folder's identity: which directory its name points at, and when its
+// entries last changed. A save that swaps in a new set changes it.
+struct FolderId {
+  dev_t device = 0;
+  ino_t inode = 0;
+  std::int64_t changed_ns = 0;
+  bool operator==(const FolderId&) const = default;
+};
 
-void Sequential::save(const std::filesystem::path& dir, int epoch) {
-  // Only a previous save's files may be replaced: anything else in the folder is the user's.
-  auto replaceable = [](const std::string& f) {
-    return f == kManifest || f.ends_with(".kernel.npy") || f.ends_with(".bias.npy") || f.ends_with(".npy.tmp");
-  };
-  replace_folder_atomic(
-      dir,
-      [&](const std::filesystem::path& staging) {
-        std::string manifest = fmt::format(
-            "# Line by Line weights: load() checks every file against this list.\nformat {}\nepoch {}\n",
-            kManifestFormat, epoch);
-        for (const NamedParameter& w : named_parameters()) {
-          const std::string file = w.name + ".npy";
-          const std::vector<std::uint8_t> bytes = encode_npy(w.parameter->value);
-          write_file_atomic(staging / file, bytes);
-          manifest += fmt::format("file {} {} crc32 {:08x}\n", file, bytes.size(), crc32_of(bytes));
-        }
-        write_file_atomic(staging / kManifest, manifest);  // last: a set without it is incomplete
-      },
-      replaceable);
+FolderId folder_id(const std::filesystem::path& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return {};
+  return {st.st_dev, st.st_ino, std::int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec};
 }
 
-int Sequential::load(const std::filesystem::path& dir) {
-  if (!std::filesystem::is_directory(dir))
-    throw Error(fmt::format("{}: no such weights folder", dir.string()));
+// What a load reads from a folder, checked, before any of it goes into the model.
+struct LoadedSet {
+  int epoch = 0;
+  std::vector<Tensor> tensors;  // in the order of the model's named_parameters()
+};
+
+LoadedSet read_set(const std::filesystem::path& dir, const std::vector<NamedParameter>& ws) {
   const Manifest manifest = read_manifest(dir);
-  // Read and check everything first, so that a bad file leaves the model unchanged.
-  const std::vector<NamedParameter> ws = named_parameters();
-  std::vector<Tensor> loaded;
+  LoadedSet set{.epoch = manifest.epoch, .tensors = {}};
   for (const NamedParameter& w : ws) {
     const std::string name = w.name + ".npy";
     const auto file = dir / name;
@@ -596,7 +595,7 @@ int Sequential::load(const std::filesystem::path& dir) {
     if (bad != t.data() + t.size())
       throw Error(fmt::format("{}: value {} is {}; these weights are not usable (training diverged?)", file.string(),
                               bad - t.data(), std::isnan(*bad) ? "NaN" : *bad > 0 ? "inf" : "-inf"));
-    loaded.push_back(std::move(t));
+    set.tensors.push_back(std::move(t));
   }
   for (const auto& listed : manifest.files) {  // every listed file was loaded above
     const std::string& name = listed.first;      // (clang 14 cannot capture a structured binding)
@@ -605,8 +604,85 @@ int Sequential::load(const std::filesystem::path& dir) {
                               "another model",
                               (dir / kManifest).string(), name));
   }
-  for (std::size_t i = 0; i < ws.size(); ++i) ws[i].parameter->value = std::move(loaded[i]);
-  return manifest.epoch;
+  return set;
+}
+
+}  // namespace
+
+void Sequential::save(const std::filesystem::path& dir, int epoch) {
+  const std::vector<NamedParameter> ws = named_parameters();
+  // A save replaces only what an earlier save wrote: the files its manifest
+  // lists, whatever the layers call their weights. A folder without a
+  // manifest is an older version's set (it wrote the same names, without a
+  // manifest, and could leave a .npy.tmp) when it holds nothing else than
+  // this model's weight files; anything else in a folder is the user's.
+  auto foreign = [&](const std::filesystem::path& old, const std::vector<std::string>& files) -> std::string {
+    std::set<std::string> written;
+    const bool has_manifest = std::find(files.begin(), files.end(), kManifest) != files.end();
+    if (has_manifest) {
+      try {
+        for (const auto& listed : read_manifest(old).files) written.insert(listed.first);
+      } catch (const Error& e) {
+        return fmt::format("holds a {} that does not read as a saved set's ({})", kManifest, e.what());
+      }
+      written.insert(kManifest);
+    } else {
+      for (const NamedParameter& w : ws) {
+        written.insert(w.name + ".npy");
+        written.insert(w.name + ".npy.tmp");
+      }
+    }
+    for (const std::string& file : files)
+      if (!written.count(file))
+        return has_manifest ? fmt::format("holds {}, which its {} does not list", file, kManifest)
+                            : fmt::format("holds {}, which is not a weight file of this model (and there is no {} "
+                                          "to say a save wrote it)",
+                                          file, kManifest);
+    return "";
+  };
+  replace_folder_atomic(
+      dir,
+      [&](const std::filesystem::path& staging) {
+        std::string manifest = fmt::format(
+            "# Line by Line weights: load() checks every file against this list.\nformat {}\nepoch {}\n",
+            kManifestFormat, epoch);
+        for (const NamedParameter& w : ws) {
+          const std::string file = w.name + ".npy";
+          const std::vector<std::uint8_t> bytes = encode_npy(w.parameter->value);
+          write_file_atomic(staging / file, bytes);
+          manifest += fmt::format("file {} {} crc32 {:08x}\n", file, bytes.size(), crc32_of(bytes));
+        }
+        write_file_atomic(staging / kManifest, manifest);  // last: a set without it is incomplete
+      },
+      foreign);
+}
+
+int Sequential::load(const std::filesystem::path& dir) {
+  std::error_code ec;
+  const std::filesystem::file_status status = std::filesystem::status(dir, ec);
+  if (ec && status.type() != std::filesystem::file_type::not_found)
+    throw Error(fmt::format("{}: cannot open the weights folder: {}", dir.string(), ec.message()));
+  if (!std::filesystem::is_directory(status)) throw Error(fmt::format("{}: no such weights folder", dir.string()));
+  // Read and check everything first, so that a bad file leaves the model
+  // unchanged. Another process may swap in a new set while the files are
+  // read: the checksums then catch a mix, the folder's identity tells that it
+  // changed, and the load starts again on the new set.
+  const std::vector<NamedParameter> ws = named_parameters();
+  constexpr int kTries = 20;
+  for (int attempt = 1;; ++attempt) {
+    const FolderId before = folder_id(dir);
+    try {
+      LoadedSet set = read_set(dir, ws);
+      for (std::size_t i = 0; i < ws.size(); ++i) ws[i].parameter->value = std::move(set.tensors[i]);
+      return set.epoch;
+    } catch (const Error&) {
+      if (folder_id(dir) == before) throw;  // the same set all along: the error is the folder's
+      if (attempt == kTries)
+        throw Error(fmt::format("{}: a new set of weights was saved into it {} times while it was being read; load "
+                                "it once the saving is done",
+                                dir.string(), kTries));
+    }
+  }
 }
 
 Sequential make_mnist_model(std::uint64_t seed) {

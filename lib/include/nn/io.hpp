@@ -51,17 +51,35 @@ class PendingFile {
 void write_file_atomic(const std::filesystem::path& file, std::span<const std::uint8_t> bytes);
 void write_file_atomic(const std::filesystem::path& file, std::string_view text);
 
+// What a save may replace: given an existing folder and the names of the
+// regular files in it, the reason one of them is not a file an earlier save
+// wrote ("holds notes.txt, which its manifest.txt does not list"), or "".
+using ForeignFiles =
+    std::function<std::string(const std::filesystem::path& dir, const std::vector<std::string>& files)>;
+
 // Replaces the folder `dir` by a new set of files as one step: a reader sees
 // the complete old set or the complete new set, never a mix, even when the
 // disk fills or the process is killed midway. `fill` writes the new set into
 // the empty folder it is given (a fresh sibling of `dir`); every file and the
 // folder are then fsynced and swapped in. Temporaries that a killed run left
-// beside `dir` are cleaned up first. An existing `dir` may hold only files
-// that `replaceable` accepts (the swap deletes them); anything else is an
-// nn::Error, and so is a failed `fill`, which leaves `dir` untouched.
+// beside `dir` are cleaned up first. An existing `dir` is replaced only when
+// `foreign` finds nothing in it and its files can be deleted; else an
+// nn::Error that names the folder and the cause, before anything changed. A
+// failed `fill` or swap leaves `dir` untouched too. Two saves into the same
+// folder at once (threads or processes) both succeed; the last one's set stays.
 void replace_folder_atomic(const std::filesystem::path& dir,
                            const std::function<void(const std::filesystem::path& staging)>& fill,
-                           const std::function<bool(const std::string& file_name)>& replaceable);
+                           const ForeignFiles& foreign);
+
+// Creates the folder `dir` and its missing parents; an nn::Error naming it and
+// the cause when it cannot (a file in the way, no permission).
+void create_folders(const std::filesystem::path& dir);
+
+// For tests only: every later replace_folder_atomic fails at `step` with the
+// errno `error`, as the system call would: "remove" (the old set's files
+// cannot be deleted, as in a chmod 555 folder), "create" (the new folder),
+// "swap" (the exchange of the two folders). "" turns the failure off.
+void fail_folder_step(const std::string& step, int error);
 
 // For tests only: the next `writes` calls of write_file_atomic succeed, then
 // every later one fails as a full disk does (half the bytes written, then an
