@@ -22,7 +22,7 @@ jobs=${JOBS:-$(nproc)}
 command -v clang++ >/dev/null || { echo "fuzz/run.sh: clang++ is not installed (apt-get install clang)" >&2; exit 1; }
 
 cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz
+cmake --build --preset fuzz --target idx_fuzz npy_fuzz pgm_fuzz
 
 declare -A corpus=([idx]=fuzz/corpus [npy]=fuzz/corpus-npy [pgm]=fuzz/corpus-pgm)
 runs=build-fuzz/runs
