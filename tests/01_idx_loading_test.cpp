@@ -14,6 +14,7 @@
 #include <fstream>
 #include <future>
 #include <numeric>
+#include <random>
 
 #include "nn/error.hpp"
 #include "nn/idx.hpp"
@@ -116,6 +117,32 @@ TEST(Idx, AbsurdDims) {
   // The same in gzip: more than deflate's 1032:1 ratio allows.
   EXPECT_THAT(error_of(nn::gzip_compress(header({65536, 65536}))),
               HasSubstr("more than a"));
+}
+
+// The process's peak resident memory, reset to what it holds now where Linux
+// allows it (writing 5 to clear_refs); else the peak so far, which only makes
+// a growth measured from it smaller.
+double reset_peak_rss() {
+  std::ofstream("/proc/self/clear_refs") << "5";
+  return nn::peak_rss_bytes();
+}
+
+TEST(Idx, AGzipFileShorterThanItsDimsIsRefusedWithoutAllocatingTheClaim) {
+  // 1.2 MB of random bytes, which deflate cannot shrink, under dims that claim
+  // 10^9: within deflate's 1032:1 bound for this file, so only inflating it
+  // can show that the data is short. The buffer must grow with the data, not
+  // be made 1 GB (and zeroed) first.
+  Bytes idx = header({1000, 1000, 1000});
+  std::mt19937 rng(5);
+  for (int i = 0; i < 1'200'000; ++i) idx.push_back(static_cast<std::uint8_t>(rng()));
+  const Bytes file = nn::gzip_compress(idx);
+  ASSERT_GT(file.size() * 1032, std::size_t{1'000'000'000}) << "the 1032:1 bound alone would refuse it";
+  const double before = reset_peak_rss();
+  EXPECT_THAT(error_of(file), HasSubstr("f.idx: payload is 1200000 bytes, but the dims (1000, 1000, 1000) say 1000000000"));
+  const double grown = nn::peak_rss_bytes() - before;
+  if (before > 0) {
+    EXPECT_LT(grown, 200e6) << "the peak memory grew by " << grown / 1e6 << " MB for 1.2 MB of data";
+  }
 }
 
 TEST(Idx, PayloadShorterOrLongerThanTheDims) {

@@ -19,7 +19,8 @@ namespace {
 
 // Deflate cannot expand data by more than 1032:1, so a gzip file of n bytes
 // holds at most about 1032 n bytes. Dims that claim more are rejected before
-// anything is allocated.
+// anything is allocated; dims within that bound are only a claim, so the
+// payload's buffer grows with what inflate gives (read_growing).
 constexpr std::size_t kMaxDeflateRatio = 1032;
 
 // A source of bytes: the file itself, or the output of zlib's inflate.
@@ -83,6 +84,23 @@ class GzipStream final : public ByteStream {
   std::string name_;
   bool ended_ = false;
 };
+
+// Reads up to `want` bytes into `out` (emptied first), doubling it from 64 KiB
+// as the bytes come rather than making it `want` bytes at once. Returns how
+// many it read; `out` holds exactly those.
+std::size_t read_growing(ByteStream& stream, std::vector<std::uint8_t>& out, std::size_t want) {
+  out.clear();
+  std::size_t got = 0;
+  while (got < want) {
+    const std::size_t room = std::min(want, std::max<std::size_t>(2 * got, std::size_t{1} << 16));
+    out.resize(room);
+    const std::size_t n = stream.read(out.data() + got, room - got);
+    got += n;
+    if (got < room) break;  // the stream ended
+  }
+  out.resize(got);
+  return got;
+}
 
 std::string type_name(std::uint8_t code) {
   switch (code) {
@@ -157,8 +175,15 @@ IdxArray decode_idx(std::span<const std::uint8_t> bytes, std::string_view name) 
     throw fail(fmt::format("dims {} say {} bytes, more than a {}-byte gzip file can hold",
                            format_shape(array.shape), expected, bytes.size()));
 
-  array.data.resize(expected);
-  got = stream->read(array.data.data(), expected);
+  // Raw, the payload's size is checked above. Gzip, the dims may still claim
+  // up to 1032 times the file: the buffer grows as inflated bytes arrive, so
+  // a short stream fails having held at most about twice what it really had.
+  if (raw != nullptr) {
+    array.data.resize(expected);
+    got = stream->read(array.data.data(), expected);
+  } else {
+    got = read_growing(*stream, array.data, expected);
+  }
   if (got < expected)
     throw fail(fmt::format("payload is {} bytes, but the dims {} say {}", got,
                            format_shape(array.shape), expected));
