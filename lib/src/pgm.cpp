@@ -49,7 +49,7 @@ class HeaderReader {
 
 }  // namespace
 
-GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name) {
+GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name, std::size_t max_side) {
   HeaderReader r(bytes, name);
   if (bytes.size() < 2 || bytes[0] != 'P' || (bytes[1] != '2' && bytes[1] != '5'))
     throw r.fail("not a PGM image (it must start with P2 or P5)");
@@ -58,6 +58,10 @@ GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name)
   GrayImage img;
   img.width = r.number("width");
   img.height = r.number("height");
+  // The caller's limit first: a reader of 28x28 digits need not decode 10^8 pixels to refuse them.
+  if (img.width > max_side || img.height > max_side)
+    throw r.fail(fmt::format("the image is {}x{}, larger than {}x{} (resize it first)", img.width, img.height,
+                             max_side, max_side));
   const unsigned long maxval = r.number("maximum value");
   if (img.width == 0 || img.height == 0) throw r.fail(fmt::format("empty image ({}x{})", img.width, img.height));
   if (maxval == 0 || maxval > 65535) throw r.fail(fmt::format("maximum value {} is outside 1..65535", maxval));
@@ -97,7 +101,9 @@ GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name)
   return img;
 }
 
-GrayImage read_pgm(const std::filesystem::path& file) { return decode_pgm(read_file(file), file.string()); }
+GrayImage read_pgm(const std::filesystem::path& file, std::size_t max_side) {
+  return decode_pgm(read_file(file), file.string(), max_side);
+}
 
 std::vector<std::uint8_t> to_mnist_digit(const GrayImage& image, std::string_view name, bool* inverted) {
   if (image.width != 28 || image.height != 28)

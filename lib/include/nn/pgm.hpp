@@ -22,10 +22,17 @@ struct GrayImage {
   std::vector<std::uint16_t> pixels;  // row-major, 0 (black) .. maxval (white)
 };
 
+// The widest and tallest image decode_pgm takes unless told less: 4096x4096
+// pixels, 32 MiB decoded.
+inline constexpr std::size_t kPgmMaxSide = 4096;
+
 // Parses a P2 or P5 file held in memory; `name` appears in errors. Throws
-// nn::Error for anything malformed or truncated.
-GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name);
-GrayImage read_pgm(const std::filesystem::path& file);
+// nn::Error for anything malformed or truncated, and for an image wider or
+// taller than `max_side`, refused from its header before any pixel is
+// decoded ("the image is 10000x10000, larger than 28x28 (resize it first)").
+GrayImage decode_pgm(std::span<const std::uint8_t> bytes, std::string_view name,
+                     std::size_t max_side = kPgmMaxSide);
+GrayImage read_pgm(const std::filesystem::path& file, std::size_t max_side = kPgmMaxSide);
 
 // An image as MNIST stores digits: 28x28 bytes, the digit light (high values)
 // on a dark (0) background, 0..255.
