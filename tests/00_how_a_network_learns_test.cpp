@@ -125,12 +125,16 @@ TEST(Chapter00, ADeadReluPassesNoGradient) {
 
 TEST(Chapter00, BadOptionsAreClearErrors) {
   const std::pair<std::vector<std::string>, std::string> cases[] = {
-      {{"--h", "0"}, "--h 0 must be > 0 and < 1"},
-      {{"--h", "2"}, "--h 2 must be > 0 and < 1"},
-      {{"--lr", "-0.1"}, "--lr -0.1 must be >= 0"},
-      {{"--steps", "-1"}, "--steps -1 is outside 0..1000"},
-      {{"--steps", "1001"}, "--steps 1001 is outside 0..1000"},
-      {{"--w", "abc"}, "--w"},
+      {{"--h", "0"}, "error: --h 0 is outside (0, 1)"},
+      {{"--h", "2"}, "error: --h 2 is outside (0, 1)"},
+      {{"--lr", "-0.1"}, "error: --lr -0.1 is outside [0, 1000]"},
+      {{"--lr", "nan"}, "error: --lr nan is not a finite number"},
+      {{"--steps", "-1"}, "error: --steps -1 is outside 0..1000"},
+      {{"--steps", "1001"}, "error: --steps 1001 is outside 0..1000"},
+      {{"--steps", "4294967296"}, "error: --steps 4294967296 is outside 0..1000"},
+      {{"--w", "abc"}, "error: --w abc is not a number"},
+      {{"--x", "inf"}, "error: --x inf is not a finite number"},
+      {{"--x", "1e7"}, "error: --x 1e7 is outside [-1000000, 1000000]"},
   };
   for (const auto& [args, message] : cases) {
     const auto run = testing_nn::run_program("ch00-how-a-network-learns", args);

@@ -14,8 +14,10 @@
 #include <fstream>
 #include <future>
 #include <numeric>
+#include <optional>
 #include <random>
 
+#include "nn/cli.hpp"
 #include "nn/error.hpp"
 #include "nn/idx.hpp"
 #include "nn/io.hpp"
@@ -476,6 +478,127 @@ TEST(Plot, AFailedPlotLeavesNoFile) {
   png.gp() << "plot no_such_function(x)\n";
   EXPECT_THAT(testing_nn::error_of([&] { png.finish(); }), HasSubstr("bad.png: gnuplot failed: "));
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+TEST(Ch01Executable, AnEmptyTestSetIsAClearError) {
+  // The label table and 01-label-histogram.png count the test labels too:
+  // gnuplot used to fail on an empty histogram.
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {3, 28, 28}, {0, 28, 28});
+  auto run = testing_nn::run_program("ch01-idx-loading", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string()});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("data: the test set is empty: there are no test labels to count"));
+  EXPECT_THAT(run.output, ::testing::Not(HasSubstr("gnuplot")));
+}
+
+// ---- The command line every chapter shares (nn::cli::Parser) ----------------
+
+// What parsing `args` with `parser` throws, or "" (the parse then succeeded).
+std::string parse_error(nn::cli::Parser& parser, std::vector<std::string> args) {
+  args.insert(args.begin(), "prog");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  return testing_nn::error_of([&] { parser.parse(static_cast<int>(argv.size()), argv.data()); });
+}
+
+TEST(CliParser, IntegersAreCheckedAgainstTheirRangeAsTheyAreParsed) {
+  int epochs = 10;
+  std::int64_t limit = 0;
+  std::optional<std::int64_t> calls;
+  nn::cli::Parser cli("prog", "about");
+  cli.option("--epochs", "N", "passes", &epochs, {1, 1000});
+  cli.option("--limit", "N", "images", &limit, {0, 4294967295});
+  cli.option("--calls", "N", "calls", &calls, "1000", {1, 1'000'000});
+  EXPECT_EQ(parse_error(cli, {"--epochs", "1000", "--limit=4294967295", "--calls", "1"}), "");
+  EXPECT_EQ(epochs, 1000);
+  EXPECT_EQ(limit, 4294967295);
+  EXPECT_EQ(calls, 1);
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      // 2^32 used to wrap to 0 once narrowed to int; 2^64 and more does not fit 64 bits.
+      {{"--epochs", "4294967296"}, "--epochs 4294967296 is outside 1..1000"},
+      {{"--epochs", "99999999999999999999"}, "--epochs 99999999999999999999 is outside 1..1000"},
+      {{"--epochs", "0"}, "--epochs 0 is outside 1..1000"},
+      {{"--epochs", "-3"}, "--epochs -3 is outside 1..1000"},
+      {{"--epochs", "1.5"}, "--epochs 1.5 is not an integer"},
+      {{"--epochs", "1e3"}, "--epochs 1e3 is not an integer"},
+      {{"--epochs", "+5"}, "--epochs +5 is not an integer"},
+      {{"--epochs", " 5"}, "--epochs  5 is not an integer"},
+      {{"--epochs", "-"}, "--epochs - is not an integer"},
+      {{"--limit", "-1"}, "--limit -1 is outside 0..4294967295"},
+      {{"--calls", "1000000000000"}, "--calls 1000000000000 is outside 1..1000000"},
+      {{"--calls", "1e12"}, "--calls 1e12 is not an integer"},
+      {{"--epochs"}, "option --epochs needs a value: --epochs N"},
+  };
+  for (const auto& [args, message] : cases) {
+    epochs = 10;
+    EXPECT_EQ(parse_error(cli, args), message) << args[0];
+    EXPECT_EQ(epochs, 10) << "a refused value is not stored";
+  }
+}
+
+TEST(CliParser, RealsMustBeFiniteAndInTheirInterval) {
+  double lr = 0.01, split = 0, h = 1e-6;
+  nn::cli::Parser cli("prog", "about");
+  cli.option("--lr", "RATE", "rate", &lr, {0, 1000});
+  cli.option("--split", "F", "fraction", &split, {.min = 0, .max = 1, .open_max = true});
+  cli.option("--h", "H", "step", &h, {.min = 0, .max = 1, .open_min = true, .open_max = true});
+  EXPECT_EQ(parse_error(cli, {"--lr", "1e3", "--split", "0", "--h", "0.5"}), "");
+  EXPECT_EQ(lr, 1000.0);
+  EXPECT_EQ(h, 0.5);
+  const std::pair<std::vector<std::string>, std::string> cases[] = {
+      {{"--lr", "nan"}, "--lr nan is not a finite number"},
+      {{"--lr", "inf"}, "--lr inf is not a finite number"},
+      {{"--lr", "-inf"}, "--lr -inf is not a finite number"},
+      {{"--lr", "1e999"}, "--lr 1e999 is outside [0, 1000]"},
+      {{"--lr", "-0.1"}, "--lr -0.1 is outside [0, 1000]"},
+      {{"--lr", "1000.5"}, "--lr 1000.5 is outside [0, 1000]"},
+      {{"--lr", "0.1x"}, "--lr 0.1x is not a number"},
+      {{"--split", "1"}, "--split 1 is outside [0, 1)"},
+      {{"--h", "0"}, "--h 0 is outside (0, 1)"},
+  };
+  for (const auto& [args, message] : cases) EXPECT_EQ(parse_error(cli, args), message) << args[1];
+}
+
+TEST(CliParser, ASeedTakesAny64BitValueAndNothingElse) {
+  std::optional<std::uint64_t> seed;
+  nn::cli::Parser cli("prog", "about");
+  cli.option("--seed", "N", "seed", &seed);
+  EXPECT_EQ(parse_error(cli, {"--seed", "18446744073709551615"}), "");
+  EXPECT_EQ(seed, UINT64_MAX);
+  EXPECT_EQ(parse_error(cli, {"--seed", "18446744073709551616"}), "--seed 18446744073709551616 is outside 0..18446744073709551615");
+  EXPECT_EQ(parse_error(cli, {"--seed", "-1"}), "--seed -1 is outside 0..18446744073709551615");
+  EXPECT_EQ(parse_error(cli, {"--seed", "1.5"}), "--seed 1.5 is not an integer");
+}
+
+TEST(CliParser, AnEmptyValueIsRefused) {
+  // An unset shell variable ("--image $F") or "--save=" used to be taken as
+  // no value at all: the option silently did nothing.
+  std::string name = "x";
+  std::filesystem::path dir = "d";
+  int n = 1;
+  double r = 1;
+  nn::cli::Parser cli("prog", "about");
+  cli.option("--name", "NAME", "a name", &name);
+  cli.option("--plots", "DIR", "a folder", &dir);
+  cli.option("--n", "N", "a count", &n, {0, 10});
+  cli.option("--r", "R", "a rate", &r, {0, 10});
+  for (const std::string option : {"--name", "--plots", "--n", "--r"}) {
+    EXPECT_EQ(parse_error(cli, {option, ""}), option + " needs a value (got an empty string)");
+    EXPECT_EQ(parse_error(cli, {option + "="}), option + " needs a value (got an empty string)");
+  }
+  EXPECT_EQ(name, "x");
+  EXPECT_EQ(dir, "d");
+}
+
+TEST(CliParser, HelpShowsEachRangeAndARangeMustFitItsType) {
+  int epochs = 10;
+  double split = 0;
+  nn::cli::Parser cli("prog", "about");
+  cli.option("--epochs", "N", "passes", &epochs, {1, 1000});
+  cli.option("--split", "F", "fraction", &split, {.min = 0, .max = 1, .open_max = true});
+  EXPECT_THAT(cli.usage(), HasSubstr("passes (in 1..1000; default: 10)"));
+  EXPECT_THAT(cli.usage(), HasSubstr("fraction (in [0, 1); default: 0)"));
+  // A range an int cannot hold would let a value wrap when stored.
+  EXPECT_THROW(cli.option("--big", "N", "", &epochs, {0, 4294967296}), std::logic_error);
+  EXPECT_THROW(cli.option("--back", "N", "", &epochs, {5, 1}), std::logic_error);
 }
 
 TEST(ReadFile, OnlyRegularFiles) {

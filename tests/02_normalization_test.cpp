@@ -223,3 +223,17 @@ TEST(Histogram, RangesWhoseWidthIsNotFiniteAreRefused) {
 }
 
 }  // namespace
+
+namespace {
+
+// No training image: no histogram or class mean to draw (gnuplot used to fail on the empty plot).
+TEST(Ch02Executable, AnEmptyTrainingSetIsAClearError) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {0, 28, 28}, {5, 28, 28});
+  auto run = testing_nn::run_program("ch02-normalization", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string()});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, ::testing::HasSubstr("data: the training set is empty: there are no training pixels to count or average")) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
+}
+
+}  // namespace

@@ -67,3 +67,17 @@ TEST(RealMnist, ArgmaxInvertsOneHot) {
 }
 
 }  // namespace
+
+namespace {
+
+// No training label: no one-hot matrix to draw (gnuplot used to fail on a matrix of size 0).
+TEST(Ch03Executable, AnEmptyTrainingSetIsAClearError) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {0, 28, 28}, {5, 28, 28});
+  auto run = testing_nn::run_program("ch03-one-hot-encoding", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string()});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, ::testing::HasSubstr("data: the training set is empty: there are no training labels to one-hot encode and draw")) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
+}
+
+}  // namespace

@@ -1265,3 +1265,18 @@ TEST(CustomLayer, TheGenericGradientCheckCatchesABrokenBackwardPass) {
 }
 
 }  // namespace
+
+namespace {
+
+// With --validation-split, fit never looks at the test set: an empty one used to
+// fail only at the final evaluate, after all the training.
+TEST(Ch10Executable, AnEmptyTestSetIsRefusedBeforeTraining) {
+  testing_nn::TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {40, 28, 28}, {0, 28, 28});
+  auto run = testing_nn::run_program("ch10-fit", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--validation-split", "0.5", "--epochs", "1", "--no-save"});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, ::testing::HasSubstr("data: the test set is empty: there is nothing to evaluate on")) << run.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
+}
+
+}  // namespace

@@ -125,6 +125,21 @@ TEST(Pgm, BadFiles) {
   EXPECT_THAT(error_of(text("P2 99999999 1 255\n")), HasSubstr("absurdly large"));
 }
 
+TEST(Pgm, ASizeAboveTheCallersLimitIsRefusedFromTheHeader) {
+  // The header alone, no pixels: had the reader gone on to the pixels, it
+  // would have said "truncated" instead.
+  auto refused = [](const std::string& file, std::size_t max_side) {
+    return testing_nn::error_of([&] { nn::decode_pgm(text(file), "big.pgm", max_side); });
+  };
+  EXPECT_EQ(refused("P5 10000 10000 255\n", 28), "big.pgm: the image is 10000x10000, larger than 28x28 (resize it first)");
+  EXPECT_EQ(refused("P2 28 29 255\n", 28), "big.pgm: the image is 28x29, larger than 28x28 (resize it first)");
+  EXPECT_THAT(refused("P5 28 28 255\n", 28), HasSubstr("truncated"));  // 28x28 passes the check
+  // Without a limit from the caller: 4096x4096 at most.
+  EXPECT_EQ(refused("P5 4097 1 255\n", nn::kPgmMaxSide),
+            "big.pgm: the image is 4097x1, larger than 4096x4096 (resize it first)");
+  EXPECT_EQ(nn::decode_pgm(text("P5 4096 1 255\n" + std::string(4096, '\x07')), "wide.pgm").pixels.size(), 4096u);
+}
+
 TEST(Pgm, OnlyTwentyEightByTwentyEight) {
   nn::GrayImage img{27, 28, 255, std::vector<std::uint16_t>(27 * 28)};
   try {
@@ -237,13 +252,21 @@ TEST(PrepareLikeMnist, AnMnistDigitComesBackAsItselfWhenDrawnTenTimesLarger) {
 TEST(Pgm, SizeIsCheckedAgainstTheFileBeforeAllocating) {
   // A 23-byte header claiming 10^12 pixels: the reader must see that the file
   // cannot hold them before it allocates (2 TB here; 20 GB for 100000 x 100000).
-  EXPECT_THAT(error_of(text("P5\n1000000 1000000\n255\n")),
+  // By default the size alone refuses them; with a limit of 10^6 a side (the
+  // most the header reader takes), the file's length must.
+  EXPECT_THAT(error_of(text("P5\n1000000 1000000\n255\n")), HasSubstr("larger than 4096x4096"));
+  auto error_up_to_a_million = [](const Bytes& bytes) {
+    return testing_nn::error_of([&] { nn::decode_pgm(bytes, "d.pgm", 1'000'000); });
+  };
+  EXPECT_THAT(error_up_to_a_million(text("P5\n1000000 1000000\n255\n")),
               HasSubstr("d.pgm: truncated: 1000000000000 pixels need 1000000000000 bytes, found 0"));
-  EXPECT_THAT(error_of(text("P5 1000000 1000000 65535\n\x01\x02")),
+  EXPECT_THAT(error_up_to_a_million(text("P5 1000000 1000000 65535\n\x01\x02")),
               HasSubstr("truncated: 1000000000000 pixels need 2000000000000 bytes, found 2"));
   // As text, each value needs a separator and a digit: 2 bytes at least.
-  EXPECT_THAT(error_of(text("P2\n1000000 1000000\n255\n0 0")),
+  EXPECT_THAT(error_up_to_a_million(text("P2\n1000000 1000000\n255\n0 0")),
               HasSubstr("d.pgm: truncated: 1000000000000 pixels as text need at least 2000000000000 bytes, found 4"));
+  EXPECT_THAT(error_of(text("P5\n4096 4096\n255\n")),
+              HasSubstr("d.pgm: truncated: 16777216 pixels need 16777216 bytes, found 0"));
   // Bytes after the pixels: the size in the header and the file disagree.
   EXPECT_THAT(error_of(text("P5 1 1 255\n\x01\x02")), HasSubstr("d.pgm: 1 byte after the 1 pixels of a 1x1 image"));
 }
@@ -297,6 +320,16 @@ TEST(Ch11Executable, TestImagesThatAreNot28x28AreRefused) {
   }
 }
 
+TEST(Ch11Executable, AnImageLargerThan28x28IsRefusedBeforeItIsDecoded) {
+  TempDir dir;
+  testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {12, 28, 28});
+  saved_weights(dir);
+  nn::write_file_atomic(dir / "big.pgm", std::string_view("P5\n10000 10000\n255\n"));  // 10^8 pixels claimed
+  auto run = predict(dir, {"--image", (dir / "big.pgm").string()});
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("big.pgm: the image is 10000x10000, larger than 28x28 (resize it first)"));
+}
+
 TEST(Ch11Executable, AnEmptyTestSetIsAClearError) {
   TempDir dir;
   testing_nn::write_mnist_folder(dir / "data", {10, 28, 28}, {0, 28, 28});
@@ -315,7 +348,8 @@ TEST(Ch11Executable, ANegativeIndexIsRefused) {
   saved_weights(dir);
   auto run = predict(dir, {"--index", "-2"});
   EXPECT_EQ(run.exit_code, 1) << run.output;
-  EXPECT_THAT(run.output, HasSubstr("error: --index -2 is outside 0..9"));
+  // Refused as it is parsed, before the data tells how many images there are.
+  EXPECT_THAT(run.output, HasSubstr("error: --index -2 is outside 0..4294967294"));
   run = predict(dir, {"--index", "10"});
   EXPECT_THAT(run.output, HasSubstr("error: --index 10 is outside 0..9"));
   run = predict(dir, {"--index", "9"});
@@ -403,12 +437,16 @@ TEST(Ch11Executable, TimeInferenceOptionsAreChecked) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"--warm-calls", "5"}, "error: --warm-calls applies only with --time-inference"},
       {{"--batch-size", "5"}, "error: --batch-size applies only with --time-inference"},
-      {{"--time-inference", "--batch-size", "0"}, "error: --batch-size 0 must be at least 1"},
-      {{"--time-inference", "--warm-calls", "-1"}, "error: --warm-calls -1 must be at least 1"},
+      {{"--time-inference", "--batch-size", "0"}, "error: --batch-size 0 is outside 1..60000"},
+      {{"--time-inference", "--warm-calls", "-1"}, "error: --warm-calls -1 is outside 1..1000000"},
+      // Refused as it is parsed: one vector of 10^12 times would be 8 TB.
+      {{"--time-inference", "--warm-calls", "1000000000000"}, "error: --warm-calls 1000000000000 is outside 1..1000000"},
+      {{"--time-inference", "--warm-calls", "1e12"}, "error: --warm-calls 1e12 is not an integer"},
       {{"--time-inference", "--image", "x.pgm"}, "error: --time-inference times the test set's images: it takes no --image"},
       {{"--time-inference", "--probabilities", "p.npy"}, "it takes no --probabilities"},
       {{"--time-inference", "--index", "12"}, "error: --index 12 is outside 0..11"},
       {{"--threads", "-1"}, "error: --threads -1 is outside 0..256"},
+      {{"--threads", "99999999999999999999"}, "error: --threads 99999999999999999999 is outside 0..256"},
   };
   for (const auto& [args, message] : cases) {
     auto run = predict(dir, args);

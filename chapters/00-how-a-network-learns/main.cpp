@@ -122,21 +122,17 @@ int main(int argc, char** argv) {
   double h = 1e-6, lr = 0.05;
   int steps = 5;
   std::filesystem::path plots = nn::cli::default_plots_dir();
-  cli.option("--x", "X", "the input", &e.x);
-  cli.option("--w", "W", "the weight", &e.w);
-  cli.option("--b", "B", "the bias", &e.b);
-  cli.option("--t", "T", "the target", &e.t);
-  cli.option("--h", "H", "the step of the finite differences, > 0", &h);
-  cli.option("--lr", "LR", "the learning rate of the update w -= lr dL/dw, >= 0", &lr);
-  cli.option("--steps", "N", "how many times to run the loop, 0..1000", &steps);
+  const nn::cli::RealRange value{-1e6, 1e6};
+  cli.option("--x", "X", "the input", &e.x, value);
+  cli.option("--w", "W", "the weight", &e.w, value);
+  cli.option("--b", "B", "the bias", &e.b, value);
+  cli.option("--t", "T", "the target", &e.t, value);
+  cli.option("--h", "H", "the step of the finite differences", &h, {.min = 0, .max = 1, .open_min = true, .open_max = true});
+  cli.option("--lr", "LR", "the learning rate of the update w -= lr dL/dw", &lr, {0, 1000});
+  cli.option("--steps", "N", "how many times to run the loop", &steps, {0, 1000});
   cli.option("--plots", "DIR", "folder for the PNG plots this run draws", &plots);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
-    for (double v : {e.x, e.w, e.b, e.t})
-      if (!std::isfinite(v)) throw nn::Error(fmt::format("--x, --w, --b and --t must be finite numbers, not {}", v));
-    if (!(h > 0 && h < 1)) throw nn::Error(fmt::format("--h {} must be > 0 and < 1", h));
-    if (!(lr >= 0 && std::isfinite(lr))) throw nn::Error(fmt::format("--lr {} must be >= 0", lr));
-    if (steps < 0 || steps > 1000) throw nn::Error(fmt::format("--steps {} is outside 0..1000", steps));
 
     fmt::print("One neuron and its loss: L = (relu(w x + b) - t)^2\n");
     fmt::print("  x = {}, w = {}, b = {}, t = {}\n\n", e.x, e.w, e.b, e.t);

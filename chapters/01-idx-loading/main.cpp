@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
                       "Chapter 01: loads MNIST from its IDX files, as mnist.load_data() does.");
   nn::cli::Common common;
   cli.add_common(common, /*with_seed=*/false);
-  int index = 0;
-  cli.option("--index", "I", "which training digit to draw in the terminal", &index);
+  std::int64_t index = 0;
+  cli.option("--index", "I", "which training digit to draw in the terminal", &index, nn::cli::kIndexRange);
 
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
@@ -78,6 +78,8 @@ int main(int argc, char** argv) {
     fmt::print("x_test:  {} uint8\n", nn::format_shape(m.x_test.shape));
     fmt::print("y_test:  {} uint8\n", nn::format_shape(m.y_test.shape));
     // [end snippet ch01-load]
+    nn::cli::require_images(common.data, m.x_test.shape[0], 1, "test set",
+                            "there are no test labels to count beside the training labels");
 
     fmt::print("\nThe first ten training labels: ");
     for (std::size_t i = 0; i < 10 && i < m.y_train.data.size(); ++i) fmt::print("{} ", m.y_train.data[i]);

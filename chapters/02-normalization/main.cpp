@@ -63,6 +63,8 @@ int main(int argc, char** argv) {
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_train.shape[0], 1, "training set",
+                            "there are no training pixels to count or average");
 
     // [snippet ch02-main]
     // x_train.reshape((60000, 28, 28, 1)); x_train / 255.0

@@ -43,10 +43,12 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common, /*with_seed=*/false);
   int rows = 5;
-  cli.option("--rows", "N", "how many one-hot rows of y_train to print", &rows);
+  cli.option("--rows", "N", "how many one-hot rows of y_train to print", &rows, {0, 1000});
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_train.shape[0], 1, "training set",
+                            "there are no training labels to one-hot encode and draw");
 
     const std::vector<int> five{5};
     fmt::print("to_categorical(5) = {}\n\n", row_text(nn::one_hot(five), 0));
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
     fmt::print("y_test:  {} -> {}\n\n", nn::format_shape(m.y_test.shape), y_test.shape().str());
     // [end snippet ch03-main]
 
-    const std::size_t shown = std::min<std::size_t>(static_cast<std::size_t>(std::max(rows, 0)), y_train.dim(0));
+    const std::size_t shown = std::min<std::size_t>(static_cast<std::size_t>(rows), y_train.dim(0));
     for (std::size_t n = 0; n < shown; ++n)
       fmt::print("y_train[{}] = {}   label {}\n", n, row_text(y_train, n), m.y_train.data[n]);
 

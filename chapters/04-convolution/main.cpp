@@ -133,10 +133,11 @@ int main(int argc, char** argv) {
                       "Chapter 04: Conv2D(32, (3, 3), activation=\"relu\"), naive and fast, on real digits.");
   nn::cli::Common common;
   cli.add_common(common);
-  int index = 0, batch = 32;
+  std::int64_t index = 0;
+  int batch = 32;
   std::string variant_name = "direct3x3";
-  cli.option("--index", "I", "which test digit to convolve", &index);
-  cli.option("--batch", "N", "images in the naive-vs-fast timing", &batch);
+  cli.option("--index", "I", "which test digit to convolve", &index, nn::cli::kIndexRange);
+  cli.option("--batch", "N", "images in the naive-vs-fast timing", &batch, {1, 10000});
   cli.option("--variant", "NAME", "the fast variant to time: " + nn::conv2d_variant_names(), &variant_name);
   std::filesystem::path load;
   cli.option("--load", "DIR",

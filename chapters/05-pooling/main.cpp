@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   nn::cli::Parser cli("ch05-pooling", "Chapter 05: MaxPooling2D((2, 2)) on the feature maps of a Conv2D layer.");
   nn::cli::Common common;
   cli.add_common(common);
-  int index = 0;
-  cli.option("--index", "I", "which training digit to pool", &index);
+  std::int64_t index = 0;
+  cli.option("--index", "I", "which training digit to pool", &index, nn::cli::kIndexRange);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     const std::uint64_t seed = common.seed_or_random();

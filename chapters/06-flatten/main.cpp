@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
     if (!cli.parse(argc, argv)) return 0;
     const std::uint64_t seed = common.seed_or_random();
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_train.shape[0], 32, "training set",
+                            "this chapter runs its layers on the first batch of 32 training images");
     nn::Tensor x = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32);  // the first batch of 32
 
     nn::Conv2D conv({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed});

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common);
   int units = 3;
-  cli.option("--units", "N", "how many Dense(100) units to plot", &units);
+  cli.option("--units", "N", "how many Dense(100) units to plot", &units, {1, 100});
   std::filesystem::path load;
   cli.option("--load", "DIR",
              "also draw the trained units from the weights chapter 10 saved in DIR (it saves them in " +
@@ -74,9 +74,10 @@ int main(int argc, char** argv) {
              &load);
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
-    if (units < 1 || units > 100) throw nn::Error(fmt::format("--units {} is outside 1..100", units));
     const std::uint64_t seed = common.seed_or_random();
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_train.shape[0], 32, "training set",
+                            "this chapter runs its layers on the first batch of 32 training images");
     nn::Tensor x = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32);
 
     nn::Conv2D conv({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed});

@@ -137,7 +137,7 @@ int main(int argc, char** argv) {
   nn::cli::Common common;
   cli.add_common(common);
   int steps = 30;
-  cli.option("--steps", "N", "optimizer steps on the toy bowl", &steps);
+  cli.option("--steps", "N", "optimizer steps on the toy bowl", &steps, {1, 10000});
   bool check = false;
   std::string broken;
   cli.flag("--gradcheck", "check the whole model's gradients against central differences, in double, and stop", &check);
@@ -168,6 +168,8 @@ int main(int argc, char** argv) {
 
     // One real step: the Keras model, one batch of 32, SGD(learning_rate=0.01).
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_train.shape[0], 32, "training set",
+                            "this chapter runs its layers on the first batch of 32 training images");
     nn::Tensor x = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, 32);
     nn::Tensor y = nn::one_hot(std::span(m.y_train.data).first(32));
     // [snippet ch09-step]

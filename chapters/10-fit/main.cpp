@@ -163,28 +163,31 @@ int main(int argc, char** argv) {
   std::string optimizer = "sgd";
   std::filesystem::path save = nn::cli::default_weights_dir(), load;
   bool no_save = false;
-  std::int64_t max_steps = -1;
+  std::optional<std::int64_t> max_steps;
   bool no_shuffle = false, nesterov = false;
   double validation_split = 0.0;
   std::int64_t train_limit = 0;
   std::string lr_sweep;
-  cli.option("--epochs", "N", "passes over the 60,000 training images", &epochs);
-  cli.option("--batch-size", "N", "images per gradient step", &batch_size);
-  cli.option("--lr", "RATE", "learning rate (0: the optimizer's Keras default: sgd 0.01, adam and rmsprop 0.001)", &lr);
+  cli.option("--epochs", "N", "passes over the 60,000 training images", &epochs, {0, 1000});
+  cli.option("--batch-size", "N", "images per gradient step", &batch_size, {1, 60000});
+  cli.option("--lr", "RATE", "learning rate (0: the optimizer's Keras default: sgd 0.01, adam and rmsprop 0.001)", &lr,
+             {0, 1000});
   cli.option("--optimizer", "NAME", "sgd, adam or rmsprop", &optimizer);
-  cli.option("--momentum", "M", "SGD momentum (0.9 is the common choice)", &momentum);
+  cli.option("--momentum", "M", "SGD momentum (0.9 is the common choice)", &momentum, {.min = 0, .max = 1, .open_max = true});
   cli.flag("--nesterov", "Nesterov momentum (with --momentum)", &nesterov);
   cli.option("--save", "DIR", "save the weights as .npy files after every epoch (chapter 11 loads them)", &save);
   cli.flag("--no-save", "do not save the weights", &no_save);
   cli.option("--load", "DIR", "start from the weights saved in DIR", &load);
-  cli.option("--max-steps", "N", "stop after N batches (0: save the initial weights untouched)", &max_steps);
+  cli.option("--max-steps", "N", "stop after N batches (0: save the initial weights untouched)", &max_steps,
+             "no limit", {0, 1'000'000'000});
   cli.flag("--no-shuffle", "keep the training order (Keras's shuffle=False)", &no_shuffle);
-  cli.option("--threads", "N", "worker threads (0: one per core)", &threads);
+  cli.option("--threads", "N", "worker threads (0: one per core)", &threads, {0, 256});
   cli.option("--validation-split", "F",
              "hold out the last fraction F of the training images, before shuffling, and validate on them after "
              "every epoch (Keras's validation_split; 0: validate on the test set)",
-             &validation_split);
-  cli.option("--train-limit", "N", "use only the first N training images (0: all 60,000)", &train_limit);
+             &validation_split, {.min = 0, .max = 1, .open_max = true});
+  cli.option("--train-limit", "N", "use only the first N training images (0: all 60,000)", &train_limit,
+             {0, 4294967295});
   cli.option("--lr-sweep", "RATES",
              "comma-separated learning rates: train a fresh model at each for --epochs, save nothing, and plot "
              "accuracy and loss against the rate (10-lr-sweep.png)",
@@ -193,13 +196,6 @@ int main(int argc, char** argv) {
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     if (no_save) save.clear();
-    if (epochs < 0) throw nn::Error(fmt::format("--epochs {} must be >= 0", epochs));
-    if (batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", batch_size));
-    if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
-    if (!(lr >= 0)) throw nn::Error(fmt::format("--lr {} must be >= 0", lr));
-    if (!(validation_split >= 0 && validation_split < 1))
-      throw nn::Error(fmt::format("--validation-split {} is outside [0, 1)", validation_split));
-    if (train_limit < 0) throw nn::Error(fmt::format("--train-limit {} must be >= 0", train_limit));
     const std::vector<double> sweep_rates = lr_sweep.empty() ? std::vector<double>{} : parse_rates(lr_sweep);
     if (!sweep_rates.empty()) save.clear();  // a sweep trains many models: none is "the" weights
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
@@ -212,6 +208,7 @@ int main(int argc, char** argv) {
 
     if (!sweep_rates.empty()) {  // --lr-sweep: one fresh model per rate, the same seed, data and batches
       nn::Mnist m = nn::load_mnist(common.data);
+      nn::cli::require_images(common.data, m.x_test.shape[0], 1, "test set", "there is nothing to evaluate on");
       nn::Tensor x_train = nn::images_to_tensor(m.x_train), x_test = nn::images_to_tensor(m.x_test);
       nn::Tensor y_train = nn::one_hot(m.y_train.data), y_test = nn::one_hot(m.y_test.data);
       limit_training_set(x_train, y_train, train_limit);
@@ -224,7 +221,7 @@ int main(int argc, char** argv) {
         const nn::History h = model.fit(
             x_train, y_train,
             {.epochs = epochs, .batch_size = static_cast<std::size_t>(batch_size), .shuffle = !no_shuffle,
-             .seed = seed, .max_steps = max_steps, .progress = &std::cout, .live = isatty(STDOUT_FILENO) == 1,
+             .seed = seed, .max_steps = max_steps.value_or(-1), .progress = &std::cout, .live = isatty(STDOUT_FILENO) == 1,
              .x_val = split ? nullptr : &x_test, .y_val = split ? nullptr : &y_test,
              .validation_split = validation_split, .interrupt = &interrupted});
         if (h.interrupted) return 130;
@@ -267,6 +264,7 @@ int main(int argc, char** argv) {
 
     // (x_train, y_train), (x_test, y_test) = mnist.load_data(); reshape; / 255; to_categorical
     nn::Mnist m = nn::load_mnist(common.data);
+    nn::cli::require_images(common.data, m.x_test.shape[0], 1, "test set", "there is nothing to evaluate on");
     nn::Tensor x_train = nn::images_to_tensor(m.x_train), x_test = nn::images_to_tensor(m.x_test);
     nn::Tensor y_train = nn::one_hot(m.y_train.data), y_test = nn::one_hot(m.y_test.data);
     limit_training_set(x_train, y_train, train_limit);  // --train-limit N: the first N
@@ -279,7 +277,7 @@ int main(int argc, char** argv) {
 
     nn::History history = model.fit(x_train, y_train,
                                      {.epochs = epochs, .batch_size = static_cast<std::size_t>(batch_size),
-                                      .shuffle = !no_shuffle, .seed = seed, .max_steps = max_steps,
+                                      .shuffle = !no_shuffle, .seed = seed, .max_steps = max_steps.value_or(-1),
                                       .progress = &std::cout, .live = isatty(STDOUT_FILENO) == 1,
                                       .x_val = split ? nullptr : &x_test, .y_val = split ? nullptr : &y_test,
                                       .validation_split = validation_split, .interrupt = &interrupted,

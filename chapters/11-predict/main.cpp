@@ -144,31 +144,29 @@ int main(int argc, char** argv) {
   bool timing = false;
   int threads = 0;
   cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
-  cli.option("--index", "I", "predict test image I", &index, "a random one");
+  cli.option("--index", "I", "predict test image I", &index, "a random one", nn::cli::kIndexRange);
   cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
   cli.option("--probabilities", "FILE",
              "also write the test set's (N, 10) probabilities to FILE as .npy, and print its loss (to compare with "
              "Keras: tools/keras-reference)",
              &probabilities);
-  cli.option("--threads", "N", "worker threads (0: one per core)", &threads);
+  cli.option("--threads", "N", "worker threads (0: one per core)", &threads, {0, 256});
   cli.flag("--time-inference",
            "time model.predict on one test image (--index, else x_test[0]), cold and warm, and model.evaluate over "
            "the test set; print the times, the loss and the accuracy, and draw nothing",
            &timing);
   // Keras 3's Trainer.evaluate: "If unspecified, `batch_size` will default to 32" (keras/src/trainers/trainer.py).
   cli.option("--batch-size", "N", "images per batch of --time-inference's evaluate", &batch_size,
-             "32, Keras's evaluate default");
-  cli.option("--warm-calls", "N", "--time-inference's warm predict calls, of which the median", &warm_calls, "1000");
+             "32, Keras's evaluate default", {1, 60000});
+  cli.option("--warm-calls", "N", "--time-inference's warm predict calls, of which the median", &warm_calls, "1000",
+             {1, 1'000'000});
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
-    if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
     if (!timing && (batch_size || warm_calls))
       throw nn::Error(fmt::format("{} applies only with --time-inference", batch_size ? "--batch-size" : "--warm-calls"));
     if (timing && (!image.empty() || !probabilities.empty()))
       throw nn::Error(fmt::format("--time-inference times the test set's images: it takes no {}",
                                   image.empty() ? "--probabilities" : "--image"));
-    if (batch_size && *batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", *batch_size));
-    if (warm_calls && *warm_calls < 1) throw nn::Error(fmt::format("--warm-calls {} must be at least 1", *warm_calls));
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     nn::Mnist m = nn::load_mnist(common.data);
     if (m.x_test.shape[0] == 0)  // nothing to pick from, nothing to evaluate
@@ -187,7 +185,7 @@ int main(int argc, char** argv) {
     std::string what;
     if (!image.empty()) {
       bool inverted = false;
-      pixels = nn::to_mnist_digit(nn::read_pgm(image), image.string(), &inverted);
+      pixels = nn::to_mnist_digit(nn::read_pgm(image, 28), image.string(), &inverted);
       what = fmt::format("{} ({})", image.filename().string(), inverted ? "black on white: inverted" : "white on black");
     } else {
       const std::uint64_t seed = common.seed_or_random();

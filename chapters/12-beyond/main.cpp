@@ -262,10 +262,10 @@ int main(int argc, char** argv) {
   std::filesystem::path ladder;
   cli.option("--step", "NAME", "the rung of the ladder to train: sgd, momentum, convnet, augment, schedule, best (see --list)", &step_name);
   cli.flag("--list", "print every step with its Keras code and exit", &list);
-  cli.option("--epochs", "N", "passes over the training images", &epochs, "the step's");
-  cli.option("--batch-size", "N", "images per gradient step", &batch_size, "the step's");
-  cli.option("--max-steps", "N", "stop after N batches", &max_steps, "no limit");
-  cli.option("--threads", "N", "worker threads (0: one per core)", &threads);
+  cli.option("--epochs", "N", "passes over the training images", &epochs, "the step's", {1, 1000});
+  cli.option("--batch-size", "N", "images per gradient step", &batch_size, "the step's", {1, 60000});
+  cli.option("--max-steps", "N", "stop after N batches", &max_steps, "no limit", {0, 1'000'000'000});
+  cli.option("--threads", "N", "worker threads (0: one per core)", &threads, {0, 256});
   cli.option("--save", "DIR", "save the trained weights as .npy files in DIR", &save);
   cli.flag("--no-save", "save nothing (the default unless --save is given)", &no_save);
   cli.option("--ladder", "FILE",
@@ -290,9 +290,6 @@ int main(int argc, char** argv) {
     }
     const Step& step = find_step(step_name);
     if (no_save) save.clear();
-    if (epochs && *epochs < 0) throw nn::Error(fmt::format("--epochs {} must be >= 0", *epochs));
-    if (batch_size && *batch_size < 1) throw nn::Error(fmt::format("--batch-size {} must be at least 1", *batch_size));
-    if (threads < 0 || threads > 256) throw nn::Error(fmt::format("--threads {} is outside 0..256", threads));
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));
     const std::uint64_t seed = common.seed_or_random();
     fmt::print("{}\n", nn::kernels_line());  // with the seed, what decides the run's bits

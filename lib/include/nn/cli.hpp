@@ -6,7 +6,11 @@
 //   nn::cli::Common common;
 //   cli.add_common(common);
 //   int rows = 5;
-//   cli.option("--rows", "N", "rows in the digit grid", &rows);
+//   cli.option("--rows", "N", "rows in the digit grid", &rows, {0, 100});
+//
+// Every numeric option states its valid values, which --help shows and parse
+// checks: "--rows 101 is outside 0..100". A string or path option refuses an
+// empty value.
 //   if (!cli.parse(argc, argv)) return 0;   // --help was printed
 #include <cstdint>
 #include <filesystem>
@@ -38,6 +42,24 @@ std::filesystem::path default_weights_dir();
 // when `dir` holds none.
 Sequential load_trained_model(const std::filesystem::path& dir);
 
+// An integer option's valid values, both ends included: {1, 1000} is 1..1000.
+struct IntRange {
+  std::int64_t min, max;
+  std::string str() const;  // "1..1000"
+};
+
+// A real option's valid values: [min, max], an end left out where it is open
+// ({.min = 0, .max = 1, .open_max = true} is [0, 1)). Infinities and NaN are never valid.
+struct RealRange {
+  double min, max;
+  bool open_min = false, open_max = false;
+  std::string str() const;  // "[0, 1)"
+};
+
+// The widest index an IDX file can hold (its dims are uint32): an --index
+// option's range before the data is loaded and checked_index knows the count.
+inline constexpr IntRange kIndexRange{0, 4294967294};
+
 class Parser {
  public:
   Parser(std::string program, std::string about);
@@ -45,19 +67,23 @@ class Parser {
   void flag(std::string name, std::string help, bool* target);
   void option(std::string name, std::string metavar, std::string help, std::string* target);
   void option(std::string name, std::string metavar, std::string help, std::filesystem::path* target);
-  void option(std::string name, std::string metavar, std::string help, int* target);
-  void option(std::string name, std::string metavar, std::string help, std::int64_t* target);
-  void option(std::string name, std::string metavar, std::string help, double* target);
+  // The range must fit the target's type (a logic_error otherwise).
+  void option(std::string name, std::string metavar, std::string help, int* target, IntRange range);
+  void option(std::string name, std::string metavar, std::string help, std::int64_t* target, IntRange range);
+  void option(std::string name, std::string metavar, std::string help, double* target, RealRange range);
+  // A seed: any value of 0..2^64-1.
   void option(std::string name, std::string metavar, std::string help,
               std::optional<std::uint64_t>* target);
   // An integer that may be left out (its default shows as `unset_text`).
   void option(std::string name, std::string metavar, std::string help, std::optional<std::int64_t>* target,
-              std::string unset_text);
+              std::string unset_text, IntRange range);
   // --data, --plots and (unless with_seed is false) --seed.
   void add_common(Common& common, bool with_seed = true);
 
   // Parses argv. Returns false after printing the usage for --help; throws
-  // nn::Error for an unknown option, a missing value or a malformed number.
+  // nn::Error for an unknown option, a missing or empty value, a malformed
+  // number ("--epochs 1.5 is not an integer") or one outside its range
+  // ("--epochs 4294967296 is outside 1..1000").
   bool parse(int argc, char** argv);
   std::string usage() const;
   const std::string& program() const { return program_; }
@@ -65,6 +91,7 @@ class Parser {
  private:
   struct Option {
     std::string name, metavar, help, default_text;
+    std::string range_text;  // "1..1000" for a numeric option, else empty
     std::function<void(const std::string&)> set;  // null for flags
     bool* flag = nullptr;
   };
@@ -77,6 +104,12 @@ class Parser {
 // "the test set"): returns it, or throws nn::Error "--index -2 is outside
 // 0..9", or "--index 0: the test set is empty".
 std::size_t checked_index(const std::string& option, std::int64_t index, std::size_t count, const std::string& what);
+
+// Refuses a set of `count` images (`set`: "training set") that a chapter needs
+// `needed` of, before anything is drawn from it: "<data>: the training set is
+// empty: <why>", or "... holds only 5 images: <why>".
+void require_images(const std::filesystem::path& data, std::size_t count, std::size_t needed, const std::string& set,
+                    const std::string& why);
 
 // Runs a chapter's body, turning an nn::Error (or any other exception) into
 // one line on stderr, "<program>: error: <message>", and exit status 1.
