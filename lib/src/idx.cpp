@@ -85,20 +85,27 @@ class GzipStream final : public ByteStream {
   bool ended_ = false;
 };
 
-// Reads up to `want` bytes into `out` (emptied first), doubling it from 64 KiB
-// as the bytes come rather than making it `want` bytes at once. Returns how
-// many it read; `out` holds exactly those.
+// Reads up to `want` bytes into `out`, in chunks that double from 64 KiB (each
+// as large as all before it) rather than `want` bytes at once: a header may
+// claim far more than the stream holds. The chunks are joined only when all
+// `want` bytes came, so memory stays within twice what the stream really held.
+// Returns how many it read; `out` holds them only when that is `want`.
 std::size_t read_growing(ByteStream& stream, std::vector<std::uint8_t>& out, std::size_t want) {
-  out.clear();
+  std::vector<std::vector<std::uint8_t>> chunks;
   std::size_t got = 0;
   while (got < want) {
-    const std::size_t room = std::min(want, std::max<std::size_t>(2 * got, std::size_t{1} << 16));
-    out.resize(room);
-    const std::size_t n = stream.read(out.data() + got, room - got);
+    auto& chunk = chunks.emplace_back(std::min(want - got, std::max<std::size_t>(got, std::size_t{1} << 16)));
+    const std::size_t n = stream.read(chunk.data(), chunk.size());
     got += n;
-    if (got < room) break;  // the stream ended
+    if (n < chunk.size()) return got;  // the stream ended
   }
-  out.resize(got);
+  if (chunks.size() == 1) {
+    out = std::move(chunks[0]);
+  } else {
+    out.clear();
+    out.reserve(want);
+    for (const auto& chunk : chunks) out.insert(out.end(), chunk.begin(), chunk.end());
+  }
   return got;
 }
 
@@ -176,8 +183,8 @@ IdxArray decode_idx(std::span<const std::uint8_t> bytes, std::string_view name) 
                            format_shape(array.shape), expected, bytes.size()));
 
   // Raw, the payload's size is checked above. Gzip, the dims may still claim
-  // up to 1032 times the file: the buffer grows as inflated bytes arrive, so
-  // a short stream fails having held at most about twice what it really had.
+  // up to 1032 times the file: the payload is read in growing chunks, so a
+  // short stream fails having held at most about twice what it really had.
   if (raw != nullptr) {
     array.data.resize(expected);
     got = stream->read(array.data.data(), expected);
