@@ -478,6 +478,8 @@ TEST(Plot, AFailedPlotLeavesNoFile) {
   png.gp() << "plot no_such_function(x)\n";
   EXPECT_THAT(testing_nn::error_of([&] { png.finish(); }), HasSubstr("bad.png: gnuplot failed: "));
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+}
+
 TEST(Ch01Executable, AnEmptyTestSetIsAClearError) {
   // The label table and 01-label-histogram.png count the test labels too:
   // gnuplot used to fail on an empty histogram.
