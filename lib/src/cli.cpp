@@ -47,7 +47,7 @@ std::uint64_t Common::seed_or_random() const {
   return (std::uint64_t{std::random_device{}()} << 32) ^ std::random_device{}();
 }
 
-std::string IntRange::str() const { return fmt::format("{}..{}", min, max); }
+std::string IntRange::str() const { return shown ? std::string(shown) : fmt::format("{}..{}", min, max); }
 
 std::string RealRange::str() const {
   return fmt::format("{}{}, {}{}", open_min ? "(" : "[", min, max, open_max ? ")" : "]");

@@ -45,6 +45,7 @@ Sequential load_trained_model(const std::filesystem::path& dir);
 // An integer option's valid values, both ends included: {1, 1000} is 1..1000.
 struct IntRange {
   std::int64_t min, max;
+  const char* shown = nullptr;  // what --help and errors say instead of min..max, if set
   std::string str() const;  // "1..1000"
 };
 
@@ -56,9 +57,10 @@ struct RealRange {
   std::string str() const;  // "[0, 1)"
 };
 
-// The widest index an IDX file can hold (its dims are uint32): an --index
-// option's range before the data is loaded and checked_index knows the count.
-inline constexpr IntRange kIndexRange{0, 4294967294};
+// An --index option: parsed as any value an IDX file's uint32 dims could
+// make sense of, negative ones included, so that checked_index, which knows
+// the count once the data is loaded, says "--index -2 is outside 0..9".
+inline constexpr IntRange kIndexRange{-4294967295, 4294967294, "0..(the number of images - 1)"};
 
 class Parser {
  public:
