@@ -40,26 +40,31 @@ std::string file_kind(mode_t mode) {
 
 }  // namespace
 
-std::vector<std::uint8_t> read_file(const fs::path& file) {
-  // O_NONBLOCK: opening a FIFO that no one writes to would otherwise block
-  // forever. fstat then looks at what was opened, not at a path that may have
-  // changed since (no race between the check and the read). For a regular
-  // file O_NONBLOCK changes nothing.
-  const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT) throw Error(fmt::format("{}: no such file", file.string()));
-    throw Error(fmt::format("{}: cannot open: {}", file.string(), std::strerror(errno)));
-  }
-  struct Closer {
-    int fd;
-    ~Closer() { ::close(fd); }
-  } closer{fd};
+namespace {
+
+// Opens `file` (relative to the folder `dir_fd`, or to the working folder
+// with AT_FDCWD) for reading. O_NONBLOCK: opening a FIFO that no one writes to
+// would otherwise block forever; for a regular file it changes nothing.
+// Returns -1 with errno set.
+int open_for_reading(int dir_fd, const fs::path& file) {
+  return ::openat(dir_fd, file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+}
+
+[[noreturn]] void throw_cannot_open(const fs::path& shown) {
+  if (errno == ENOENT) throw Error(fmt::format("{}: no such file", shown.string()));
+  throw Error(fmt::format("{}: cannot open: {}", shown.string(), std::strerror(errno)));
+}
+
+// The whole content of the open file `fd`, named `shown` in messages. fstat
+// looks at what was opened, not at a path that may have changed since (no
+// race between the check and the read).
+std::vector<std::uint8_t> read_open_file(int fd, const fs::path& shown) {
   struct stat st {};
-  if (::fstat(fd, &st) != 0) throw Error(fmt::format("{}: cannot stat: {}", file.string(), std::strerror(errno)));
-  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a folder, not a file", file.string()));
+  if (::fstat(fd, &st) != 0) throw Error(fmt::format("{}: cannot stat: {}", shown.string(), std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) throw Error(fmt::format("{}: is a folder, not a file", shown.string()));
   // A FIFO or a device has no size to trust: /dev/zero never ends.
   if (!S_ISREG(st.st_mode))
-    throw Error(fmt::format("{}: not a regular file ({}); only regular files are read", file.string(),
+    throw Error(fmt::format("{}: not a regular file ({}); only regular files are read", shown.string(),
                             file_kind(st.st_mode)));
   // One allocation of the file's size and one read; then check nothing was
   // appended meanwhile (a file still being written).
@@ -68,7 +73,7 @@ std::vector<std::uint8_t> read_file(const fs::path& file) {
   while (got < bytes.size()) {
     const ssize_t n = ::read(fd, bytes.data() + got, bytes.size() - got);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw Error(fmt::format("{}: cannot read: {}", file.string(), std::strerror(errno)));
+    if (n < 0) throw Error(fmt::format("{}: cannot read: {}", shown.string(), std::strerror(errno)));
     if (n == 0) break;  // it shrank
     got += static_cast<std::size_t>(n);
   }
@@ -77,8 +82,48 @@ std::vector<std::uint8_t> read_file(const fs::path& file) {
   do more = ::read(fd, &extra, 1);  // 0 at the end of the file, 1 if it grew
   while (more < 0 && errno == EINTR);
   if (got != bytes.size() || more != 0)
-    throw Error(fmt::format("{}: the file changed size while being read", file.string()));
+    throw Error(fmt::format("{}: the file changed size while being read", shown.string()));
   return bytes;
+}
+
+}  // namespace
+
+std::vector<std::uint8_t> read_file(const fs::path& file) {
+  const int fd = open_for_reading(AT_FDCWD, file);
+  if (fd < 0) throw_cannot_open(file);
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  return read_open_file(fd, file);
+}
+
+// ---- Files of one folder, read as one set ------------------------------------
+
+FolderReader::FolderReader(const fs::path& dir) : dir_(dir) {
+  dir_fd_ = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd_ < 0) throw Error(fmt::format("{}: cannot open the folder: {}", dir.string(), std::strerror(errno)));
+}
+
+FolderReader::~FolderReader() {
+  for (const auto& [name, fd] : open_) ::close(fd);
+  ::close(dir_fd_);
+}
+
+bool FolderReader::open(const std::string& name) {
+  if (open_.count(name)) return true;
+  const int fd = open_for_reading(dir_fd_, name);
+  if (fd < 0) {
+    if (errno == ENOENT) return false;
+    throw_cannot_open(dir_ / name);
+  }
+  open_.emplace(name, fd);
+  return true;
+}
+
+std::vector<std::uint8_t> FolderReader::read(const std::string& name) {
+  if (!open(name)) throw_cannot_open(dir_ / name);  // errno is ENOENT
+  return read_open_file(open_.at(name), dir_ / name);
 }
 
 namespace {

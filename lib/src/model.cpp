@@ -512,16 +512,14 @@ struct Manifest {
   std::map<std::string, ManifestEntry> files;
 };
 
-Manifest read_manifest(const std::filesystem::path& dir) {
-  const auto file = dir / kManifest;
-  std::error_code ec;
-  const bool found = std::filesystem::exists(file, ec);
-  if (ec) throw Error(fmt::format("{}: cannot look at it: {}", file.string(), ec.message()));
-  if (!found)
-    throw Error(fmt::format("{}: no {}: not a complete set of weights saved by this version of the course (an older "
-                            "version, or a save that never finished); save the weights again with ch10-fit",
-                            dir.string(), kManifest));
-  const auto bytes = read_file(file);
+Error no_manifest(const std::filesystem::path& dir) {
+  return Error(fmt::format("{}: no {}: not a complete set of weights saved by this version of the course (an older "
+                           "version, or a save that never finished); save the weights again with ch10-fit",
+                           dir.string(), kManifest));
+}
+
+// The manifest's text, read from `file`.
+Manifest parse_manifest(const std::vector<std::uint8_t>& bytes, const std::filesystem::path& file) {
   std::istringstream in(std::string(bytes.begin(), bytes.end()));
   Manifest m;
   int format = -1;
@@ -551,6 +549,15 @@ Manifest read_manifest(const std::filesystem::path& dir) {
   return m;
 }
 
+Manifest read_manifest(const std::filesystem::path& dir) {
+  const auto file = dir / kManifest;
+  std::error_code ec;
+  const bool found = std::filesystem::exists(file, ec);
+  if (ec) throw Error(fmt::format("{}: cannot look at it: {}", file.string(), ec.message()));
+  if (!found) throw no_manifest(dir);
+  return parse_manifest(read_file(file), file);
+}
+
 // The folder's identity: which directory its name points at, and when its
 // entries last changed. A save that swaps in a new set changes it.
 struct FolderId {
@@ -573,7 +580,13 @@ struct LoadedSet {
 };
 
 LoadedSet read_set(const std::filesystem::path& dir, const std::vector<NamedParameter>& ws) {
-  const Manifest manifest = read_manifest(dir);
+  // Every file is opened before any is read: what is read is the set that was
+  // in the folder at that moment, even if a save swaps in another meanwhile.
+  FolderReader folder(dir);
+  const bool has_manifest = folder.open(kManifest);
+  for (const NamedParameter& w : ws) folder.open(w.name + ".npy");
+  if (!has_manifest) throw no_manifest(dir);
+  const Manifest manifest = parse_manifest(folder.read(kManifest), dir / kManifest);
   LoadedSet set{.epoch = manifest.epoch, .tensors = {}};
   for (const NamedParameter& w : ws) {
     const std::string name = w.name + ".npy";
@@ -582,7 +595,7 @@ LoadedSet read_set(const std::filesystem::path& dir, const std::vector<NamedPara
     if (listed == manifest.files.end())
       throw Error(fmt::format("{}: lists no {}: the folder holds the weights of another model", (dir / kManifest).string(),
                               name));
-    const auto bytes = read_file(file);
+    const auto bytes = folder.read(name);
     if (bytes.size() != listed->second.bytes || crc32_of(bytes) != listed->second.crc)
       throw Error(fmt::format("{}: does not match the manifest ({} bytes, crc32 {:08x}; it lists {} bytes, crc32 "
                               "{:08x}): the folder mixes files from different saves",

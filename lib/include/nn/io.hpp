@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +16,30 @@ namespace nn {
 // Reads a whole regular file; throws nn::Error naming the file if it is
 // missing, a folder, a FIFO or a device (never blocks on one), or unreadable.
 std::vector<std::uint8_t> read_file(const std::filesystem::path& file);
+
+// Several files of one folder read as one set, while another process may
+// swap a new set in under the folder's name (as Sequential::save does): the
+// folder is opened once, and its files are opened relative to it, all before
+// any is read. A file that is open stays readable after the swap and after the
+// old set is deleted, so what is read is the set that was there when the
+// files were opened.
+class FolderReader {
+ public:
+  explicit FolderReader(const std::filesystem::path& dir);  // nn::Error if it cannot be opened
+  ~FolderReader();
+  FolderReader(const FolderReader&) = delete;
+  FolderReader& operator=(const FolderReader&) = delete;
+
+  // Opens `name` in the folder for a later read(); false if it does not exist.
+  bool open(const std::string& name);
+  // The whole file, as read_file reads one (opened now if open() was not called).
+  std::vector<std::uint8_t> read(const std::string& name);
+
+ private:
+  std::filesystem::path dir_;
+  int dir_fd_ = -1;
+  std::map<std::string, int> open_;
+};
 
 // A file being written that replaces `file` only when complete:
 //
