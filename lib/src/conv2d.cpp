@@ -14,7 +14,6 @@
 
 #include "conv2d_internal.hpp"
 #include "nn/error.hpp"
-#include "nn/init.hpp"
 #include "nn/shape.hpp"
 #include "nn/simd.hpp"
 

@@ -10,7 +10,6 @@
 #include "gemm_internal.hpp"
 #include "nn/error.hpp"
 #include "nn/gemm.hpp"
-#include "nn/init.hpp"
 #include "nn/parallel.hpp"
 
 namespace nn {
