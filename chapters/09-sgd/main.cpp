@@ -11,7 +11,7 @@
 
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
-#include "nn/gradcheck.hpp"
+#include "nn/model_gradcheck.hpp"
 #include "nn/mnist.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"

@@ -1,11 +1,9 @@
 #pragma once
-// Gradient checking: a backward pass against central differences of the loss,
-// in double precision. First the finite differences themselves (chapter 00),
-// then the course's model in double (chapter 09). The course's model is rebuilt in double from the
-// library's naive kernels (they are templates, written once; nothing here
-// re-implements one), so that the differences are not drowned by float
-// rounding. Chapter 09's `ch09-sgd --gradcheck` and the tests use it.
-#include <array>
+// Gradient checking: a backward pass against central differences, in double
+// precision. The finite differences themselves (chapter 00), and the check of
+// any layer through the nn::Layer interface: the course's layers and a
+// learner's alike. The course's whole model in double (chapter 09's
+// `ch09-sgd --gradcheck`) is in nn_course: nn/model_gradcheck.hpp.
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -13,8 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "nn/conv2d.hpp"
-#include "nn/model.hpp"
+#include "nn/layer.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -43,99 +40,57 @@ std::vector<double> pick(std::span<const double> v, std::span<const std::size_t>
 // `count` distinct indices in [0, n), drawn from `seed`, sorted.
 std::vector<std::size_t> sample_indices(std::size_t n, std::size_t count, std::uint64_t seed);
 
-// The smallest |v|: how far the closest pre-activation is from the ReLU's kink.
-double smallest_magnitude(std::span<const double> v);
+// n uniform random doubles in [lo, hi), the same for the same seed.
+std::vector<double> random_doubles(std::size_t n, std::uint64_t seed, double lo = -1.0, double hi = 1.0);
 
-// Over the pool x pool windows of a (shape (N, H, W, C)) whose maximum is
-// positive: the smallest gap between the maximum and the runner-up. A step
-// smaller than half of it cannot change which input wins a window.
-double smallest_pool_gap(const Shape& shape, std::size_t pool, std::span<const double> a);
-
-// Conv2D(relu) then MaxPooling2D in double, from the naive kernels: the
-// reference of the fused step (nn/fused.hpp).
-struct ConvReluPool {
-  std::vector<double> z;       // the convolution before the ReLU: (N, OH, OW, C_out)
-  std::vector<double> a;       // after it
-  std::vector<double> pooled;  // (N, OH / pool, OW / pool, C_out)
-};
-ConvReluPool conv_relu_pool(const Conv2DDims& d, std::size_t pool, std::span<const double> x,
-                            std::span<const double> kernel, std::span<const double> bias);
-// The kernel and bias gradients of that chain for d loss / d pooled = dpooled.
-void conv_relu_pool_backward(const Conv2DDims& d, std::size_t pool, std::span<const double> x,
-                             std::span<const double> kernel, const ConvReluPool& pass,
-                             std::span<const double> dpooled, std::vector<double>& dkernel,
-                             std::vector<double>& dbias);
-
-// The course's model in double: Conv2D(relu) -> MaxPooling2D -> Flatten ->
-// Dense(relu) -> Dense -> softmax with categorical cross-entropy from the
-// logits (the model's loss), on a batch of conv.n images.
-struct DoubleModel {
-  Conv2DDims conv;
-  std::size_t pool = 2, hidden = 0, classes = 0;
-  // In the order of Sequential::named_parameters(): conv2d.kernel, conv2d.bias,
-  // dense.kernel, dense.bias, dense_1.kernel, dense_1.bias.
-  std::array<std::vector<double>, 6> w;
-  // A planted bug, to see what a broken gradient looks like: the layer named
-  // here ("conv2d", "dense" or "dense_1") gives its kernel and bias gradients
-  // with the wrong sign. Empty: no bug.
-  std::string broken;
-
-  struct Pass {
-    ConvReluPool conv;
-    std::vector<double> hidden_z, hidden_a, logits, p;
-  };
-  // The weights of a float model of that architecture, for a batch x of
-  // shape (N, H, W, C_in).
-  static DoubleModel of(Sequential& model, const Shape& x);
-  std::size_t flat() const;  // the Flatten width: 5408 for the course's model
-  Pass forward(std::span<const double> x) const;
-  // The layers after the pooling, on pass.conv.pooled (fills the rest of pass).
-  void forward_dense(Pass& pass) const;
-  double loss(std::span<const double> x, std::span<const double> y) const;
-  // The loss from pass.conv.pooled on: for a step in a Dense weight, the
-  // convolution's output stays the same and need not be recomputed.
-  double loss_from_pooled(Pass& pass, std::span<const double> y) const;
-  // d loss / d w, in the order of w.
-  std::array<std::vector<double>, 6> gradients(std::span<const double> x, std::span<const double> y) const;
+// ---- Any layer, through the nn::Layer interface ---------------------------
+//
+// The gradients a layer's backward pass gives, against central differences
+// of L = sum(r * layer(x)) with r random (so dL/dy = r): dL/dx, and dL/dw for
+// every parameter w. It needs nothing but the interface. In a test:
+//
+//   nn::Dense layer({.units = 3, .input_dim = 5, .seed = 1});
+//   const nn::Tensor x({4, 5}, values);               // a batch the layer takes
+//   EXPECT_EQ(nn::layer_gradient_problems(layer, x, /*seed=*/7), "");
+//
+// The layer runs as it is set: set layer.training first for a layer that
+// computes otherwise while training. Each call of forward must give the same
+// output for the same x and weights (no randomness drawn per call), and
+// backward must follow the forward pass on the same x.
+//
+// The layer computes in float; the loss and the differences are taken in
+// double, and the step each difference divides by is the one that the
+// rounded float inputs actually took. Where the layer is linear between
+// kinks (products and sums, ReLU's 0, a window's maximum) a central
+// difference is exact whatever the step: what is left is the float rounding
+// of the outputs, about 1e-7 of them per step, divided by 2h. An entry whose
+// step crosses a kink (the two one-sided differences disagree) is skipped
+// and counted. A smooth but curved layer (a normalization, a softmax) has an
+// O(h^2) difference error on top: choose h (and the tolerance) for it.
+struct LayerGradientCheck {
+  std::string tensor;           // "x", "kernel", "bias", ...
+  std::size_t checked = 0;      // entries compared
+  std::size_t at_kink = 0;      // entries skipped: a kink within the step
+  double largest = 0;           // the largest |numeric gradient| seen
+  double worst = 0;             // the largest |analytic - numeric|
+  std::size_t worst_index = 0;  // where
+  double analytic = 0, numeric = 0;  // the two values there
+  // worst relative to the tensor's largest gradient
+  double relative_error() const { return largest > 0 ? worst / largest : worst; }
 };
 
-// The whole model's check: for each weight tensor, the analytic gradient of
-// the double model against central differences with step eps, on every
-// entry, except the (5408, 100) Dense kernel, of which `dense_samples`
-// entries drawn from `seed` are checked.
-struct TensorGradientCheck {
-  std::string name;                   // "conv2d.kernel", ...
-  std::vector<std::size_t> which;     // the entries checked (empty: all)
-  std::vector<double> analytic;       // the backward pass's gradient there
-  std::vector<double> numeric;        // central differences there
-  std::size_t checked() const { return numeric.size(); }
-  // The largest |analytic - numeric| / max(|analytic|, |numeric|) over the
-  // entries where that denominator is above `floor` (below it, both are
-  // rounding noise of a zero gradient).
-  double max_relative_error(double floor = 1e-8) const;
-  double max_abs_error() const;
-};
-// How far the model's units are from a kink on a batch: the smallest
-// |pre-activation| of the convolution and of Dense(100), and the smallest gap
-// between a pooling window's maximum and its runner-up. A central difference
-// is exact (up to rounding) only where no step of h crosses a kink.
-struct KinkMargins {
-  double conv = 0, pool_gap = 0, hidden = 0;
-  // A step of h in a conv weight moves a conv unit by at most h (the pixels
-  // are in [0, 1]), so 4h leaves room; it moves a Dense(100) unit through
-  // many pooled values at once: 400h leaves room for that.
-  bool clear(double h) const { return conv > 4 * h && pool_gap > 4 * h && hidden > 400 * h; }
-};
-KinkMargins kink_margins(Sequential& model, const Tensor& x);
-
-struct ModelGradientCheck {
-  double eps = 0;
-  double loss = 0;
-  KinkMargins margins;
-  std::vector<TensorGradientCheck> tensors;
-};
-ModelGradientCheck check_model_gradients(Sequential& model, const Tensor& x, const Tensor& y, double eps,
-                                         std::size_t dense_samples, std::uint64_t seed,
-                                         const std::string& broken = "");
+// One report for x, then one for each parameter in the order of
+// layer.parameters(): up to `samples` entries of each (all of them when a
+// tensor is smaller), chosen from `seed`, with steps of h. Leaves the
+// weights as they were and the layer as after a forward pass on x. Throws
+// nn::Error when a gradient has another size than its tensor.
+std::vector<LayerGradientCheck> check_layer_gradients(Layer& layer, const Tensor& x, std::uint64_t seed,
+                                                      double h = 1e-2, std::size_t samples = 300);
+// "" when, for x and every parameter, some entries were checked, at most a
+// tenth sat at a kink, and the worst error is within `tolerance` of the
+// tensor's largest gradient; else one line per failing tensor, naming the
+// layer type, the tensor, the index and both values.
+std::string layer_gradient_problems(Layer& layer, const Tensor& x, std::uint64_t seed, double tolerance = 1e-3,
+                                    double h = 1e-2);
 
 }  // namespace nn
