@@ -4,6 +4,7 @@
 #
 #   bash fuzz/run.sh            # 10 minutes each
 #   bash fuzz/run.sh 60         # 1 minute each
+#   bash fuzz/run.sh 600 npy    # only the named targets (idx, npy, pgm)
 #   JOBS=1 bash fuzz/run.sh     # one target at a time
 #
 # Builds the `fuzz` preset (clang; apt-get install clang). Inputs up to 1 MB;
@@ -17,14 +18,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(idx npy pgm)
 [[ $seconds =~ ^[1-9][0-9]*$ ]] || { echo "fuzz/run.sh: SECONDS must be a whole number > 0, not '$seconds'" >&2; exit 1; }
 jobs=${JOBS:-$(nproc)}
 command -v clang++ >/dev/null || { echo "fuzz/run.sh: clang++ is not installed (apt-get install clang)" >&2; exit 1; }
 
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz --target idx_fuzz npy_fuzz pgm_fuzz
-
 declare -A corpus=([idx]=fuzz/corpus [npy]=fuzz/corpus-npy [pgm]=fuzz/corpus-pgm)
+for target in "${targets[@]}"; do
+  [ -n "${corpus[$target]:-}" ] || { echo "fuzz/run.sh: no target '$target' (idx, npy, pgm)" >&2; exit 1; }
+done
+
+cmake --preset fuzz >/dev/null
+cmake --build --preset fuzz --target "${targets[@]/%/_fuzz}"
+
 runs=build-fuzz/runs
 mkdir -p "$runs"
 failed=0
@@ -40,7 +48,7 @@ finish() {
   pids=()
 }
 pids=()
-for target in idx npy pgm; do
+for target in "${targets[@]}"; do
   [ "${#pids[@]}" -lt "$jobs" ] || finish
   mkdir -p "build-fuzz/corpus-$target"
   dict=()
