@@ -20,6 +20,7 @@
 #include "nn/fused.hpp"
 #include "nn/parallel.hpp"
 #include "nn/io.hpp"
+#include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/npy.hpp"
@@ -1130,6 +1131,51 @@ TEST(Fused, EveryConvPoolPairOfTheModelIsFused) {
     double largest = 0;
     for (float g : b[i].parameter->grad.span()) largest = std::max(largest, std::abs(double(g)));
     ASSERT_GT(largest, 0.0) << b[i].name;
+    EXPECT_TRUE(testing_nn::all_close(a[i].parameter->grad, b[i].parameter->grad, 1e-5 * largest, 1e-4)) << a[i].name;
+  }
+}
+
+// The plan fuses what layers declare (Layer::fusion_role), not their C++
+// types: a layer of its own that wraps a Conv2D and declares its role is fused
+// with the MaxPooling2D after it (the plan used to dynamic_cast to Conv2D, and
+// left this pair apart), and computes what the layers one by one compute.
+class WrappedConv final : public nn::Layer {
+ public:
+  explicit WrappedConv(const nn::Conv2DOptions& o) : conv(o) {}
+  nn::Conv2D conv;
+  std::string type() const override { return "WrappedConv"; }
+  std::string base_name() const override { return "wrapped_conv"; }
+  nn::Shape output_shape(const nn::Shape& x) const override { return conv.output_shape(x); }
+  nn::ConstView forward(const nn::Tensor& x) override { return conv.forward(x); }
+  nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y, const nn::Tensor& dy, bool need_dx) override {
+    return conv.backward(x, y, dy, need_dx);
+  }
+  std::vector<nn::Parameter*> parameters() override { return conv.parameters(); }
+  nn::FusionRole fusion_role() override { return conv.fusion_role(); }
+};
+
+TEST(Fused, ThePlanFusesWhatLayersDeclare) {
+  Data d = subset(16, 10);
+  auto build = [](nn::Activation activation) {
+    nn::Sequential model({28, 28, 1});
+    model.add(WrappedConv({.filters = 8, .kernel = 3, .activation = activation, .seed = 1}));
+    model.add(nn::MaxPooling2D({.pool = 2}));
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 10, .seed = 3}));
+    return model;
+  };
+  nn::Sequential fused = build(nn::Activation::relu), plain = build(nn::Activation::relu);
+  plain.set_fusion(false);
+  EXPECT_EQ(fused.plan(), (std::vector<std::string>{"wrapped_conv+max_pooling2d", "flatten", "dense"}));
+  EXPECT_EQ(plain.plan(), (std::vector<std::string>{"wrapped_conv", "max_pooling2d", "flatten", "dense"}));
+  // A linear convolution declares no role: nothing to fuse.
+  EXPECT_EQ(build(nn::Activation::linear).plan(),
+            (std::vector<std::string>{"wrapped_conv", "max_pooling2d", "flatten", "dense"}));
+  EXPECT_DOUBLE_EQ(fused.compute_gradients(d.x_train, d.y_train), plain.compute_gradients(d.x_train, d.y_train));
+  const auto a = fused.named_parameters(), b = plain.named_parameters();
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    double largest = 0;
+    for (float g : b[i].parameter->grad.span()) largest = std::max(largest, std::abs(double(g)));
     EXPECT_TRUE(testing_nn::all_close(a[i].parameter->grad, b[i].parameter->grad, 1e-5 * largest, 1e-4)) << a[i].name;
   }
 }

@@ -30,6 +30,25 @@
 namespace nn {
 
 class Optimizer;
+enum class Conv2DVariant;  // nn/conv2d.hpp
+
+// What a layer tells Sequential's execution plan (lib/src/model_plan.cpp)
+// about itself, for fusion: a layer that declares conv_relu, directly
+// followed by one that declares max_pool, runs as one fused step
+// (nn/fused.hpp) that computes with the first one's kernel and bias and
+// writes their gradients. A layer that declares nothing (the default, and
+// every layer of your own) runs as itself.
+struct FusionRole {
+  enum class Kind { none, conv_relu, max_pool };
+  Kind kind = Kind::none;
+  // conv_relu: y = relu(conv2d(x, kernel) + bias), "valid" padding, stride 1,
+  // computed with `variant`; kernel (KH, KW, C_in, C_out), bias (C_out,).
+  Parameter* kernel = nullptr;
+  Parameter* bias = nullptr;
+  Conv2DVariant variant{};
+  // max_pool: the maximum of each non-overlapping pool x pool window.
+  std::size_t pool = 0;
+};
 
 // [snippet layer-interface]
 class Layer {
@@ -76,6 +95,10 @@ class Layer {
   virtual std::vector<Parameter*> parameters() { return {}; }
 
   std::size_t param_count();  // the sum of the parameters' sizes, trainable or not: Keras's "Param #"
+
+  // What the layer can be fused as (see FusionRole); asked when the plan is
+  // built and at every call of a fused step. The default: nothing.
+  virtual FusionRole fusion_role() { return {}; }
 
   std::string name;  // "dense_1": given by Sequential::add
 

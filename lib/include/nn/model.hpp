@@ -1,7 +1,9 @@
 #pragma once
 // Sequential, compile, fit, evaluate, predict: the Keras model. It takes any
-// nn::Layer (nn/layer.hpp): the course's four below, or one of your own.
+// nn::Layer (nn/layer.hpp): the course's (nn/layers.hpp), or one of your own.
+// It knows them only through that interface.
 //
+//   #include "nn/layers.hpp"
 //   nn::Sequential model({28, 28, 1});
 //   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = s}));
 //   model.add(nn::MaxPooling2D({.pool = 2}));
@@ -27,12 +29,6 @@
 #include <concepts>
 
 #include "nn/layer.hpp"
-#include "nn/layers/conv2d.hpp"
-#include "nn/layers/dense.hpp"
-#include "nn/layers/dropout.hpp"
-#include "nn/layers/flatten.hpp"
-#include "nn/layers/max_pooling2d.hpp"
-#include "nn/layers/random_translation.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/tensor.hpp"
 
@@ -129,10 +125,12 @@ class Sequential {
   Tensor predict(const Tensor& x, std::size_t batch_size = 32);
 
   // The execution plan: what forward and backward run. By default it is the
-  // layers, with every Conv2D(activation="relu") directly followed by a
-  // MaxPooling2D replaced by one fused step (nn/fused.hpp) that computes the
-  // same values without writing the convolution's output to memory. The
-  // fused step owns nothing: it uses the two layers' parameters. With
+  // layers, with every layer that declares itself a ReLU convolution
+  // (Layer::fusion_role: Conv2D(activation="relu")) directly followed by one
+  // that declares a max pooling (MaxPooling2D) replaced by one fused step
+  // (nn/fused.hpp) that computes the same values without writing the
+  // convolution's output to memory. The fused step owns nothing: it uses the
+  // convolution's parameters. With
   // fusion off, every layer runs on its own, as the chapters present them.
   void set_fusion(bool on);
   // The plan's steps by name, e.g. {"conv2d+max_pooling2d", "flatten", "dense", "dense_1"}.
