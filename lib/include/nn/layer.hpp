@@ -74,7 +74,7 @@ class Layer {
   virtual ConstView forward(const Tensor& x) = 0;
 
   // From forward's input x, its output y and dy = dL/dy: writes dL/dw into
-  // the `grad` of every parameter and returns dx = dL/dx (a view, like
+  // the `grad` of every trainable parameter and returns dx = dL/dx (a view, like
   // forward's). With need_dx false it may return an empty view: the first
   // layer's input gradient is never used, and skipping it saves time.
   virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) = 0;
