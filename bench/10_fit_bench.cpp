@@ -26,6 +26,7 @@
 #include "nn/dense.hpp"
 #include "nn/fused.hpp"
 #include "nn/layers/dense.hpp"
+#include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"

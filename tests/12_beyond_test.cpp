@@ -20,6 +20,7 @@
 #include "gradcheck.hpp"
 #include "nn/error.hpp"
 #include "nn/io.hpp"
+#include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "nn/gradcheck.hpp"
+#include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/npy.hpp"

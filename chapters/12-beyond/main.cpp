@@ -31,6 +31,7 @@
 #include "nn/error.hpp"
 #include "nn/io.hpp"
 #include "nn/mnist.hpp"
+#include "nn/layers.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"

@@ -23,27 +23,32 @@
 #include <string>
 #include <vector>
 
+#include "nn/parameter.hpp"
 #include "nn/shape.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
 
 class Optimizer;
+enum class Conv2DVariant;  // nn/conv2d.hpp
 
-// A weight tensor with its name and its gradient, as one object: backward
-// writes `grad`, the optimizer reads it and updates `value`, and save/load
-// name the file after it ("dense_1.kernel.npy").
-// [snippet parameter]
-struct Parameter {
-  std::string name;  // "kernel", "bias": the model puts the layer's name in front
-  Tensor value;
-  Tensor grad;       // dL/dvalue from the last backward pass; the shape of value
-  Parameter(std::string parameter_name, Tensor initial)
-      : name(std::move(parameter_name)), value(std::move(initial)), grad(value.shape()) {}
-  const Shape& shape() const { return value.shape(); }
-  std::size_t size() const { return value.size(); }
+// What a layer tells Sequential's execution plan (lib/src/model_plan.cpp)
+// about itself, for fusion: a layer that declares conv_relu, directly
+// followed by one that declares max_pool, runs as one fused step
+// (nn/fused.hpp) that computes with the first one's kernel and bias and
+// writes their gradients. A layer that declares nothing (the default, and
+// every layer of your own) runs as itself.
+struct FusionRole {
+  enum class Kind { none, conv_relu, max_pool };
+  Kind kind = Kind::none;
+  // conv_relu: y = relu(conv2d(x, kernel) + bias), "valid" padding, stride 1,
+  // computed with `variant`; kernel (KH, KW, C_in, C_out), bias (C_out,).
+  Parameter* kernel = nullptr;
+  Parameter* bias = nullptr;
+  Conv2DVariant variant{};
+  // max_pool: the maximum of each non-overlapping pool x pool window.
+  std::size_t pool = 0;
 };
-// [end snippet parameter]
 
 // [snippet layer-interface]
 class Layer {
@@ -51,6 +56,13 @@ class Layer {
   virtual ~Layer() = default;
   virtual std::string type() const = 0;       // the Keras class: "Conv2D"
   virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d" (then "conv2d_1", ...)
+
+  // Keras's build(input_shape): Sequential::add calls it once, with the
+  // output shape of the layer before (batch axis included, of size 1), before
+  // it asks output_shape or uses any weight. A layer whose weights depend on
+  // its input (Dense's kernel on the input width) makes them here; it throws
+  // nn::Error when it cannot take that input. The default does nothing.
+  virtual void build(const Shape& /*input_shape*/) {}
 
   // The output shape for an input shape, batch axis included; throws
   // nn::Error when the layer cannot take that input.
@@ -62,7 +74,7 @@ class Layer {
   virtual ConstView forward(const Tensor& x) = 0;
 
   // From forward's input x, its output y and dy = dL/dy: writes dL/dw into
-  // the `grad` of every parameter and returns dx = dL/dx (a view, like
+  // the `grad` of every trainable parameter and returns dx = dL/dx (a view, like
   // forward's). With need_dx false it may return an empty view: the first
   // layer's input gradient is never used, and skipping it saves time.
   virtual ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) = 0;
@@ -76,10 +88,17 @@ class Layer {
                                         Optimizer& optimizer);
 
   // The layer's weights, in Keras's order (kernel, then bias); none for
-  // layers without weights.
+  // layers without weights. Non-trainable state (Parameter::trainable false,
+  // e.g. a moving mean) is listed here too, after the trainable weights as
+  // Keras's layer.weights lists it: it is saved and loaded with them, and
+  // the optimizers skip it.
   virtual std::vector<Parameter*> parameters() { return {}; }
 
-  std::size_t param_count();  // the sum of the parameters' sizes: Keras's "Param #"
+  std::size_t param_count();  // the sum of the parameters' sizes, trainable or not: Keras's "Param #"
+
+  // What the layer can be fused as (see FusionRole); asked when the plan is
+  // built and at every call of a fused step. The default: nothing.
+  virtual FusionRole fusion_role() { return {}; }
 
   std::string name;  // "dense_1": given by Sequential::add
 

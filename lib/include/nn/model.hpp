@@ -1,13 +1,15 @@
 #pragma once
 // Sequential, compile, fit, evaluate, predict: the Keras model. It takes any
-// nn::Layer (nn/layer.hpp): the course's four below, or one of your own.
+// nn::Layer (nn/layer.hpp): the course's (nn/layers.hpp), or one of your own.
+// It knows them only through that interface.
 //
+//   #include "nn/layers.hpp"
 //   nn::Sequential model({28, 28, 1});
 //   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = s}));
 //   model.add(nn::MaxPooling2D({.pool = 2}));
 //   model.add(nn::Flatten());
-//   model.add(nn::Dense({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = s + 1}));
-//   model.add(nn::Dense({.units = 10, .input_dim = 100, .seed = s + 2}));   // softmax: see compile
+//   model.add(nn::Dense({.units = 100, .activation = nn::Activation::relu, .seed = s + 1}));  // input: 5408, from Flatten
+//   model.add(nn::Dense({.units = 10, .seed = s + 2}));   // softmax: see compile
 //   model.compile(nn::make_optimizer("sgd", 0.01f));
 //   model.fit(x_train, y_train, {.epochs = 10, .batch_size = 32});
 //
@@ -27,12 +29,6 @@
 #include <concepts>
 
 #include "nn/layer.hpp"
-#include "nn/layers/conv2d.hpp"
-#include "nn/layers/dense.hpp"
-#include "nn/layers/dropout.hpp"
-#include "nn/layers/flatten.hpp"
-#include "nn/layers/max_pooling2d.hpp"
-#include "nn/layers/random_translation.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/tensor.hpp"
 
@@ -93,8 +89,9 @@ class Sequential {
   // The shape of one sample, without the batch axis: (28, 28, 1).
   explicit Sequential(Shape input_shape);
 
-  // Appends a layer after checking that it takes the previous layer's output
-  // shape, and names it as Keras does ("dense", then "dense_1", ...).
+  // Appends a layer: builds it for the previous layer's output shape
+  // (Layer::build, e.g. Dense's kernel for the input width), checks that it
+  // takes that shape, and names it as Keras does ("dense", then "dense_1", ...).
   void add(std::unique_ptr<Layer> layer);
   template <std::derived_from<Layer> L>
   void add(L layer) { add(std::make_unique<L>(std::move(layer))); }  // model.add(nn::Flatten())
@@ -106,7 +103,8 @@ class Sequential {
 
   // Keras's model.summary() table.
   std::string summary() const;
-  std::size_t param_count() const;
+  std::size_t param_count() const;            // every weight, trainable or not: "Total params"
+  std::size_t trainable_param_count() const;  // those the optimizer trains: "Trainable params"
 
   // Forward, loss, backward and one optimizer step on one batch. Returns the
   // batch's mean loss; `correct` receives how many argmax predictions matched.
@@ -127,10 +125,12 @@ class Sequential {
   Tensor predict(const Tensor& x, std::size_t batch_size = 32);
 
   // The execution plan: what forward and backward run. By default it is the
-  // layers, with every Conv2D(activation="relu") directly followed by a
-  // MaxPooling2D replaced by one fused step (nn/fused.hpp) that computes the
-  // same values without writing the convolution's output to memory. The
-  // fused step owns nothing: it uses the two layers' parameters. With
+  // layers, with every layer that declares itself a ReLU convolution
+  // (Layer::fusion_role: Conv2D(activation="relu")) directly followed by one
+  // that declares a max pooling (MaxPooling2D) replaced by one fused step
+  // (nn/fused.hpp) that computes the same values without writing the
+  // convolution's output to memory. The fused step owns nothing: it uses the
+  // convolution's parameters. With
   // fusion off, every layer runs on its own, as the chapters present them.
   void set_fusion(bool on);
   // The plan's steps by name, e.g. {"conv2d+max_pooling2d", "flatten", "dense", "dense_1"}.
@@ -170,7 +170,7 @@ class Sequential {
   // What forward and backward run: the layers, with fused pairs replaced by
   // one step each (owned by fused_). Empty until needed.
   std::vector<Layer*> plan_;
-  std::size_t first_trainable_ = 0;  // the first step of plan_ with weights (plan_.size(): none)
+  std::size_t first_trainable_ = 0;  // the first step of plan_ with trainable weights (plan_.size(): none)
   std::vector<std::unique_ptr<Layer>> fused_;
   bool fusion_ = true;
   std::vector<ConstView> activations_;  // the last forward pass: the input of plan step i is activations_[i]

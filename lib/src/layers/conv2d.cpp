@@ -26,6 +26,11 @@ Conv2D::Conv2D(const Conv2DOptions& options)
 
 Shape Conv2D::output_shape(const Shape& x) const { return conv2d_dims(x, kernel.value.shape()).y_shape(); }
 
+FusionRole Conv2D::fusion_role() {
+  if (options_.activation != Activation::relu) return {};
+  return {.kind = FusionRole::Kind::conv_relu, .kernel = &kernel, .bias = &bias, .variant = options_.variant};
+}
+
 ConstView Conv2D::forward(const Tensor& x) {
   ensure_shape(y_, output_shape(x.shape()));
   conv2d_forward(x, kernel.value, bias.value, y_, options_.variant, options_.activation);

@@ -54,6 +54,8 @@ class Conv2D final : public Layer {
   // dy: (N, OH, OW, C_out) -> dx: (N, H, W, C_in); y (forward's output) gives the ReLU's mask.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
   std::vector<Parameter*> parameters() override { return {&kernel, &bias}; }
+  // conv_relu with activation relu: the plan fuses it with a MaxPooling2D after it.
+  FusionRole fusion_role() override;
 
  private:
   Conv2DOptions options_;

@@ -29,6 +29,8 @@ class MaxPooling2D final : public Layer {
   ConstView forward(const Tensor& x) override;
   // dy: the shape of y -> dx: the shape of x, each gradient routed to its window's maximum.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
+  // max_pool: the plan fuses it with a Conv2D(relu) before it.
+  FusionRole fusion_role() override { return {.kind = FusionRole::Kind::max_pool, .pool = options_.pool}; }
 
  private:
   MaxPooling2DOptions options_;
