@@ -19,6 +19,7 @@
 
 #include "gradcheck.hpp"
 #include "nn/batch_norm.hpp"
+#include "nn/layers/batch_normalization.hpp"
 #include "nn/error.hpp"
 #include "nn/io.hpp"
 #include "nn/model.hpp"
@@ -912,6 +913,113 @@ TEST(BatchNormKernels, FloatMatchesTheDoubleReference) {
     EXPECT_NEAR(dgf[c], dgd[c], 1e-5 * (1 + std::abs(dgd[c])));
     EXPECT_NEAR(dbf[c], dbd[c], 1e-5 * (1 + std::abs(dbd[c])));
   }
+}
+
+}  // namespace
+
+// ---- BatchNormalization: the layer -----------------------------------------------
+
+namespace {
+
+TEST(BatchNormalizationLayer, BuildsFromTheInputWithKerasNamesAndInitialValues) {
+  nn::BatchNormalization bn;
+  EXPECT_FALSE(bn.built());
+  bn.training = false;
+  const nn::Tensor x = testing_nn::random_tensor({2, 3, 3, 5}, 1);
+  const nn::ConstView y = bn.forward(x);
+  ASSERT_TRUE(bn.built());
+  EXPECT_EQ(bn.type(), "BatchNormalization");
+  EXPECT_EQ(bn.base_name(), "batch_normalization");
+  std::vector<std::string> names;
+  for (nn::Parameter* p : bn.parameters()) names.push_back(p->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
+  EXPECT_EQ(bn.param_count(), 20u);  // 4 x C, as Keras's Param # (two of them not trainable)
+  // Inference with the initial moving statistics (0, 1): y = x / sqrt(1 + 0.001).
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], x[i] / std::sqrt(1.001), 1e-6) << i;
+  EXPECT_THAT(error_of([&] { bn.forward(testing_nn::random_tensor({2, 3, 3, 4}, 1)); }),
+              HasSubstr("has 4 channels, the layer was built for 5"));
+  EXPECT_THAT(error_of([] { nn::BatchNormalization({.momentum = 1.5}); }), HasSubstr("momentum 1.5"));
+}
+
+TEST(BatchNormalizationLayer, TrainingMovesTheMovingStatisticsAndInferenceLeavesThem) {
+  nn::BatchNormalization bn({.channels = 3});
+  const nn::Tensor x = testing_nn::random_tensor({8, 4, 3}, 2, 1.0f, 5.0f);  // means near 3, variances near 4/3
+  bn.training = true;
+  bn.forward(x);
+  // Per channel, the batch statistics, then one step of the moving average.
+  for (std::size_t c = 0; c < 3; ++c) {
+    double m = 0, v = 0;
+    for (std::size_t i = c; i < x.size(); i += 3) m += x[i];
+    m /= 32;
+    for (std::size_t i = c; i < x.size(); i += 3) v += (x[i] - m) * (x[i] - m);
+    v /= 32;
+    EXPECT_NEAR(bn.moving_mean.value[c], 0.01 * m, 1e-6);
+    EXPECT_NEAR(bn.moving_variance.value[c], 0.99 + 0.01 * v, 1e-6);
+  }
+  const nn::Tensor mean_after = bn.moving_mean.value, variance_after = bn.moving_variance.value;
+  bn.training = false;
+  bn.forward(x);
+  EXPECT_TRUE(same_bits(bn.moving_mean.value, mean_after));
+  EXPECT_TRUE(same_bits(bn.moving_variance.value, variance_after));
+  EXPECT_THAT(error_of([&] { bn.backward(x, x, x); }), HasSubstr("backward needs a training forward"));
+}
+
+TEST(BatchNormalizationLayer, GradientsMatchCentralDifferences) {
+  nn::BatchNormalization bn({.channels = 5});
+  bn.training = true;
+  // Different scales per channel through gamma and beta, so that the check
+  // sees more than the initial (1, 0).
+  for (std::size_t c = 0; c < 5; ++c) bn.gamma.value[c] = 0.5f + 0.3f * c, bn.beta.value[c] = 0.1f * c;
+  const nn::Tensor x = testing_nn::random_tensor({4, 3, 3, 5}, 11);
+  // Steps of 3e-3, not the default 1e-2: the layer is smooth but curved, and
+  // over 1e-2 the two one-sided slopes differ by more than the kink test
+  // allows (110 of 180 entries of dx flagged); 3e-3 flags none.
+  EXPECT_EQ(testing_nn::layer_gradient_problems(bn, x, 12, 1e-3, 3e-3), "");
+}
+
+TEST(BatchNormalizationLayer, InASequentialModelItTrainsSavesAndLoads) {
+  auto make = [](std::uint64_t seed) {
+    nn::Sequential model({6, 6, 1});
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 20, .input_dim = 36, .activation = nn::Activation::relu, .seed = seed}));
+    model.add(nn::BatchNormalization());
+    model.add(nn::Dense({.units = 10, .input_dim = 20, .seed = seed + 1}));
+    model.compile(nn::make_optimizer("sgd", 0.1f, 0.9f));
+    return model;
+  };
+  nn::Sequential model = make(3);
+  EXPECT_EQ(model.layers()[2]->name, "batch_normalization");
+  const nn::Tensor x = testing_nn::random_tensor({16, 6, 6, 1}, 4, 0.0f, 1.0f);
+  std::vector<int> labels(16);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % 10);
+  const nn::Tensor y = nn::one_hot(labels);
+  const double first = model.train_on_batch(x, y);
+  double last = first;
+  for (int step = 0; step < 30; ++step) last = model.train_on_batch(x, y);
+  EXPECT_LT(last, 0.5 * first);
+  auto& bn = dynamic_cast<nn::BatchNormalization&>(*model.layers()[2]);
+  EXPECT_EQ(model.param_count(), 36u * 20 + 20 + 4 * 20 + 20 * 10 + 10);
+  // 31 steps moved gamma and beta (the optimizer) and the moving statistics
+  // (the forward passes), which are not left at their initial values.
+  float moved_gamma = 0, moved_mean = 0;
+  for (std::size_t c = 0; c < 20; ++c)
+    moved_gamma = std::max(moved_gamma, std::abs(bn.gamma.value[c] - 1.0f)),
+    moved_mean = std::max(moved_mean, std::abs(bn.moving_mean.value[c]));
+  EXPECT_GT(moved_gamma, 1e-3f);
+  EXPECT_GT(moved_mean, 1e-3f);
+  // predict runs in inference: the same answer twice, and the moving statistics stay.
+  const nn::Tensor mean = bn.moving_mean.value;
+  const nn::Tensor p = model.predict(x);
+  EXPECT_TRUE(same_bits(model.predict(x), p));
+  EXPECT_TRUE(same_bits(bn.moving_mean.value, mean));
+  // The moving statistics are saved and loaded with the weights.
+  testing_nn::TempDir dir;
+  model.save(dir.path());
+  EXPECT_TRUE(std::filesystem::exists(dir / "batch_normalization.moving_variance.npy"));
+  nn::Sequential fresh = make(9);
+  fresh.predict(x);  // builds its BatchNormalization
+  fresh.load(dir.path());
+  EXPECT_TRUE(same_bits(fresh.predict(x), p));
 }
 
 }  // namespace

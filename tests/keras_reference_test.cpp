@@ -23,6 +23,8 @@
 
 #include "nn/batch_norm.hpp"
 #include "nn/gradcheck.hpp"
+#include "nn/layers/batch_normalization.hpp"
+#include "nn/optimizer.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/npy.hpp"
@@ -419,6 +421,39 @@ TEST(KerasReference, BatchNormalizationTrainingForwardStepsAndInference) {
   nn::batch_norm_forward_inference(rows, channels, x0.data(), gamma.data(), beta.data(), moving_mean.data(),
                                    moving_variance.data(), options.epsilon, y.data());
   EXPECT_EQ(bn_differs("output.inference", y), "");
+}
+
+// The same through the layer: nn::BatchNormalization with its defaults, its
+// forward in training, backward_and_update with SGD(0.5), then inference. The
+// optimizer sees all four weights and must move gamma and beta only.
+TEST(KerasReference, BatchNormalizationLayerMatchesThroughTheLayerInterface) {
+  const std::array<nn::Tensor, 3> xs{nn::load_npy(kBatchNorm / "x0.npy"), nn::load_npy(kBatchNorm / "x1.npy"),
+                                     nn::load_npy(kBatchNorm / "x2.npy")};
+  const nn::Tensor target = nn::load_npy(kBatchNorm / "target.npy");
+  nn::BatchNormalization bn;
+  const auto sgd = nn::make_optimizer("sgd", 0.5f);
+  std::vector<float> losses;
+  nn::Tensor dy(target.shape());
+  for (const nn::Tensor& x : xs) {
+    bn.training = true;
+    const nn::Tensor y(bn.forward(x).tensor());
+    double loss = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      const double d = double(y[i]) - target[i];
+      loss += d * d;
+      dy[i] = static_cast<float>(2.0 * d / static_cast<double>(y.size()));
+    }
+    losses.push_back(static_cast<float>(loss / static_cast<double>(y.size())));
+    sgd->begin_step(bn.parameters());
+    bn.backward_and_update(x, y, dy, /*need_dx=*/false, *sgd);
+  }
+  EXPECT_EQ(bn_differs("loss", losses), "");
+  EXPECT_EQ(bn_differs("gamma.after3", bn.gamma.value.span()), "");
+  EXPECT_EQ(bn_differs("beta.after3", bn.beta.value.span()), "");
+  EXPECT_EQ(bn_differs("moving_mean.after3", bn.moving_mean.value.span()), "");
+  EXPECT_EQ(bn_differs("moving_variance.after3", bn.moving_variance.value.span()), "");
+  bn.training = false;
+  EXPECT_EQ(bn_differs("output.inference", bn.forward(xs[0]).span()), "");
 }
 
 }  // namespace
