@@ -155,6 +155,39 @@ TEST(Dense, FloatGradientsMatchDoubleReference) {
   }
 }
 
+// Keras's build(input_shape): without input_dim, the kernel is made for the
+// input the layer is built for (by Sequential::add, or at the first forward),
+// with the very values input_dim would have given; a given input_dim must
+// match it.
+TEST(Dense, BuildMakesTheKernelForTheInputWidth) {
+  nn::Dense given({.units = 10, .input_dim = 36, .seed = 9}), built({.units = 10, .seed = 9});
+  EXPECT_FALSE(built.built());
+  built.build({1, 36});
+  ASSERT_TRUE(built.built());
+  EXPECT_EQ(built.kernel.value.shape(), nn::Shape({36, 10}));
+  EXPECT_EQ(built.kernel.grad.shape(), nn::Shape({36, 10}));
+  EXPECT_EQ(std::memcmp(built.kernel.value.data(), given.kernel.value.data(), 360 * sizeof(float)), 0);
+  built.build({1, 36});  // again: nothing changes
+  EXPECT_EQ(std::memcmp(built.kernel.value.data(), given.kernel.value.data(), 360 * sizeof(float)), 0);
+
+  nn::Dense lazy({.units = 10, .seed = 9});  // built by its first forward
+  EXPECT_EQ(lazy.forward(nn::Tensor({2, 36}, 1.0f)).shape(), nn::Shape({2, 10}));
+  EXPECT_EQ(std::memcmp(lazy.kernel.value.data(), given.kernel.value.data(), 360 * sizeof(float)), 0);
+
+  try {
+    given.build({1, 35});
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("input (1, 35) does not match input_dim 36"));
+  }
+  try {
+    nn::Dense({.units = 10}).build({1, 13, 13, 32});
+    FAIL() << "no error";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("input (1, 13, 13, 32) is not (batch, features): put a Flatten before it"));
+  }
+}
+
 TEST(Dense, ShapeErrors) {
   nn::Dense d({.units = 100, .input_dim = 5408});
   try {

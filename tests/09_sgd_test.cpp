@@ -305,6 +305,73 @@ TEST(Optimizer, AnUpdateOutsideAStepOrPastTheEndIsAnError) {
   EXPECT_NO_THROW(sgd.update_block(w, g, 0, 4));
 }
 
+// update(Parameter&) is public on every rule: the rule's own elementwise
+// update used to be an overload named update, and hid it (`s.update(p)` did
+// not compile on an nn::SGD).
+TEST(Optimizer, UpdateOfOneParameterIsCallableOnEveryRule) {
+  nn::Parameter w("w", nn::Tensor({2}, std::vector<float>{1.0f, -2.0f}));
+  w.grad = nn::Tensor({2}, std::vector<float>{0.5f, 0.1f});
+  nn::Parameter* params[] = {&w};
+  nn::SGD s({.learning_rate = 0.1f});
+  s.begin_step(params);
+  s.update(w);  // SGD: w -= 0.1 g
+  EXPECT_FLOAT_EQ(w.value[0], 0.95f);
+  EXPECT_FLOAT_EQ(w.value[1], -2.01f);
+  nn::Adam a;
+  nn::RMSprop r;
+  a.begin_step(params);
+  a.update(w);
+  r.begin_step(params);
+  r.update(w);
+  EXPECT_LT(w.value[0], 0.95f);  // both moved it against its gradient
+}
+
+// A non-trainable parameter (a moving mean) is the layer's own state: every
+// rule leaves it as it is, needs no gradient for it, and keeps no state for it.
+TEST(Optimizer, NonTrainableParametersAreNeverUpdated) {
+  for (const auto& make : every_rule()) {
+    nn::Parameter w("w", nn::Tensor({2}, std::vector<float>{1.0f, -2.0f}));
+    w.grad = nn::Tensor({2}, std::vector<float>{0.5f, 0.1f});
+    nn::Parameter mean("moving_mean", nn::Tensor({3}, std::vector<float>{4.0f, 5.0f, 6.0f}), /*is_trainable=*/false);
+    EXPECT_EQ(mean.grad.size(), 0u) << "no gradient is kept for it";
+    auto opt = make();
+    nn::Parameter* params[] = {&w, &mean};
+    opt->step(params);  // no error: its empty grad is not checked
+    opt->begin_step(params);
+    opt->update(mean);
+    EXPECT_THROW(opt->update_block(mean, w.grad.data(), 0, 1), nn::Error) << "no state was made for it";
+    EXPECT_EQ(mean.value[0], 4.0f);
+    EXPECT_EQ(mean.value[1], 5.0f);
+    EXPECT_EQ(mean.value[2], 6.0f);
+    EXPECT_NE(w.value[0], 1.0f) << opt->describe() << ": the trainable one moved";
+  }
+}
+
+// The documented contract of Parameter::grad: a training step need not keep
+// it. The fast Dense updates its kernel from each block of the gradient and
+// never writes kernel.grad (its bias grad is written); compute_gradients
+// always writes every grad.
+TEST(Backprop, ATrainingStepDoesNotKeepTheDenseKernelGradient) {
+  nn::Sequential model = nn::make_mnist_model(5);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  nn::Tensor x({8, 28, 28, 1});
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.0f, 1.0f);
+  for (float& v : x.span()) v = u(rng);
+  const nn::Tensor y = nn::one_hot(std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+  model.train_on_batch(x, y);  // a first step: the weights of the next one are new
+  model.compute_gradients(x, y);
+  nn::Parameter& kernel = *model.named_parameters()[2].parameter;  // dense.kernel
+  nn::Parameter& bias = *model.named_parameters()[3].parameter;    // dense.bias
+  const nn::Tensor kernel_grad = kernel.grad, bias_grad = bias.grad;
+  model.train_on_batch(x, y);  // at the same weights, then a step
+  model.train_on_batch(x, y);  // at other weights: other gradients
+  EXPECT_TRUE(same_bits(kernel.grad, kernel_grad)) << "not kept: left as the last backward pass wrote it";
+  EXPECT_FALSE(same_bits(bias.grad, bias_grad)) << "the bias's is written";
+  model.compute_gradients(x, y);
+  EXPECT_FALSE(same_bits(kernel.grad, kernel_grad)) << "compute_gradients writes it";
+}
+
 // train_on_batch updates each layer's weights during the backward pass (the
 // Dense layers block by block, from gradients never written to memory); that
 // must be compute_gradients followed by one optimizer step, bit for bit: for

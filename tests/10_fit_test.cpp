@@ -1211,6 +1211,79 @@ TEST(CustomLayer, TrainsSavesAndLoadsWithoutChangingTheLibrary) {
   EXPECT_TRUE(same_bits(loaded.predict(d.x_test), model.predict(d.x_test)));
 }
 
+// y = s * x, with non-trainable state as BatchNormalization keeps its moving
+// mean: `moving_mean` (3,) follows the first three logits' batch means while
+// training when `track` is on, and is never touched by the optimizer.
+class Tracker final : public nn::Layer {
+ public:
+  explicit Tracker(bool track) : track_(track) {}
+  nn::Parameter scale{"scale", nn::Tensor({1}, 0.5f)};
+  nn::Parameter moving_mean{"moving_mean", nn::Tensor({3}, std::vector<float>{0.25f, -1.0f, 2.0f}),
+                            /*is_trainable=*/false};
+  std::string type() const override { return "Tracker"; }
+  std::string base_name() const override { return "tracker"; }
+  nn::Shape output_shape(const nn::Shape& x) const override { return x; }
+  nn::ConstView forward(const nn::Tensor& x) override {
+    nn::ensure_shape(y_, x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) y_[i] = scale.value[0] * x[i];
+    if (training && track_)
+      for (std::size_t k = 0; k < 3; ++k) {
+        double mean = 0;
+        for (std::size_t n = 0; n < x.dim(0); ++n) mean += x[n * x.dim(1) + k];
+        moving_mean.value[k] = 0.9f * moving_mean.value[k] + 0.1f * static_cast<float>(mean / x.dim(0));
+      }
+    return y_;
+  }
+  nn::ConstView backward(const nn::Tensor& x, const nn::Tensor&, const nn::Tensor& dy, bool need_dx) override {
+    double ds = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) ds += static_cast<double>(x[i]) * dy[i];
+    scale.grad[0] = static_cast<float>(ds);
+    if (!need_dx) return {};
+    nn::ensure_shape(dx_, x.shape());
+    for (std::size_t i = 0; i < x.size(); ++i) dx_[i] = scale.value[0] * dy[i];
+    return dx_;
+  }
+  std::vector<nn::Parameter*> parameters() override { return {&scale, &moving_mean}; }
+
+ private:
+  bool track_;
+  nn::Tensor y_, dx_;
+};
+
+TEST(CustomLayer, NonTrainableStateIsCountedSavedLoadedAndNotTrained) {
+  Data d = subset(256, 64);
+  for (const std::string optimizer : {"sgd", "adam", "rmsprop"})
+    for (const bool track : {false, true}) {
+      auto build = [&] {
+        nn::Sequential model({28, 28, 1});
+        model.add(nn::Flatten());
+        model.add(nn::Dense({.units = 10, .seed = 4}));  // 784 inputs: from Flatten, at add
+        model.add(Tracker(track));
+        return model;
+      };
+      nn::Sequential model = build();
+      EXPECT_EQ(model.param_count(), 7850u + 1u + 3u);
+      EXPECT_EQ(model.trainable_param_count(), 7850u + 1u);
+      EXPECT_THAT(model.summary(), HasSubstr("tracker (Tracker)            (None, 10)                4\n"));
+      EXPECT_THAT(model.summary(), HasSubstr("Total params: 7,854\nTrainable params: 7,851\nNon-trainable params: 3\n"));
+
+      Tracker& layer = static_cast<Tracker&>(*model.layers().back());
+      const nn::Tensor initial = layer.moving_mean.value;
+      model.compile(nn::make_optimizer(optimizer, 0.01f));
+      model.fit(d.x_train, d.y_train, {.epochs = 1, .batch_size = 32, .seed = 1});
+      EXPECT_NE(layer.scale.value[0], 0.5f) << optimizer << ": the trainable weight trained";
+      EXPECT_EQ(same_bits(layer.moving_mean.value, initial), !track)
+          << optimizer << ": only the layer itself changes its state";
+
+      TempDir dir;
+      model.save(dir.path(), 1);
+      EXPECT_TRUE(std::filesystem::exists(dir / "tracker.moving_mean.npy"));  // Keras's name
+      nn::Sequential loaded = build();
+      loaded.load(dir.path());
+      EXPECT_TRUE(same_bits(static_cast<Tracker&>(*loaded.layers().back()).moving_mean.value, layer.moving_mean.value));
+    }
+}
+
 // y = gamma * x: a layer whose one weight is called neither kernel nor bias.
 class Gain final : public nn::Layer {
  public:

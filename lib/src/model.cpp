@@ -115,6 +115,7 @@ void Sequential::add(std::unique_ptr<Layer> layer) {
   // The shape the new layer receives: the output of the model so far.
   const Shape shape = output_shape(1);
   try {
+    layer->build(shape);  // Keras's build(input_shape): the layer makes what depends on its input
     layer->output_shape(shape);
   } catch (const Error& e) {
     throw Error(fmt::format("cannot add {} after an output of shape {}: {}", layer->type(), keras_shape(shape), e.what()));
@@ -149,7 +150,8 @@ const std::vector<Layer*>& Sequential::execution_plan() {
   }
   first_trainable_ = plan_.size();
   for (std::size_t i = 0; i < plan_.size() && first_trainable_ == plan_.size(); ++i)
-    if (!plan_[i]->parameters().empty()) first_trainable_ = i;
+    for (const Parameter* p : plan_[i]->parameters())
+      if (p->trainable) first_trainable_ = i;
   return plan_;
 }
 // [end snippet plan]
@@ -172,6 +174,13 @@ void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
 std::size_t Sequential::param_count() const {
   std::size_t n = 0;
   for (const auto& l : layers_) n += l->param_count();
+  return n;
+}
+
+std::size_t Sequential::trainable_param_count() const {
+  std::size_t n = 0;
+  for (const auto& l : layers_)
+    for (const Parameter* p : l->parameters()) n += p->trainable ? p->size() : 0;
   return n;
 }
 
@@ -209,13 +218,18 @@ std::string Sequential::summary() const {
     s += (i + 1 < layers_.size() ? rule : double_rule) + "\n";
   }
   // [end snippet summary]
-  std::string grouped;  // 542230 -> 542,230
-  std::string digits = std::to_string(param_count());
-  for (std::size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) grouped += ',';
-    grouped += digits[i];
-  }
-  s += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: 0\n{}\n", grouped, grouped, rule);
+  const auto grouped = [](std::size_t n) {  // 542230 -> 542,230
+    const std::string digits = std::to_string(n);
+    std::string out;
+    for (std::size_t i = 0; i < digits.size(); ++i) {
+      if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+      out += digits[i];
+    }
+    return out;
+  };
+  const std::size_t total = param_count(), trainable = trainable_param_count();
+  s += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n{}\n", grouped(total),
+                   grouped(trainable), grouped(total - trainable), rule);
   return s;
 }
 
@@ -704,8 +718,8 @@ Sequential make_mnist_model(std::uint64_t seed) {
   model.add(Conv2D({.filters = 32, .kernel = 3, .activation = Activation::relu, .seed = seed}));  // -> (26, 26, 32)
   model.add(MaxPooling2D({.pool = 2}));                                                           // -> (13, 13, 32)
   model.add(Flatten());                                                                           // -> (5408,)
-  model.add(Dense({.units = 100, .input_dim = 5408, .activation = Activation::relu, .seed = seed + 1}));
-  model.add(Dense({.units = 10, .input_dim = 100, .seed = seed + 2}));  // softmax comes with the loss
+  model.add(Dense({.units = 100, .activation = Activation::relu, .seed = seed + 1}));                // -> (100,)
+  model.add(Dense({.units = 10, .seed = seed + 2}));  // softmax comes with the loss
   // [end snippet mnist-model]
   return model;
 }

@@ -17,6 +17,7 @@ void Optimizer::step(std::span<Parameter* const> params) {
 void Optimizer::begin_step(std::span<Parameter* const> params) {
   // Validate everything first, then commit: a step that throws changes nothing.
   for (const Parameter* p : params) {
+    if (!p->trainable) continue;  // state the layer keeps itself: no gradient, no update
     if (!(p->grad.shape() == p->value.shape()))
       throw Error(fmt::format("optimizer: parameter {} is {} but its gradient is {}", p->name,
                               p->value.shape().str(), p->grad.shape().str()));
@@ -34,6 +35,7 @@ void Optimizer::begin_step(std::span<Parameter* const> params) {
   // The state is made here, before any update, so that update_block may run
   // on several threads at once (it only looks the state up).
   for (const Parameter* p : params) {
+    if (!p->trainable) continue;
     std::vector<Tensor>& state = state_[p];
     while (state.size() < state_tensors()) state.emplace_back(p->value.shape());  // zeros, the first time
   }
@@ -48,10 +50,11 @@ void Optimizer::update_block(Parameter& p, const float* g, std::size_t lo, std::
   std::vector<float*> many(tensors.size() > 4 ? tensors.size() : 0);
   float** state = many.empty() ? few : many.data();
   for (std::size_t s = 0; s < tensors.size(); ++s) state[s] = tensors[s].data() + lo;
-  update(std::span<float* const>(state, tensors.size()), p.value.data() + lo, g, n);
+  update_elements(std::span<float* const>(state, tensors.size()), p.value.data() + lo, g, n);
 }
 
 void Optimizer::update(Parameter& p) {
+  if (!p.trainable) return;  // e.g. a moving mean: the layer's own state
   const float* g = p.grad.data();
   const std::size_t n = p.size();
   if (n < (1u << 16)) {  // small tensors: not worth waking the threads
@@ -82,7 +85,7 @@ std::string SGD::describe() const {
 
 void SGD::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
-void SGD::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+void SGD::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
   const float lr = lr_, mu = o_.momentum;
   const bool nesterov = o_.nesterov;
   if (mu == 0.0f) {
@@ -113,7 +116,7 @@ std::string RMSprop::describe() const {
 
 void RMSprop::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
-void RMSprop::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+void RMSprop::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
   float* s = state[0];  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
@@ -146,7 +149,7 @@ void Adam::start_step(std::size_t t) {
   step_size_ = static_cast<float>(lr * std::sqrt(1.0 - b2t) / (1.0 - b1t));
 }
 
-void Adam::update(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+void Adam::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
   float* m = state[0];  // the running mean of g
   float* s = state[1];  // the running mean of g^2
   const float b1 = o_.beta_1, b2 = o_.beta_2, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/parameter.hpp"
 #include "nn/shape.hpp"
 #include "nn/tensor.hpp"
 
@@ -30,27 +31,19 @@ namespace nn {
 
 class Optimizer;
 
-// A weight tensor with its name and its gradient, as one object: backward
-// writes `grad`, the optimizer reads it and updates `value`, and save/load
-// name the file after it ("dense_1.kernel.npy").
-// [snippet parameter]
-struct Parameter {
-  std::string name;  // "kernel", "bias": the model puts the layer's name in front
-  Tensor value;
-  Tensor grad;       // dL/dvalue from the last backward pass; the shape of value
-  Parameter(std::string parameter_name, Tensor initial)
-      : name(std::move(parameter_name)), value(std::move(initial)), grad(value.shape()) {}
-  const Shape& shape() const { return value.shape(); }
-  std::size_t size() const { return value.size(); }
-};
-// [end snippet parameter]
-
 // [snippet layer-interface]
 class Layer {
  public:
   virtual ~Layer() = default;
   virtual std::string type() const = 0;       // the Keras class: "Conv2D"
   virtual std::string base_name() const = 0;  // Keras's automatic name: "conv2d" (then "conv2d_1", ...)
+
+  // Keras's build(input_shape): Sequential::add calls it once, with the
+  // output shape of the layer before (batch axis included, of size 1), before
+  // it asks output_shape or uses any weight. A layer whose weights depend on
+  // its input (Dense's kernel on the input width) makes them here; it throws
+  // nn::Error when it cannot take that input. The default does nothing.
+  virtual void build(const Shape& /*input_shape*/) {}
 
   // The output shape for an input shape, batch axis included; throws
   // nn::Error when the layer cannot take that input.
@@ -76,10 +69,13 @@ class Layer {
                                         Optimizer& optimizer);
 
   // The layer's weights, in Keras's order (kernel, then bias); none for
-  // layers without weights.
+  // layers without weights. Non-trainable state (Parameter::trainable false,
+  // e.g. a moving mean) is listed here too, after the trainable weights as
+  // Keras's layer.weights lists it: it is saved and loaded with them, and
+  // the optimizers skip it.
   virtual std::vector<Parameter*> parameters() { return {}; }
 
-  std::size_t param_count();  // the sum of the parameters' sizes: Keras's "Param #"
+  std::size_t param_count();  // the sum of the parameters' sizes, trainable or not: Keras's "Param #"
 
   std::string name;  // "dense_1": given by Sequential::add
 

@@ -6,8 +6,8 @@
 //   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = s}));
 //   model.add(nn::MaxPooling2D({.pool = 2}));
 //   model.add(nn::Flatten());
-//   model.add(nn::Dense({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = s + 1}));
-//   model.add(nn::Dense({.units = 10, .input_dim = 100, .seed = s + 2}));   // softmax: see compile
+//   model.add(nn::Dense({.units = 100, .activation = nn::Activation::relu, .seed = s + 1}));  // input: 5408, from Flatten
+//   model.add(nn::Dense({.units = 10, .seed = s + 2}));   // softmax: see compile
 //   model.compile(nn::make_optimizer("sgd", 0.01f));
 //   model.fit(x_train, y_train, {.epochs = 10, .batch_size = 32});
 //
@@ -93,8 +93,9 @@ class Sequential {
   // The shape of one sample, without the batch axis: (28, 28, 1).
   explicit Sequential(Shape input_shape);
 
-  // Appends a layer after checking that it takes the previous layer's output
-  // shape, and names it as Keras does ("dense", then "dense_1", ...).
+  // Appends a layer: builds it for the previous layer's output shape
+  // (Layer::build, e.g. Dense's kernel for the input width), checks that it
+  // takes that shape, and names it as Keras does ("dense", then "dense_1", ...).
   void add(std::unique_ptr<Layer> layer);
   template <std::derived_from<Layer> L>
   void add(L layer) { add(std::make_unique<L>(std::move(layer))); }  // model.add(nn::Flatten())
@@ -106,7 +107,8 @@ class Sequential {
 
   // Keras's model.summary() table.
   std::string summary() const;
-  std::size_t param_count() const;
+  std::size_t param_count() const;            // every weight, trainable or not: "Total params"
+  std::size_t trainable_param_count() const;  // those the optimizer trains: "Trainable params"
 
   // Forward, loss, backward and one optimizer step on one batch. Returns the
   // batch's mean loss; `correct` receives how many argmax predictions matched.
@@ -170,7 +172,7 @@ class Sequential {
   // What forward and backward run: the layers, with fused pairs replaced by
   // one step each (owned by fused_). Empty until needed.
   std::vector<Layer*> plan_;
-  std::size_t first_trainable_ = 0;  // the first step of plan_ with weights (plan_.size(): none)
+  std::size_t first_trainable_ = 0;  // the first step of plan_ with trainable weights (plan_.size(): none)
   std::vector<std::unique_ptr<Layer>> fused_;
   bool fusion_ = true;
   std::vector<ConstView> activations_;  // the last forward pass: the input of plan step i is activations_[i]

@@ -25,7 +25,7 @@
 #include <concepts>
 #include <unordered_map>
 
-#include "nn/layer.hpp"
+#include "nn/parameter.hpp"
 #include "nn/schedules.hpp"
 #include "nn/tensor.hpp"
 
@@ -34,7 +34,8 @@ namespace nn {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // One update of every parameter: p.value moves against p.grad. Throws
+  // One update of every trainable parameter: p.value moves against p.grad
+  // (a parameter with trainable false is skipped, and gets no state). Throws
   // nn::Error, before changing anything, when a gradient's shape is not its
   // value's, or a parameter's shape changed since the optimizer first saw it.
   void step(std::span<Parameter* const> params);
@@ -45,7 +46,7 @@ class Optimizer {
   // step and fixes its learning rate; then update_block(p, g, lo, n) moves
   // elements [lo, lo + n) of p.value from the n gradient values at g (a block
   // computed just now, not necessarily p.grad), and update(p) moves all of p
-  // from p.grad. Every rule here is elementwise, so updating in blocks, in
+  // from p.grad (nothing for a non-trainable p). Every rule here is elementwise, so updating in blocks, in
   // any order, on any thread, gives step()'s result bit for bit.
   void begin_step(std::span<Parameter* const> params);
   void update_block(Parameter& p, const float* g, std::size_t lo, std::size_t n);
@@ -70,8 +71,9 @@ class Optimizer {
   // Updates n elements of one parameter: w, g and each state pointer point
   // at the first of them. Every element's rule is independent of the others,
   // so large tensors are updated in blocks by several threads at once, with
-  // the same result.
-  virtual void update(std::span<float* const> state, float* w, const float* g, std::size_t n) = 0;
+  // the same result. (Not an overload of update: a rule's override would
+  // hide the public update(Parameter&).)
+  virtual void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) = 0;
   // Called once per step before any update, with the step number t (1, 2, ...).
   virtual void start_step(std::size_t /*t*/) {}
   // The learning rate of the current step, for start_step: the schedule's
@@ -101,7 +103,7 @@ class SGD final : public Optimizer {
  private:
   void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return o_.momentum > 0 ? 1 : 0; }  // the velocity
-  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
+  void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   SGDOptions o_;
   float lr_ = 0;  // the learning rate of the current step
 };
@@ -120,7 +122,7 @@ class RMSprop final : public Optimizer {
  private:
   void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 1; }  // the mean square
-  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
+  void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   RMSpropOptions o_;
   float lr_ = 0;  // the learning rate of the current step
 };
@@ -140,7 +142,7 @@ class Adam final : public Optimizer {
  private:
   void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 2; }  // m and s
-  void update(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
+  void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   AdamOptions o_;
   float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step
 };

@@ -10,25 +10,36 @@ namespace nn {
 
 namespace {
 
-Tensor glorot_kernel(const DenseOptions& o) {
-  if (o.units == 0 || o.input_dim == 0) throw Error("Dense: units and input_dim must be at least 1");
-  Tensor k({o.input_dim, o.units});
-  glorot_uniform(k, o.input_dim, o.units, o.seed);
+// The kernel (in, out) from the seed; empty for in = 0 (made at build).
+Tensor glorot_kernel(std::size_t in, const DenseOptions& o) {
+  if (o.units == 0) throw Error("Dense: units must be at least 1");
+  if (in == 0) return Tensor();
+  Tensor k({in, o.units});
+  glorot_uniform(k, in, o.units, o.seed);
   return k;
 }
 
 }  // namespace
 
 Dense::Dense(const DenseOptions& options)
-    : kernel("kernel", glorot_kernel(options)), bias("bias", Tensor({options.units})), options_(options) {}
+    : kernel("kernel", glorot_kernel(options.input_dim, options)), bias("bias", Tensor({options.units})),
+      options_(options) {}
+
+void Dense::build(const Shape& x) {
+  if (!built() && x.rank() == 2 && x[1] > 0) kernel = Parameter("kernel", glorot_kernel(x[1], options_));
+  output_shape(x);  // checks x against the kernel
+}
 
 Shape Dense::output_shape(const Shape& x) const {
-  if (x.rank() != 2 || x[1] != options_.input_dim)
-    throw Error(fmt::format("Dense: input {} does not match input_dim {}", x.str(), options_.input_dim));
+  if (!built() && x.rank() != 2)
+    throw Error(fmt::format("Dense: input {} is not (batch, features): put a Flatten before it", x.str()));
+  if (x.rank() != 2 || (built() && x[1] != kernel.value.dim(0)))
+    throw Error(fmt::format("Dense: input {} does not match input_dim {}", x.str(), kernel.value.dim(0)));
   return {x[0], options_.units};
 }
 
 ConstView Dense::forward(const Tensor& x) {
+  if (!built()) build(x.shape());  // Keras builds a layer at its first call
   ensure_shape(y_, output_shape(x.shape()));
   dense_forward(x, kernel.value, bias.value, y_, options_.variant);
   if (options_.activation == Activation::relu) relu_inplace(y_);

@@ -1,8 +1,13 @@
 #pragma once
 // The Dense layer: Dense(100, activation="relu") and Dense(10) in the Keras program.
 //
-//   nn::Dense hidden({.units = 100, .input_dim = 5408, .activation = nn::Activation::relu, .seed = 2});
+//   nn::Dense hidden({.units = 100, .activation = nn::Activation::relu, .seed = 2});
 //   nn::ConstView h = hidden.forward(features);   // (N, 5408) -> (N, 100)
+//
+// As in Keras, the input width comes from the input: build() (called by
+// Sequential::add with the shape of the layer before, or by the first
+// forward) makes the kernel for it. input_dim, when given, makes the kernel
+// at once, and must then match the input the layer is built for.
 //
 // Its weights, as Keras stores them:
 //   kernel: (in, out)   glorot_uniform from the seed
@@ -20,7 +25,7 @@ namespace nn {
 
 struct DenseOptions {
   std::size_t units = 100;       // out
-  std::size_t input_dim = 5408;  // in (Keras infers it from the layer before)
+  std::size_t input_dim = 0;     // in; 0: from the input, at build (as Keras infers it)
   Activation activation = Activation::linear;
   std::uint64_t seed = 0;        // for glorot_uniform
   DenseVariant variant = DenseVariant::fast;
@@ -30,7 +35,7 @@ class Dense final : public Layer {
  public:
   explicit Dense(const DenseOptions& options);
 
-  Parameter kernel;  // (in, out)
+  Parameter kernel;  // (in, out); empty until built when input_dim is 0
   Parameter bias;    // (out,)
 
   const DenseOptions& options() const { return options_; }
@@ -38,6 +43,11 @@ class Dense final : public Layer {
 
   std::string type() const override { return "Dense"; }
   std::string base_name() const override { return "dense"; }
+  // x: (N, in): makes the kernel (in, out) for in = x[1] the first time
+  // (glorot_uniform from the seed: the same values as input_dim = in gives);
+  // then, and with input_dim given, checks that in is the kernel's.
+  void build(const Shape& x) override;
+  bool built() const { return kernel.value.rank() == 2; }
   Shape output_shape(const Shape& x) const override;
   // x: (N, in) -> y = activation(x W + b): (N, out)
   ConstView forward(const Tensor& x) override;
