@@ -933,6 +933,8 @@ TEST(BatchNormalizationLayer, BuildsFromTheInputWithKerasNamesAndInitialValues) 
   std::vector<std::string> names;
   for (nn::Parameter* p : bn.parameters()) names.push_back(p->name);
   EXPECT_EQ(names, (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
+  EXPECT_TRUE(bn.gamma.trainable && bn.beta.trainable);
+  EXPECT_FALSE(bn.moving_mean.trainable || bn.moving_variance.trainable);
   EXPECT_EQ(bn.param_count(), 20u);  // 4 x C, as Keras's Param # (two of them not trainable)
   // Inference with the initial moving statistics (0, 1): y = x / sqrt(1 + 0.001).
   for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], x[i] / std::sqrt(1.001), 1e-6) << i;
@@ -999,6 +1001,7 @@ TEST(BatchNormalizationLayer, InASequentialModelItTrainsSavesAndLoads) {
   EXPECT_LT(last, 0.5 * first);
   auto& bn = dynamic_cast<nn::BatchNormalization&>(*model.layers()[2]);
   EXPECT_EQ(model.param_count(), 36u * 20 + 20 + 4 * 20 + 20 * 10 + 10);
+  EXPECT_THAT(model.summary(), HasSubstr("Non-trainable params: 40\n"));  // moving_mean and moving_variance
   // 31 steps moved gamma and beta (the optimizer) and the moving statistics
   // (the forward passes), which are not left at their initial values.
   float moved_gamma = 0, moved_mean = 0;

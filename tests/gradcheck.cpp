@@ -45,7 +45,8 @@ std::vector<LayerGradientCheck> check_layer_gradients(nn::Layer& layer, const nn
     std::vector<double> analytic;
   };
   std::vector<Target> targets{{"x", &x, as_double(dx)}};
-  for (nn::Parameter* p : layer.parameters()) targets.push_back({p->name, &p->value, as_double(p->grad)});
+  for (nn::Parameter* p : layer.parameters())
+    if (p->trainable) targets.push_back({p->name, &p->value, as_double(p->grad)});  // state has no gradient
 
   std::vector<LayerGradientCheck> out;
   for (Target& t : targets) {

@@ -61,7 +61,7 @@ struct LayerGradientCheck {
   double relative_error() const { return largest > 0 ? worst / largest : worst; }
 };
 
-// Checks up to `samples` entries of x and of each parameter (all of them when
+// Checks up to `samples` entries of x and of each trainable parameter (all of them when
 // a tensor is smaller), chosen from `seed`, with steps of h.
 std::vector<LayerGradientCheck> check_layer_gradients(nn::Layer& layer, const nn::Tensor& x, std::uint64_t seed,
                                                       double h = 1e-2, std::size_t samples = 300);

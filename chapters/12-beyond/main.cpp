@@ -169,11 +169,11 @@ nn::Sequential keras_io_convnet(std::uint64_t seed, bool augment) {
 nn::Sequential convnet_with_batchnorm(std::uint64_t seed) {
   nn::Sequential model({28, 28, 1});
   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed}));
-  model.add(nn::BatchNormalization({.channels = 32}));
+  model.add(nn::BatchNormalization());  // built by add for the 32 channels
   model.add(nn::MaxPooling2D({.pool = 2}));
   model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu,
                         .seed = seed + 1}));
-  model.add(nn::BatchNormalization({.channels = 64}));
+  model.add(nn::BatchNormalization());
   model.add(nn::MaxPooling2D({.pool = 2}));
   model.add(nn::Flatten());
   model.add(nn::Dropout({.rate = 0.5, .seed = seed + 2}));

@@ -3,15 +3,14 @@
 #include <fmt/format.h>
 
 #include "nn/error.hpp"
-#include "nn/optimizer.hpp"
 
 namespace nn {
 
 BatchNormalization::BatchNormalization(const BatchNormalizationOptions& options)
     : gamma("gamma", Tensor()),
       beta("beta", Tensor()),
-      moving_mean("moving_mean", Tensor()),
-      moving_variance("moving_variance", Tensor()),
+      moving_mean("moving_mean", Tensor(), false),
+      moving_variance("moving_variance", Tensor(), false),
       options_(options) {
   if (!(options.momentum >= 0.0 && options.momentum <= 1.0))
     throw Error(fmt::format("BatchNormalization: momentum {} is outside [0, 1]", options.momentum));
@@ -32,8 +31,8 @@ void BatchNormalization::build(const Shape& x) {
   }
   gamma = Parameter("gamma", Tensor({c}, 1.0f));
   beta = Parameter("beta", Tensor({c}, 0.0f));
-  moving_mean = Parameter("moving_mean", Tensor({c}, 0.0f));
-  moving_variance = Parameter("moving_variance", Tensor({c}, 1.0f));
+  moving_mean = Parameter("moving_mean", Tensor({c}, 0.0f), /*is_trainable=*/false);
+  moving_variance = Parameter("moving_variance", Tensor({c}, 1.0f), /*is_trainable=*/false);
   batch_mean_ = Tensor({c});
   batch_variance_ = Tensor({c});
 }
@@ -79,14 +78,6 @@ ConstView BatchNormalization::backward(const Tensor& x, const Tensor& /*y*/, con
                       options_.epsilon, dy.data(), dx, gamma.grad.data(), beta.grad.data());
   if (!need_dx) return {};
   return dx_;
-}
-
-ConstView BatchNormalization::backward_and_update(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx,
-                                                  Optimizer& optimizer) {
-  const ConstView dx = backward(x, y, dy, need_dx);
-  optimizer.update(gamma);  // the moving statistics are the forward pass's, not the optimizer's
-  optimizer.update(beta);
-  return dx;
 }
 
 }  // namespace nn

@@ -16,10 +16,9 @@
 //   beta             zeros   trainable
 //   moving_mean      zeros   not trainable: updated by the forward pass
 //   moving_variance  ones    not trainable
-// The optimizer never moves the moving statistics: backward leaves their
-// grad at 0, and backward_and_update updates gamma and beta only.
-// TODO(h28-model): mark them Parameter::trainable = false once the layer
-// interface has non-trainable state, and let build() override Layer::build.
+// The moving statistics are non-trainable (Parameter::trainable false):
+// saved, loaded and counted ("Non-trainable params"), never moved by the
+// optimizer, and without a gradient.
 #include <cstddef>
 
 #include "nn/batch_norm.hpp"
@@ -46,10 +45,11 @@ class BatchNormalization final : public Layer {
 
   std::string type() const override { return "BatchNormalization"; }
   std::string base_name() const override { return "batch_normalization"; }
-  // Makes the four weights for C = x's last axis the first time; afterwards
-  // checks that the last axis is C. Throws nn::Error on a rank-0 shape or a
+  // Keras's build(input_shape) (Sequential::add calls it): makes the four
+  // weights for C = x's last axis the first time; afterwards checks that the
+  // last axis is C. Throws nn::Error on a shape without a channel axis or a
   // mismatch.
-  void build(const Shape& x);
+  void build(const Shape& x) override;
   bool built() const { return gamma.value.rank() == 1; }
   Shape output_shape(const Shape& x) const override;
   // x: (N, ..., C) -> y, the same shape (builds the layer on its first call).
@@ -58,8 +58,6 @@ class BatchNormalization final : public Layer {
   // statistics. After an inference forward: throws nn::Error (Keras trains
   // this layer in training mode; a frozen layer's gradient is not written).
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
-  ConstView backward_and_update(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx,
-                                Optimizer& optimizer) override;
   // gamma, beta, moving_mean, moving_variance: Keras's layer.weights order.
   std::vector<Parameter*> parameters() override { return {&gamma, &beta, &moving_mean, &moving_variance}; }
 
