@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "nn/batch_norm.hpp"
+#include "nn/layers/batch_normalization.hpp"
 #include "nn/error.hpp"
 #include "nn/io.hpp"
 #include "nn/layers.hpp"
@@ -782,6 +784,246 @@ TEST(Ch12Beyond, TheLadderTableAveragesTheRunsOfEachStepInLadderOrder) {
                                                            dir.path().string()});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.output, HasSubstr("bad.txt:1: not a result line of ch12-beyond"));
+}
+
+}  // namespace
+
+// ---- BatchNormalization: the kernels -------------------------------------------
+
+namespace {
+
+// x: rows x channels of doubles in [-2, 3), shifted per channel so that the
+// channels have different means.
+std::vector<double> bn_input(std::size_t rows, std::size_t channels, std::uint64_t seed) {
+  std::vector<double> x = testing_nn::random_doubles(rows * channels, seed, -2.0, 3.0);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] += static_cast<double>(i % channels);
+  return x;
+}
+
+TEST(BatchNormKernels, TrainingForwardNormalizesEachChannelWithTheBiasedBatchVariance) {
+  const std::size_t rows = 24, channels = 3;
+  const std::vector<double> x = bn_input(rows, channels, 1);
+  const std::vector<double> gamma{1.5, -0.5, 2.0}, beta{0.25, 1.0, -3.0};
+  std::vector<double> y(x.size()), mean(channels), variance(channels);
+  nn::batch_norm_forward_training(rows, channels, x.data(), gamma.data(), beta.data(), 1e-3, y.data(), mean.data(),
+                                  variance.data());
+  for (std::size_t c = 0; c < channels; ++c) {
+    double m = 0, v = 0;
+    for (std::size_t r = 0; r < rows; ++r) m += x[r * channels + c];
+    m /= rows;
+    for (std::size_t r = 0; r < rows; ++r) v += (x[r * channels + c] - m) * (x[r * channels + c] - m);
+    v /= rows;  // biased: Keras 3's ops.moments
+    EXPECT_NEAR(mean[c], m, 1e-12);
+    EXPECT_NEAR(variance[c], v, 1e-12);
+    for (std::size_t r = 0; r < rows; ++r)
+      EXPECT_NEAR(y[r * channels + c], gamma[c] * (x[r * channels + c] - m) / std::sqrt(v + 1e-3) + beta[c], 1e-12);
+  }
+}
+
+TEST(BatchNormKernels, InferenceUsesTheGivenStatistics) {
+  // One row by hand: (x - mean) / sqrt(var + eps) * gamma + beta.
+  const std::vector<float> x{1.0f, 4.0f}, gamma{2.0f, 1.0f}, beta{0.5f, -1.0f}, mean{0.0f, 2.0f},
+      variance{1.0f, 3.999f};
+  std::vector<float> y(2);
+  nn::batch_norm_forward_inference<float>(1, 2, x.data(), gamma.data(), beta.data(), mean.data(), variance.data(),
+                                          1e-3, y.data());
+  EXPECT_NEAR(y[0], 2.0 / std::sqrt(1.001) + 0.5, 1e-6);
+  EXPECT_NEAR(y[1], 2.0 / 2.0 - 1.0, 1e-6);
+}
+
+TEST(BatchNormKernels, MovingAverageKeepsMomentumOfTheOldValue) {
+  const std::vector<double> mean{1.0, -2.0}, variance{4.0, 0.5};
+  std::vector<double> moving_mean{0.0, 0.0}, moving_variance{1.0, 1.0};
+  nn::batch_norm_update_moving(2, mean.data(), variance.data(), 0.99, moving_mean.data(), moving_variance.data());
+  EXPECT_NEAR(moving_mean[0], 0.01, 1e-15);
+  EXPECT_NEAR(moving_mean[1], -0.02, 1e-15);
+  EXPECT_NEAR(moving_variance[0], 0.99 + 0.04, 1e-15);
+  EXPECT_NEAR(moving_variance[1], 0.99 + 0.005, 1e-15);
+  nn::batch_norm_update_moving(2, mean.data(), variance.data(), 0.99, moving_mean.data(), moving_variance.data());
+  EXPECT_NEAR(moving_mean[0], 0.01 * 0.99 + 0.01, 1e-15);
+}
+
+// dx, dgamma and dbeta against central differences of L = sum(r * y), all in
+// double. The layer is smooth (no kinks), so the central difference's error
+// is O(h^2) times the third derivative: with h = 1e-4, about 1e-8 of the
+// gradients, far under the 1e-6 asked.
+TEST(BatchNormKernels, BackwardMatchesCentralDifferences) {
+  const std::size_t rows = 12, channels = 3;
+  std::vector<double> x = bn_input(rows, channels, 2);
+  std::vector<double> gamma{1.5, -0.5, 2.0}, beta{0.25, 1.0, -3.0};
+  const std::vector<double> r = testing_nn::random_doubles(x.size(), 3);
+  auto loss = [&] {
+    std::vector<double> y(x.size()), mean(channels), variance(channels);
+    nn::batch_norm_forward_training(rows, channels, x.data(), gamma.data(), beta.data(), 1e-3, y.data(), mean.data(),
+                                    variance.data());
+    double l = 0;
+    for (std::size_t i = 0; i < y.size(); ++i) l += r[i] * y[i];
+    return l;
+  };
+  std::vector<double> y(x.size()), mean(channels), variance(channels), dx(x.size()), dgamma(channels), dbeta(channels);
+  nn::batch_norm_forward_training(rows, channels, x.data(), gamma.data(), beta.data(), 1e-3, y.data(), mean.data(),
+                                  variance.data());
+  nn::batch_norm_backward(rows, channels, x.data(), gamma.data(), mean.data(), variance.data(), 1e-3, r.data(),
+                          dx.data(), dgamma.data(), dbeta.data());
+  const auto close = [](const std::vector<double>& analytic, const std::vector<double>& numeric, const char* what) {
+    double largest = 0, worst = 0;
+    for (std::size_t i = 0; i < analytic.size(); ++i) {
+      largest = std::max(largest, std::abs(numeric[i]));
+      worst = std::max(worst, std::abs(analytic[i] - numeric[i]));
+    }
+    EXPECT_GT(largest, 0.1) << what;
+    EXPECT_LT(worst, 1e-6 * largest) << what;
+  };
+  close(dx, nn::central_differences(x, loss, 1e-4), "dx");
+  close(dgamma, nn::central_differences(gamma, loss, 1e-4), "dgamma");
+  close(dbeta, nn::central_differences(beta, loss, 1e-4), "dbeta");
+  // The input gradient of a channel sums to 0: shifting every x of a channel
+  // by the same amount shifts its mean too and leaves y unchanged.
+  for (std::size_t c = 0; c < channels; ++c) {
+    double s = 0;
+    for (std::size_t i = c; i < dx.size(); i += channels) s += dx[i];
+    EXPECT_NEAR(s, 0.0, 1e-12);
+  }
+}
+
+// The float instantiation (the layer's kernels) against the double one, on a
+// convolution-sized batch (8 x 26 x 26 rows): the sums are taken in double in
+// both, so what is left is float rounding of x, y and dx, a few 1e-7.
+TEST(BatchNormKernels, FloatMatchesTheDoubleReference) {
+  const std::size_t rows = 8 * 26 * 26, channels = 5;
+  const nn::Tensor xf = testing_nn::random_tensor({rows, channels}, 7, -1.0f, 4.0f);
+  const nn::Tensor dyf = testing_nn::random_tensor({rows, channels}, 8);
+  const std::vector<float> gamma{1.0f, 0.5f, -2.0f, 1.5f, 0.1f}, beta{0.0f, 1.0f, -1.0f, 0.5f, 2.0f};
+  const std::vector<double> xd = nn::as_double(xf), dyd = nn::as_double(dyf), gd(gamma.begin(), gamma.end()),
+                            bd(beta.begin(), beta.end());
+  std::vector<float> yf(rows * channels), mf(channels), vf(channels), dxf(rows * channels), dgf(channels), dbf(channels);
+  std::vector<double> yd(rows * channels), md(channels), vd(channels), dxd(rows * channels), dgd(channels), dbd(channels);
+  nn::batch_norm_forward_training(rows, channels, xf.data(), gamma.data(), beta.data(), 1e-3, yf.data(), mf.data(),
+                                  vf.data());
+  nn::batch_norm_forward_training(rows, channels, xd.data(), gd.data(), bd.data(), 1e-3, yd.data(), md.data(), vd.data());
+  nn::batch_norm_backward(rows, channels, xf.data(), gamma.data(), mf.data(), vf.data(), 1e-3, dyf.data(), dxf.data(),
+                          dgf.data(), dbf.data());
+  nn::batch_norm_backward(rows, channels, xd.data(), gd.data(), md.data(), vd.data(), 1e-3, dyd.data(), dxd.data(),
+                          dgd.data(), dbd.data());
+  for (std::size_t i = 0; i < yf.size(); ++i) {
+    ASSERT_NEAR(yf[i], yd[i], 2e-6 * (1 + std::abs(yd[i]))) << i;
+    ASSERT_NEAR(dxf[i], dxd[i], 2e-6 * (1 + std::abs(dxd[i]))) << i;
+  }
+  for (std::size_t c = 0; c < channels; ++c) {
+    EXPECT_NEAR(vf[c], vd[c], 1e-6 * vd[c]);
+    EXPECT_NEAR(dgf[c], dgd[c], 1e-5 * (1 + std::abs(dgd[c])));
+    EXPECT_NEAR(dbf[c], dbd[c], 1e-5 * (1 + std::abs(dbd[c])));
+  }
+}
+
+}  // namespace
+
+// ---- BatchNormalization: the layer -----------------------------------------------
+
+namespace {
+
+TEST(BatchNormalizationLayer, BuildsFromTheInputWithKerasNamesAndInitialValues) {
+  nn::BatchNormalization bn;
+  EXPECT_FALSE(bn.built());
+  bn.training = false;
+  const nn::Tensor x = testing_nn::random_tensor({2, 3, 3, 5}, 1);
+  const nn::ConstView y = bn.forward(x);
+  ASSERT_TRUE(bn.built());
+  EXPECT_EQ(bn.type(), "BatchNormalization");
+  EXPECT_EQ(bn.base_name(), "batch_normalization");
+  std::vector<std::string> names;
+  for (nn::Parameter* p : bn.parameters()) names.push_back(p->name);
+  EXPECT_EQ(names, (std::vector<std::string>{"gamma", "beta", "moving_mean", "moving_variance"}));
+  EXPECT_TRUE(bn.gamma.trainable && bn.beta.trainable);
+  EXPECT_FALSE(bn.moving_mean.trainable || bn.moving_variance.trainable);
+  EXPECT_EQ(bn.param_count(), 20u);  // 4 x C, as Keras's Param # (two of them not trainable)
+  // Inference with the initial moving statistics (0, 1): y = x / sqrt(1 + 0.001).
+  for (std::size_t i = 0; i < x.size(); ++i) ASSERT_NEAR(y[i], x[i] / std::sqrt(1.001), 1e-6) << i;
+  EXPECT_THAT(error_of([&] { bn.forward(testing_nn::random_tensor({2, 3, 3, 4}, 1)); }),
+              HasSubstr("has 4 channels, the layer was built for 5"));
+  EXPECT_THAT(error_of([] { nn::BatchNormalization({.momentum = 1.5}); }), HasSubstr("momentum 1.5"));
+}
+
+TEST(BatchNormalizationLayer, TrainingMovesTheMovingStatisticsAndInferenceLeavesThem) {
+  nn::BatchNormalization bn({.channels = 3});
+  const nn::Tensor x = testing_nn::random_tensor({8, 4, 3}, 2, 1.0f, 5.0f);  // means near 3, variances near 4/3
+  bn.training = true;
+  bn.forward(x);
+  // Per channel, the batch statistics, then one step of the moving average.
+  for (std::size_t c = 0; c < 3; ++c) {
+    double m = 0, v = 0;
+    for (std::size_t i = c; i < x.size(); i += 3) m += x[i];
+    m /= 32;
+    for (std::size_t i = c; i < x.size(); i += 3) v += (x[i] - m) * (x[i] - m);
+    v /= 32;
+    EXPECT_NEAR(bn.moving_mean.value[c], 0.01 * m, 1e-6);
+    EXPECT_NEAR(bn.moving_variance.value[c], 0.99 + 0.01 * v, 1e-6);
+  }
+  const nn::Tensor mean_after = bn.moving_mean.value, variance_after = bn.moving_variance.value;
+  bn.training = false;
+  bn.forward(x);
+  EXPECT_TRUE(same_bits(bn.moving_mean.value, mean_after));
+  EXPECT_TRUE(same_bits(bn.moving_variance.value, variance_after));
+  EXPECT_THAT(error_of([&] { bn.backward(x, x, x); }), HasSubstr("backward needs a training forward"));
+}
+
+TEST(BatchNormalizationLayer, GradientsMatchCentralDifferences) {
+  nn::BatchNormalization bn({.channels = 5});
+  bn.training = true;
+  // Different scales per channel through gamma and beta, so that the check
+  // sees more than the initial (1, 0).
+  for (std::size_t c = 0; c < 5; ++c) bn.gamma.value[c] = 0.5f + 0.3f * c, bn.beta.value[c] = 0.1f * c;
+  const nn::Tensor x = testing_nn::random_tensor({4, 3, 3, 5}, 11);
+  // Steps of 3e-3, not the default 1e-2: the layer is smooth but curved, and
+  // over 1e-2 the two one-sided slopes differ by more than the kink test
+  // allows (110 of 180 entries of dx flagged); 3e-3 flags none.
+  EXPECT_EQ(testing_nn::layer_gradient_problems(bn, x, 12, 1e-3, 3e-3), "");
+}
+
+TEST(BatchNormalizationLayer, InASequentialModelItTrainsSavesAndLoads) {
+  auto make = [](std::uint64_t seed) {
+    nn::Sequential model({6, 6, 1});
+    model.add(nn::Flatten());
+    model.add(nn::Dense({.units = 20, .input_dim = 36, .activation = nn::Activation::relu, .seed = seed}));
+    model.add(nn::BatchNormalization());
+    model.add(nn::Dense({.units = 10, .input_dim = 20, .seed = seed + 1}));
+    model.compile(nn::make_optimizer("sgd", 0.1f, 0.9f));
+    return model;
+  };
+  nn::Sequential model = make(3);
+  EXPECT_EQ(model.layers()[2]->name, "batch_normalization");
+  const nn::Tensor x = testing_nn::random_tensor({16, 6, 6, 1}, 4, 0.0f, 1.0f);
+  std::vector<int> labels(16);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = static_cast<int>(i % 10);
+  const nn::Tensor y = nn::one_hot(labels);
+  const double first = model.train_on_batch(x, y);
+  double last = first;
+  for (int step = 0; step < 30; ++step) last = model.train_on_batch(x, y);
+  EXPECT_LT(last, 0.5 * first);
+  auto& bn = dynamic_cast<nn::BatchNormalization&>(*model.layers()[2]);
+  EXPECT_EQ(model.param_count(), 36u * 20 + 20 + 4 * 20 + 20 * 10 + 10);
+  EXPECT_THAT(model.summary(), HasSubstr("Non-trainable params: 40\n"));  // moving_mean and moving_variance
+  // 31 steps moved gamma and beta (the optimizer) and the moving statistics
+  // (the forward passes), which are not left at their initial values.
+  float moved_gamma = 0, moved_mean = 0;
+  for (std::size_t c = 0; c < 20; ++c)
+    moved_gamma = std::max(moved_gamma, std::abs(bn.gamma.value[c] - 1.0f)),
+    moved_mean = std::max(moved_mean, std::abs(bn.moving_mean.value[c]));
+  EXPECT_GT(moved_gamma, 1e-3f);
+  EXPECT_GT(moved_mean, 1e-3f);
+  // predict runs in inference: the same answer twice, and the moving statistics stay.
+  const nn::Tensor mean = bn.moving_mean.value;
+  const nn::Tensor p = model.predict(x);
+  EXPECT_TRUE(same_bits(model.predict(x), p));
+  EXPECT_TRUE(same_bits(bn.moving_mean.value, mean));
+  // The moving statistics are saved and loaded with the weights.
+  testing_nn::TempDir dir;
+  model.save(dir.path());
+  EXPECT_TRUE(std::filesystem::exists(dir / "batch_normalization.moving_variance.npy"));
+  nn::Sequential fresh = make(9);
+  fresh.predict(x);  // builds its BatchNormalization
+  fresh.load(dir.path());
+  EXPECT_TRUE(same_bits(fresh.predict(x), p));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 //   --step augment    + RandomTranslation(2/28, 2/28) in front, on the fly per batch
 //   --step schedule   + a cosine learning-rate decay over the training
 //   --step best       augment + schedule from lr 0.002, 40 epochs
+//   --step batchnorm  the convnet with BatchNormalization after each Conv2D (beside the ladder, from convnet)
 //
 // Every step prints the Keras code it stands for, trains, evaluates on the
 // test set, and ends with one `result` line that chapters/12-beyond/ladder.sh
@@ -51,6 +52,7 @@ struct Step {
   std::string keras_short;  // its one change, for the table
   bool convnet = true;      // the keras.io convnet, else the course's model
   bool augment = false;     // RandomTranslation in front
+  bool batchnorm = false;   // BatchNormalization after each Conv2D of the convnet
   bool cosine = false;      // CosineDecay of the learning rate over all the training steps
   std::string optimizer = "adam";
   double learning_rate = 0.0;  // 0: the optimizer's Keras default
@@ -117,6 +119,19 @@ const std::vector<Step>& steps() {
                 "model.fit(x_train, y_train, batch_size=128, epochs=40, validation_split=0.1)",
        .keras_short = "`CosineDecay(0.002, ...)`, `epochs=40`",
        .augment = true, .cosine = true, .learning_rate = 0.002, .epochs = 40},
+      {.name = "batchnorm",
+       .title = "convnet + BatchNormalization",
+       .keras = "model = keras.Sequential([\n"
+                "    keras.Input(shape=(28, 28, 1)),\n"
+                "    layers.Conv2D(32, kernel_size=(3, 3), activation=\"relu\"),\n"
+                "    layers.BatchNormalization(),\n"
+                "    layers.MaxPooling2D(pool_size=(2, 2)),\n"
+                "    layers.Conv2D(64, kernel_size=(3, 3), activation=\"relu\"),\n"
+                "    layers.BatchNormalization(),\n"
+                "    ...  # the convnet above\n"
+                "])",
+       .keras_short = "`layers.BatchNormalization()` after each Conv2D of the convnet",
+       .batchnorm = true},
   };
   return all;
 }
@@ -147,6 +162,24 @@ nn::Sequential keras_io_convnet(std::uint64_t seed, bool augment) {
   return model;
 }
 // [end snippet keras-io-convnet]
+
+// The convnet with BatchNormalization() after each convolution (and its ReLU),
+// before the pooling: the Conv2D and the MaxPooling2D are then no longer
+// neighbours, so the plan does not fuse them.
+nn::Sequential convnet_with_batchnorm(std::uint64_t seed) {
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed}));
+  model.add(nn::BatchNormalization());  // built by add for the 32 channels
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu,
+                        .seed = seed + 1}));
+  model.add(nn::BatchNormalization());
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Flatten());
+  model.add(nn::Dropout({.rate = 0.5, .seed = seed + 2}));
+  model.add(nn::Dense({.units = 10, .input_dim = 1600, .seed = seed + 3}));
+  return model;
+}
 
 // ---- The ladder's table and figure, from the result lines of ladder.sh --------
 
@@ -261,7 +294,7 @@ int main(int argc, char** argv) {
   std::filesystem::path save;
   bool no_save = false, list = false;
   std::filesystem::path ladder;
-  cli.option("--step", "NAME", "the rung of the ladder to train: sgd, momentum, convnet, augment, schedule, best (see --list)", &step_name);
+  cli.option("--step", "NAME", "the rung of the ladder to train: sgd, momentum, convnet, augment, schedule, best, batchnorm (see --list)", &step_name);
   cli.flag("--list", "print every step with its Keras code and exit", &list);
   cli.option("--epochs", "N", "passes over the training images", &epochs, "the step's", {1, 1000});
   cli.option("--batch-size", "N", "images per gradient step", &batch_size, "the step's", {1, 60000});
@@ -299,7 +332,9 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_sigint);
 
     fmt::print("step {}: {}\nKeras:\n{}\n\n", step.name, step.title, step.keras);
-    nn::Sequential model = step.convnet ? keras_io_convnet(seed, step.augment) : nn::make_mnist_model(seed);
+    nn::Sequential model = step.batchnorm ? convnet_with_batchnorm(seed)
+                           : step.convnet ? keras_io_convnet(seed, step.augment)
+                                          : nn::make_mnist_model(seed);
     const bool split = step.validation_split > 0;
     const std::size_t images = 60000;  // checked against the data below
     const std::size_t trained = split ? nn::split_for_validation(images, step.validation_split) : images;

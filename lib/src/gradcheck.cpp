@@ -106,7 +106,8 @@ std::vector<LayerGradientCheck> check_layer_gradients(Layer& layer, const Tensor
     std::vector<double> analytic;
   };
   std::vector<Target> targets{{"x", &x, as_double(dx)}};
-  for (Parameter* p : layer.parameters()) targets.push_back({p->name, &p->value, as_double(p->grad)});
+  for (Parameter* p : layer.parameters())
+    if (p->trainable) targets.push_back({p->name, &p->value, as_double(p->grad)});  // state has no gradient
 
   std::vector<LayerGradientCheck> out;
   for (Target& t : targets) {

@@ -172,6 +172,12 @@ MaxPooling2D -> Conv2D(64) with 32 input channels -> MaxPooling2D -> Flatten -> 
 every layer's output in inference mode, and the loss and the gradients without the Dropout. It is written
 by \`tools/keras-reference/run convnet-fixtures.mjs\` (this script leaves it alone) and described in its own
 \`README.md\`.
+
+## batchnorm/: BatchNormalization
+
+The subfolder \`batchnorm/\` holds BatchNormalization with Keras's defaults, alone: its output in training and
+in inference mode, and its weights and moving statistics after three SGD steps. Written by
+\`tools/keras-reference/run bn-fixtures.mjs\` (this script leaves it alone) and described in its own \`README.md\`.
 `;
 fs.writeFileSync(path.join(outDir, 'README.md'), readme);
 

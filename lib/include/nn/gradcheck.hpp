@@ -79,7 +79,7 @@ struct LayerGradientCheck {
   double relative_error() const { return largest > 0 ? worst / largest : worst; }
 };
 
-// One report for x, then one for each parameter in the order of
+// One report for x, then one for each trainable parameter (non-trainable state has no gradient) in the order of
 // layer.parameters(): up to `samples` entries of each (all of them when a
 // tensor is smaller), chosen from `seed`, with steps of h. Leaves the
 // weights as they were and the layer as after a forward pass on x. Throws

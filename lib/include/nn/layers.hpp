@@ -5,6 +5,7 @@
 //   #include "nn/model.hpp"
 //
 // nn/model.hpp itself knows layers only through the nn::Layer interface.
+#include "nn/layers/batch_normalization.hpp"
 #include "nn/layers/conv2d.hpp"
 #include "nn/layers/dense.hpp"
 #include "nn/layers/dropout.hpp"
