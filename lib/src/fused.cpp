@@ -163,11 +163,12 @@ void dkernel_c1_from_pooled(const float* x, std::size_t h, std::size_t w, const 
 }
 #endif
 
-// A first layer: one input channel, a 3x3 kernel, the direct variant, C_out
-// a multiple of kLanes (16, whatever the vector width, so that every CPU takes
-// the same path): the kernels of conv2d_direct3x3.cpp's C_in = 1 path, which
-// the fused step then calls a few rows at a time.
-bool first_layer(const Tensor& kernel, Conv2DVariant variant, std::size_t c) {
+// One input channel (what a model's first layer on gray images has), a 3x3
+// kernel, the direct variant, C_out a multiple of kLanes (16, whatever the
+// vector width, so that every CPU takes the same path): the kernels of
+// conv2d_direct3x3.cpp's C_in = 1 path, which the fused step then calls a few
+// rows at a time. The test is on the shapes, not on the layer's place.
+bool one_channel_direct3x3(const Tensor& kernel, Conv2DVariant variant, std::size_t c) {
   return variant == Conv2DVariant::direct3x3 && kernel.dim(0) == 3 && kernel.dim(1) == 3 && kernel.dim(2) == 1 &&
          c % simd::kLanes == 0;
 }
@@ -189,8 +190,8 @@ void conv2d_relu_maxpool_forward(const Tensor& x, const Tensor& kernel, const Te
   const std::size_t ow = map_shape[2];
   std::uint8_t* const where_base = where.data();
 #if NN_HAVE_SIMD
-  if (first_layer(kernel, variant, c)) {
-    // A first layer: the convolution a window row at a time (pool rows of the
+  if (one_channel_direct3x3(kernel, variant, c)) {
+    // One input channel: the convolution a window row at a time (pool rows of the
     // map, 6.6 KB, in L1), pooled at once; the map's last row of an odd-sized
     // map, which no window reads, is never computed.
     const Conv2DDims d = conv2d_dims(x.shape(), kernel.shape());
@@ -251,8 +252,8 @@ void conv2d_relu_maxpool_backward(const Tensor& x, const Tensor& kernel, const T
   const float* gp = dy.data();
   const std::uint8_t* wp = where.data();
   std::vector<Conv2DGradients> partial(parts);
-  // A first layer with no input gradient: dkernel_c1_from_pooled, which needs no map.
-  const bool c1_no_map = NN_HAVE_SIMD && first_layer(kernel, variant, c) && !dx;
+  // One input channel and no input gradient: dkernel_c1_from_pooled, which needs no map.
+  const bool c1_no_map = NN_HAVE_SIMD && one_channel_direct3x3(kernel, variant, c) && !dx;
   parallel_for(0, parts, [&](std::size_t lo, std::size_t hi) {
     thread_local Tensor dmap_storage;  // one image's gradient at the conv output
     thread_local Conv2DGradients one_storage;

@@ -1,5 +1,5 @@
 #pragma once
-// SGD(learning_rate=0.01), and the optimizers the walkthrough suggests trying.
+// SGD(learning_rate=0.01), and the optimizers chapter 12 tries: SGD with momentum, RMSprop, Adam.
 //
 // An optimizer turns gradients into weight updates: each nn::Parameter's
 // value moves against its grad. It keeps whatever state it needs (a
