@@ -980,6 +980,45 @@ TEST(BatchNormalizationLayer, GradientsMatchCentralDifferences) {
   EXPECT_EQ(testing_nn::layer_gradient_problems(bn, x, 12, 1e-3, 3e-3), "");
 }
 
+// update_statistics: training-mode forward passes, no update. With one batch
+// repeated k times the moving statistics become 0.99^k of their start plus
+// (1 - 0.99^k) of the batch's; no trainable weight changes, bit for bit.
+TEST(BatchNormalizationLayer, UpdateStatisticsMovesOnlyTheMovingStatistics) {
+  nn::Sequential model({6, 6, 1});
+  model.add(nn::Flatten());
+  model.add(nn::BatchNormalization());  // 36 channels: the pixels themselves
+  model.add(nn::Dense({.units = 10, .seed = 7}));
+  const nn::Tensor one = testing_nn::random_tensor({16, 6, 6, 1}, 8, 0.0f, 1.0f);
+  nn::Tensor x({16 * 100 + 5, 6, 6, 1});  // the same 16 images 100 times, then 5 (not a whole batch)
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = one[i % one.size()];
+  std::vector<nn::Tensor> before;
+  for (nn::Parameter* p : model.parameters()) before.push_back(p->value);
+  EXPECT_THAT(error_of([&] { model.update_statistics(x, 0); }), HasSubstr("batch_size must be at least 1"));
+  model.update_statistics(x, 16);
+  std::size_t i = 0;
+  for (nn::Parameter* p : model.parameters()) {
+    if (p->trainable) {
+      EXPECT_TRUE(same_bits(p->value, before[i])) << p->name;
+    }
+    ++i;
+  }
+  auto& bn = dynamic_cast<nn::BatchNormalization&>(*model.layers()[1]);
+  const double kept = std::pow(0.99, 100);  // of the start: mean 0, variance 1
+  for (std::size_t c = 0; c < 36; ++c) {
+    double m = 0, v = 0;
+    for (std::size_t n = 0; n < 16; ++n) m += one[n * 36 + c];
+    m /= 16;
+    for (std::size_t n = 0; n < 16; ++n) v += (one[n * 36 + c] - m) * (one[n * 36 + c] - m);
+    v /= 16;  // biased, as Keras
+    // 100 float updates of a value near 0.5: a few ulps each.
+    EXPECT_NEAR(bn.moving_mean.value[c], (1 - kept) * m, 1e-5) << c;
+    EXPECT_NEAR(bn.moving_variance.value[c], kept + (1 - kept) * v, 1e-5) << c;
+  }
+  const nn::Tensor mean = bn.moving_mean.value;
+  model.update_statistics(x.batch_view(0, 15), 16);  // no whole batch: nothing runs
+  EXPECT_TRUE(same_bits(bn.moving_mean.value, mean));
+}
+
 TEST(BatchNormalizationLayer, InASequentialModelItTrainsSavesAndLoads) {
   auto make = [](std::uint64_t seed) {
     nn::Sequential model({6, 6, 1});

@@ -120,6 +120,13 @@ ConstView Sequential::logits(const Tensor& x, bool training) {
 }
 // [end snippet logits]
 
+void Sequential::update_statistics(const Tensor& x, std::size_t batch_size) {
+  check_data("update_statistics", x, nullptr);
+  if (batch_size == 0) throw Error("update_statistics: batch_size must be at least 1");
+  for (std::size_t first = 0; first + batch_size <= x.dim(0); first += batch_size)
+    logits(x.batch_view(first, batch_size), /*training=*/true);
+}
+
 double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   check_data("compute_gradients", x, &y);
   return backprop(x, y, nullptr);

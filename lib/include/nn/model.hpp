@@ -119,6 +119,13 @@ class Sequential {
   double compute_gradients(const Tensor& x, const Tensor& y);
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options);
+  // Forward passes in training mode over x, `batch_size` images at a time
+  // (whole batches only), with no backward pass and no update: no weight
+  // changes, and what layers keep of their inputs' statistics
+  // (BatchNormalization's moving mean and variance) moves toward the
+  // statistics the present weights give. After fit, the moving averages still
+  // hold batches from weights that have since moved; this re-estimates them.
+  void update_statistics(const Tensor& x, std::size_t batch_size = 32);
   Evaluation evaluate(const Tensor& x, const Tensor& y, std::size_t batch_size = 32,
                       std::ostream* progress = nullptr) ;
   // softmax probabilities, (N, classes)
