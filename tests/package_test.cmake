@@ -3,7 +3,10 @@
 #   MODE=find-package   installs this build (cmake --install) into WORK/prefix,
 #                       then find_package(nn) with CMAKE_PREFIX_PATH=WORK/prefix
 #   MODE=add-subdirectory  add_subdirectory(SOURCE_DIR/lib): nn compiled there
-# Run as: cmake -DMODE=.. -DSOURCE_DIR=.. -DBUILD_DIR=.. -DWORK=.. -DCXX=.. [-DLAUNCHER=..] -P package_test.cmake
+# Run as: cmake -DMODE=.. -DSOURCE_DIR=.. -DBUILD_DIR=.. -DWORK=.. -DCXX=.. [-DLAUNCHER=..] [-DSANITIZE=ON]
+#                -P package_test.cmake
+# SANITIZE: this build's nn has the sanitizers (the sanitize preset); the
+# program that links it must have them too (ASan's runtime comes first).
 foreach(var MODE SOURCE_DIR BUILD_DIR WORK CXX)
   if(NOT DEFINED ${var})
     message(FATAL_ERROR "package_test.cmake: -D${var}=... not given")
@@ -24,6 +27,11 @@ set(configure ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package -B ${WORK}/build -
               -DCMAKE_CXX_COMPILER=${CXX})
 if(LAUNCHER)
   list(APPEND configure -DCMAKE_CXX_COMPILER_LAUNCHER=${LAUNCHER})
+endif()
+if(SANITIZE)
+  set(sanitizers -fsanitize=address,undefined,float-cast-overflow)
+  list(APPEND configure "-DCMAKE_CXX_FLAGS=${sanitizers} -fno-sanitize-recover=all"
+                        -DCMAKE_EXE_LINKER_FLAGS=${sanitizers} -DCMAKE_SHARED_LINKER_FLAGS=${sanitizers})
 endif()
 if(MODE STREQUAL "find-package")
   run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK}/prefix)
