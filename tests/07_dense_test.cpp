@@ -280,20 +280,8 @@ TEST(Dense, LayerGradientsThroughTheLayerInterface) {
 
 namespace {
 
-// The chapter runs its layers on the first batch of 32 training images: fewer
-// used to fail with "cannot view items 0..32 of a batch of shape (0, 28, 28, 1)".
 TEST(Ch07Executable, TooFewTrainingImagesAreAClearError) {
-  for (const std::size_t n : {0, 5}) {
-    testing_nn::TempDir dir;
-    testing_nn::write_mnist_folder(dir / "data", {n, 28, 28}, {5, 28, 28});
-    auto run = testing_nn::run_program("ch07-dense", {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
-    EXPECT_EQ(run.exit_code, 1) << run.output;
-    EXPECT_THAT(run.output, ::testing::HasSubstr(n == 0 ? "data: the training set is empty: this chapter runs its layers on "
-                                                          "the first batch of 32 training images"
-                                                        : "data: the training set holds only 5 images: this chapter"))
-        << run.output;
-    EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
-  }
+  testing_nn::expect_too_few_training_images_refused("ch07-dense");
 }
 
 }  // namespace

@@ -156,4 +156,19 @@ void write_mnist_folder(const fs::path& dir, const std::vector<std::size_t>& tra
   write("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", test_images);
 }
 
+void expect_too_few_training_images_refused(const std::string& program) {
+  for (const std::size_t n : {0, 5}) {
+    TempDir dir;
+    write_mnist_folder(dir / "data", {n, 28, 28}, {5, 28, 28});
+    auto run = run_program(program, {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
+    EXPECT_EQ(run.exit_code, 1) << program << "\n" << run.output;
+    EXPECT_NE(run.output.find(n == 0 ? "data: the training set is empty: this chapter runs its layers on "
+                                       "the first batch of 32 training images"
+                                     : "data: the training set holds only 5 images: this chapter"),
+              std::string::npos)
+        << program << "\n" << run.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << program << ": nothing is drawn";
+  }
+}
+
 }  // namespace testing_nn

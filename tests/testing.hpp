@@ -68,4 +68,10 @@ ProgramRun run_program(const std::string& program, const std::vector<std::string
 void write_mnist_folder(const std::filesystem::path& dir, const std::vector<std::size_t>& train_images,
                         const std::vector<std::size_t>& test_images);
 
+// Chapters 06-09 run their layers on the first batch of 32 training images:
+// `program` with 0 and with 5 training images must exit 1 with the message
+// that says so, and draw nothing (it used to fail with "cannot view items
+// 0..32 of a batch of shape (0, 28, 28, 1)").
+void expect_too_few_training_images_refused(const std::string& program);
+
 }  // namespace testing_nn
