@@ -170,7 +170,7 @@ TEST(Optimizer, FactoryAndErrors) {
 }
 
 // The course's model, whole, in double: its analytic gradient (the naive
-// kernels' backward passes chained, lib/src/model_gradcheck.cpp) against central
+// kernels' backward passes chained, lib/src/course/model_gradcheck.cpp) against central
 // differences of its loss, over every weight of conv2d and dense_1, the
 // dense bias, and 2000 random weights of the (5408, 100) dense kernel. Then
 // the float model's compute_gradients, fused and not, against that gradient.

@@ -25,7 +25,7 @@ if(FMT_INCLUDE)
   list(APPEND includes -isystem ${WORK_DIR}/include)
 endif()
 
-file(GLOB sources "${SOURCE_DIR}/lib/src/*.cpp")
+file(GLOB_RECURSE sources "${SOURCE_DIR}/lib/src/*.cpp")
 set(failures "")
 set(checked 0)
 foreach(source IN LISTS sources)
@@ -42,9 +42,12 @@ foreach(source IN LISTS sources)
     continue()
   endif()
   get_filename_component(name "${source}" NAME)
-  set(report "${WORK_DIR}/${name}.vec.txt")
+  # kernels/dense.cpp and layers/dense.cpp: the work files are named by the path.
+  file(RELATIVE_PATH relative "${SOURCE_DIR}/lib/src" "${source}")
+  string(REPLACE "/" "_" work "${relative}")
+  set(report "${WORK_DIR}/${work}.vec.txt")
   execute_process(
-    COMMAND ${CXX} -std=c++20 -O3 -fno-math-errno ${flags} ${includes} -c ${source} -o ${WORK_DIR}/${name}.o
+    COMMAND ${CXX} -std=c++20 -O3 -fno-math-errno ${flags} ${includes} -c ${source} -o ${WORK_DIR}/${work}.o
             -fopt-info-vec-optimized=${report}
     RESULT_VARIABLE rc ERROR_VARIABLE err)
   if(NOT rc EQUAL 0)
@@ -54,7 +57,7 @@ foreach(source IN LISTS sources)
   foreach(number IN LISTS marked)
     math(EXPR checked "${checked} + 1")
     if(NOT text MATCHES "${name}:${number}:[0-9]+: optimized: loop vectorized")
-      list(APPEND failures "lib/src/${name}:${number}")
+      list(APPEND failures "lib/src/${relative}:${number}")
     endif()
   endforeach()
 endforeach()

@@ -8,7 +8,7 @@
 //
 // In a README, the quote names the file and the region, and the fenced block
 // after it holds the region's lines with their common indentation removed:
-//     <!-- snippet: lib/src/idx.cpp idx-header -->
+//     <!-- snippet: lib/src/data/idx.cpp idx-header -->
 //     ```cpp
 //     ...code...
 //     ```

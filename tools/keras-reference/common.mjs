@@ -20,7 +20,7 @@ export async function initTf() {
 }
 export { tf };
 
-// ---- .npy, exactly as lib/src/npy.cpp writes it ------------------------------
+// ---- .npy, exactly as lib/src/data/npy.cpp writes it ------------------------------
 //
 // Version 1.0, '<f4', C order, the header padded with spaces so that the data
 // starts at a multiple of 64 bytes, then '\n'. The shape is "(10,)" for rank 1

@@ -32,7 +32,7 @@ namespace nn {
 class Optimizer;
 enum class Conv2DVariant;  // nn/conv2d.hpp
 
-// What a layer tells Sequential's execution plan (lib/src/model_plan.cpp)
+// What a layer tells Sequential's execution plan (lib/src/model/model_plan.cpp)
 // about itself, for fusion: a layer that declares conv_relu, directly
 // followed by one that declares max_pool, runs as one fused step
 // (nn/fused.hpp) that computes with the first one's kernel and bias and
