@@ -14,7 +14,8 @@
 
 #include "nn/activations.hpp"
 #include "nn/conv2d.hpp"
-#include "nn/layers/conv2d.hpp"
+#include "nn/layers.hpp"
+#include "nn/model.hpp"
 #include "nn/error.hpp"
 #include "nn/gemm.hpp"
 #include "nn/init.hpp"
@@ -185,11 +186,44 @@ TEST(Conv2D, VariantsHaveNamesInCourseOrder) {
 TEST(Conv2D, OutputShapeIsInputMinusKernelPlusOne) {
   nn::Conv2D conv({.filters = 32, .kernel = 3});
   EXPECT_EQ(conv.output_shape({60000, 28, 28, 1}), (Shape{60000, 26, 26, 32}));
+  EXPECT_FALSE(conv.built());                 // as in Keras, no kernel before the layer sees its input
+  EXPECT_EQ(conv.param_count(), 32u);         // the bias alone
+  conv.build({1, 28, 28, 1});
+  EXPECT_EQ(conv.kernel.shape(), (Shape{3, 3, 1, 32}));
   EXPECT_EQ(conv.param_count(), 320u);  // 3*3*1*32 + 32, as model.summary() says
   nn::Conv2D wide({.filters = 4, .kernel = {2, 5}, .input_channels = 3});
   EXPECT_EQ(wide.output_shape({2, 7, 9, 3}), (Shape{2, 6, 5, 4}));
   EXPECT_EQ(wide.output_shape({1, 2, 5, 3}), (Shape{1, 1, 1, 4}));  // kernel as large as the image
   EXPECT_EQ(nn::conv2d_dims({32, 28, 28, 1}, {3, 3, 1, 32}).forward_flops(), 2.0 * 32 * 26 * 26 * 9 * 32);
+}
+
+// Keras's Conv2D(64, 3) after a layer with 32 channels takes C_in = 32 from
+// it: Sequential::add builds the layer with the shape before it. The kernel is
+// the one input_channels = 32 gives (the same seed, the same values); an
+// input_channels that disagrees with the model is refused at add.
+TEST(Conv2D, BuildTakesTheInputChannelsFromTheLayerBefore) {
+  nn::Sequential model({28, 28, 1});
+  model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = 1}));
+  model.add(nn::MaxPooling2D({.pool = 2}));
+  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .activation = nn::Activation::relu, .seed = 2}));
+  const auto named = model.named_parameters();
+  ASSERT_EQ(named.size(), 4u);
+  EXPECT_EQ(named[0].parameter->shape(), (Shape{3, 3, 1, 32}));
+  EXPECT_EQ(named[2].parameter->shape(), (Shape{3, 3, 32, 64}));
+  nn::Conv2D explicit_channels({.filters = 64, .kernel = 3, .input_channels = 32, .seed = 2});
+  EXPECT_TRUE(all_close(named[2].parameter->value, explicit_channels.kernel.value, 0, 0));
+  // A layer used on its own builds at its first call.
+  nn::Conv2D alone({.filters = 4, .kernel = 3, .seed = 3});
+  EXPECT_EQ(alone.forward(Tensor({2, 6, 6, 3})).shape(), (Shape{2, 4, 4, 4}));
+  EXPECT_EQ(alone.kernel.shape(), (Shape{3, 3, 3, 4}));
+  nn::Sequential wrong({28, 28, 1});
+  wrong.add(nn::Conv2D({.filters = 32, .kernel = 3, .seed = 1}));
+  try {
+    wrong.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 16, .seed = 2}));
+    ADD_FAILURE() << "a Conv2D for 16 channels was added after one with 32";
+  } catch (const nn::Error& e) {
+    EXPECT_THAT(e.what(), ::testing::HasSubstr("the input has 32 channels but the kernel expects 16")) << e.what();
+  }
 }
 
 void expect_error(const std::function<void()>& f, const std::string& part) {
@@ -505,8 +539,9 @@ TEST(ReLU, ForwardAndBackward) {
 }
 
 TEST(Init, GlorotUniformIsBoundedSeededAndCentred) {
-  nn::Conv2D a({.filters = 32, .kernel = 3, .seed = 1}), b({.filters = 32, .kernel = 3, .seed = 1}),
-      c({.filters = 32, .kernel = 3, .seed = 2});
+  nn::Conv2D a({.filters = 32, .kernel = 3, .input_channels = 1, .seed = 1}),
+      b({.filters = 32, .kernel = 3, .input_channels = 1, .seed = 1}),
+      c({.filters = 32, .kernel = 3, .input_channels = 1, .seed = 2});
   const float limit = std::sqrt(6.0f / (9 * 1 + 9 * 32));  // fan_in = 3*3*1, fan_out = 3*3*32
   EXPECT_FLOAT_EQ(nn::glorot_limit(9, 288), limit);
   EXPECT_TRUE(all_close(a.kernel.value, b.kernel.value, 0, 0)) << "the same seed gives the same weights";

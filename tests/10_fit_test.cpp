@@ -1145,6 +1145,7 @@ class WrappedConv final : public nn::Layer {
   nn::Conv2D conv;
   std::string type() const override { return "WrappedConv"; }
   std::string base_name() const override { return "wrapped_conv"; }
+  void build(const nn::Shape& x) override { conv.build(x); }  // the Conv2D makes its kernel for x's channels
   nn::Shape output_shape(const nn::Shape& x) const override { return conv.output_shape(x); }
   nn::ConstView forward(const nn::Tensor& x) override { return conv.forward(x); }
   nn::ConstView backward(const nn::Tensor& x, const nn::Tensor& y, const nn::Tensor& dy, bool need_dx) override {

@@ -153,12 +153,11 @@ nn::Sequential keras_io_convnet(std::uint64_t seed, bool augment) {
     model.add(nn::RandomTranslation({.height_factor = 2.0 / 28, .width_factor = 2.0 / 28, .seed = seed + 4}));
   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed}));
   model.add(nn::MaxPooling2D({.pool = 2}));
-  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu,
-                        .seed = seed + 1}));
+  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .activation = nn::Activation::relu, .seed = seed + 1}));
   model.add(nn::MaxPooling2D({.pool = 2}));
   model.add(nn::Flatten());
   model.add(nn::Dropout({.rate = 0.5, .seed = seed + 2}));
-  model.add(nn::Dense({.units = 10, .input_dim = 1600, .seed = seed + 3}));  // softmax: in the loss
+  model.add(nn::Dense({.units = 10, .seed = seed + 3}));  // softmax: in the loss
   return model;
 }
 // [end snippet keras-io-convnet]
@@ -171,13 +170,12 @@ nn::Sequential convnet_with_batchnorm(std::uint64_t seed) {
   model.add(nn::Conv2D({.filters = 32, .kernel = 3, .activation = nn::Activation::relu, .seed = seed}));
   model.add(nn::BatchNormalization());  // built by add for the 32 channels
   model.add(nn::MaxPooling2D({.pool = 2}));
-  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .input_channels = 32, .activation = nn::Activation::relu,
-                        .seed = seed + 1}));
+  model.add(nn::Conv2D({.filters = 64, .kernel = 3, .activation = nn::Activation::relu, .seed = seed + 1}));
   model.add(nn::BatchNormalization());
   model.add(nn::MaxPooling2D({.pool = 2}));
   model.add(nn::Flatten());
   model.add(nn::Dropout({.rate = 0.5, .seed = seed + 2}));
-  model.add(nn::Dense({.units = 10, .input_dim = 1600, .seed = seed + 3}));
+  model.add(nn::Dense({.units = 10, .seed = seed + 3}));
   return model;
 }
 

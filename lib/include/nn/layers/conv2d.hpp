@@ -8,6 +8,11 @@
 // Its weights, as Keras stores them:
 //   kernel: (KH, KW, C_in, C_out)   glorot_uniform from the seed
 //   bias:   (C_out,)                zeros
+// As in Keras, the input's channels come from the input: build() (called by
+// Sequential::add with the shape of the layer before, or by the first
+// forward) makes the kernel for them. input_channels, when given, makes the
+// kernel at once, and must then match the input the layer is built for.
+//
 // The arithmetic is chapter 04's kernels (nn/conv2d.hpp), with the variant
 // chosen in the options; the activation comes after the convolution forward
 // and before it backward.
@@ -30,7 +35,7 @@ struct KernelSize {
 struct Conv2DOptions {
   std::size_t filters = 32;       // C_out
   KernelSize kernel = 3;          // (KH, KW)
-  std::size_t input_channels = 1; // C_in (Keras infers it from input_shape)
+  std::size_t input_channels = 0; // C_in; 0: from the input, at build (as Keras infers it)
   Activation activation = Activation::linear;
   std::uint64_t seed = 0;         // for glorot_uniform
   Conv2DVariant variant = Conv2DVariant::direct3x3;
@@ -40,7 +45,7 @@ class Conv2D final : public Layer {
  public:
   explicit Conv2D(const Conv2DOptions& options);
 
-  Parameter kernel;  // (KH, KW, C_in, C_out)
+  Parameter kernel;  // (KH, KW, C_in, C_out); empty until built when input_channels is 0
   Parameter bias;    // (C_out,)
 
   const Conv2DOptions& options() const { return options_; }
@@ -48,6 +53,11 @@ class Conv2D final : public Layer {
 
   std::string type() const override { return "Conv2D"; }
   std::string base_name() const override { return "conv2d"; }
+  // x: (N, H, W, C_in): makes the kernel for C_in = x[3] the first time
+  // (glorot_uniform from the seed: the same values as input_channels = C_in
+  // gives); then, and with input_channels given, checks that C_in is the kernel's.
+  void build(const Shape& x) override;
+  bool built() const { return kernel.value.rank() == 4; }
   Shape output_shape(const Shape& x) const override;
   // x: (N, H, W, C_in) -> y: (N, OH, OW, C_out), the activation applied.
   ConstView forward(const Tensor& x) override;
