@@ -1,6 +1,7 @@
 // Code quoted in the course's Markdown must match the source it quotes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "snippets.hpp"
@@ -45,6 +46,23 @@ TEST(Snippets, ADriftedQuoteIsReportedAndUpdateRepairsIt) {
   std::ifstream in(dir / "README.md");
   std::string text((std::istreambuf_iterator<char>(in)), {});
   EXPECT_EQ(text, "Text\n<!-- snippet: lib/a.cpp body -->\n```cpp\nreturn 1;\n```\nMore\n");
+}
+
+// tests/README.md holds the chapters' test inventories, with code quoted from
+// the tests; its quotes are checked like a chapter's. The fixtures' READMEs
+// quote nothing and stay out.
+TEST(Snippets, TheTestsReadmeIsCheckedButNotTheFixtures) {
+  TempDir dir;
+  write(dir / "README.md", "x\n");
+  write(dir / "tests/README.md", "x\n");
+  write(dir / "tests/fixtures/data/README.md", "x\n");
+  auto files = snippets::markdown_files(dir.path());
+  auto listed = [&](const std::filesystem::path& p) {
+    return std::find(files.begin(), files.end(), p) != files.end();
+  };
+  EXPECT_TRUE(listed(dir / "README.md"));
+  EXPECT_TRUE(listed(dir / "tests/README.md"));
+  EXPECT_FALSE(listed(dir / "tests/fixtures/data/README.md"));
 }
 
 TEST(Snippets, AMissingRegionIsReported) {

@@ -95,6 +95,8 @@ std::string extract(const fs::path& source, const std::string& name) {
 std::vector<fs::path> markdown_files(const fs::path& root) {
   std::vector<fs::path> files;
   if (fs::exists(root / "README.md")) files.push_back(root / "README.md");
+  // The chapters' test inventories quote the tests too.
+  if (fs::exists(root / "tests/README.md")) files.push_back(root / "tests/README.md");
   for (const char* dir : {"chapters", "docs"}) {
     if (!fs::is_directory(root / dir)) continue;
     for (const auto& e : fs::recursive_directory_iterator(root / dir))

@@ -30,7 +30,8 @@ struct Problem {
 // The region `name` of `source`, dedented; throws std::runtime_error if absent.
 std::string extract(const std::filesystem::path& source, const std::string& name);
 
-// The Markdown files of the course under `root`: README.md, chapters/*/README.md, docs/*.md.
+// The Markdown files of the course under `root`: README.md, tests/README.md,
+// chapters/*/README.md, docs/*.md.
 std::vector<std::filesystem::path> markdown_files(const std::filesystem::path& root);
 
 // Checks every quote in `markdown` (paths in it are relative to `root`).
