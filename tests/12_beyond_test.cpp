@@ -28,6 +28,7 @@
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
 #include "nn/parallel.hpp"
+#include "nn/plot.hpp"
 #include "nn/schedules.hpp"
 #include "testing.hpp"
 
@@ -784,6 +785,39 @@ TEST(Ch12Beyond, TheLadderTableAveragesTheRunsOfEachStepInLadderOrder) {
                                                            dir.path().string()});
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_THAT(bad.output, HasSubstr("bad.txt:1: not a result line of ch12-beyond"));
+}
+
+// The ladder figure names each rung by a label beside its mean; rungs that
+// train about as long (the three 15-epoch convnet rungs, 54 s each) would
+// print their labels on top of each other, so nn::plot::spread_labels moves
+// them apart. Expected positions worked out by hand.
+TEST(Ch12Beyond, LadderLabelsAreSpreadApartInTheirOrderAndOthersStayPut) {
+  // The committed ladder's means: convnet 99.15, augment 99.29, schedule
+  // 99.21 overlap at a gap of 0.1; sgd 97.67 and best 99.51 do not. The three
+  // become one group centred on their mean, 297.65 / 3 = 99.21667.
+  const std::vector<double> placed = nn::plot::spread_labels({99.15, 99.29, 99.21, 97.67, 99.51}, 0.1);
+  ASSERT_EQ(placed.size(), 5u);
+  EXPECT_NEAR(placed[0], 99.11667, 1e-5);
+  EXPECT_NEAR(placed[2], 99.21667, 1e-5);
+  EXPECT_NEAR(placed[1], 99.31667, 1e-5);
+  EXPECT_EQ(placed[3], 97.67) << "a label that overlaps nothing stays where it was";
+  EXPECT_EQ(placed[4], 99.51);
+
+  // A merged group that reaches down into the one below merges with it too:
+  // 0.12 and 0.2 first, then with 0 (their group's low end is 0.073, closer
+  // than 0.1 to 0), then the last 0.2: five labels 0.1 apart around 0.72 / 5.
+  const std::vector<double> cascade = nn::plot::spread_labels({0.2, 0.0, 0.12, 0.2, 0.2}, 0.1);
+  EXPECT_NEAR(cascade[1], -0.056, 1e-9);
+  EXPECT_NEAR(cascade[2], 0.044, 1e-9);
+  // The three 0.2s keep their order among themselves (a stable sort): 0, 3, 4.
+  EXPECT_NEAR(cascade[0], 0.144, 1e-9);
+  EXPECT_NEAR(cascade[3], 0.244, 1e-9);
+  EXPECT_NEAR(cascade[4], 0.344, 1e-9);
+
+  EXPECT_TRUE(nn::plot::spread_labels({}, 1.0).empty());
+  EXPECT_THAT(error_of([] { nn::plot::spread_labels({1.0, 2.0}, 0.0); }), HasSubstr("the gap 0 is not a positive"));
+  EXPECT_THAT(error_of([] { nn::plot::spread_labels({1.0, std::nan("")}, 0.1); }),
+              HasSubstr("the position nan is not finite"));
 }
 
 }  // namespace

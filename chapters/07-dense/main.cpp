@@ -27,7 +27,8 @@
 namespace {
 
 // The weights of `units` units of a Dense(in = 13*13*32): unit u's column of
-// the kernel, read back as (13, 13, 32), drawn as 32 tiles of 13x13.
+// the kernel, read back as (13, 13, 32), drawn as 32 tiles of 13x13 (channel
+// c at row c / 8, column c % 8).
 void plot_units(const nn::Tensor& kernel, std::size_t units, const std::string& title,
                 const std::filesystem::path& file) {
   float limit = 0;  // one colour scale for all units, symmetric about 0
@@ -43,6 +44,16 @@ void plot_units(const nn::Tensor& kernel, std::size_t units, const std::string& 
      << "unset key; unset tics; set size ratio -1; set cbtics scale 0.5 font ',8'\n"
      << fmt::format("set palette defined (-1 '#2166ac', 0 'white', 1 '#b2182b'); set cbrange [{}:{}]\n", -limit, limit);
   const std::size_t side = 13, channels = 32, cols = 8, rows = channels / cols;
+  // Each tile numbered by its channel in its top-left corner, so that a
+  // stroke can be traced to the convolution filter (chapter 04) that feeds
+  // it; the same labels serve every mosaic. Four to a row the tiles are too
+  // small for text.
+  gp << "set style textbox opaque fc rgb 'white' noborder margins 0.5,0.2\n";
+  if (grid_cols == 1)
+    for (std::size_t c = 0; c < channels; ++c)
+      gp << fmt::format("set label {} '{}' at {},{} left front boxed font ',8' tc rgb 'black'\n", c + 1, c,
+                        static_cast<double>((c % cols) * (side + 1)) - 0.3,
+                        static_cast<double>((c / cols) * (side + 1)) + 0.9);
   for (std::size_t u = 0; u < units; ++u) {
     // The mosaic: 4 rows x 8 columns of 13x13 tiles, a one-pixel gap between tiles.
     const std::size_t mh = rows * (side + 1) - 1, mw = cols * (side + 1) - 1;

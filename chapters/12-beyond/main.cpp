@@ -258,17 +258,34 @@ void plot_ladder(const std::vector<Result>& results, const std::vector<Summary>&
   auto& gp = png.gp();
   gp << "set title 'The ladder: test accuracy against training time (each run a dot, the mean a cross)'\n"
      << "set xlabel 'training time (s, log scale)'; set ylabel 'test accuracy (%)'; set grid; set logscale x\n"
-     << "set key bottom right; set format x '%g'\n";
+     << "set key bottom right; set format x '%g'; set xrange [10:2000]\n";
   double lowest = 100, highest = 0;
   for (const auto& r : results) {
     lowest = std::min(lowest, 100 * r.accuracy);
     highest = std::max(highest, 100 * r.accuracy);
   }
-  gp << fmt::format("set yrange [{}:{}]\n", std::floor(lowest * 5 - 1) / 5, std::max(99.6, highest + 0.1))
+  const double bottom = std::floor(lowest * 5 - 1) / 5, top = std::max(99.6, highest + 0.1);
+  // Rungs that train about as long sit on top of each other: each is named
+  // by a label right of its cross, moved up or down (with a line back to the
+  // cross) so that no two labels overlap: 18 pixels of the plot's ~450.
+  std::vector<double> wanted;
+  for (const auto& row : rows) wanted.push_back(100 * row.mean_accuracy);
+  const std::vector<double> placed = nn::plot::spread_labels(wanted, (top - bottom) * 18 / 450);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const double x = rows[i].mean_seconds, label_x = x * 1.18;
+    gp << fmt::format("set arrow from {},{} to {},{} nohead lc {} lw 1\n", x * 1.04, wanted[i], label_x * 0.98,
+                      placed[i], i + 1)
+       << fmt::format("set label {} ", i + 1)
+       << nn::plot::quote(fmt::format("{}: {:.2f}%", rows[i].step->title, wanted[i]))
+       << fmt::format(" at {},{} left tc lt {} noenhanced\n", label_x, placed[i], i + 1);
+  }
+  gp << fmt::format("set yrange [{}:{}]\n", bottom, top)
      << "plot 99.4 with lines dt 2 lc rgb 'gray40' title '99.4%'";
+  // A point type of its own for each rung, so that overlapping dots still tell apart.
+  constexpr int kPointTypes[] = {7, 5, 9, 11, 13, 15, 4, 6};
   for (std::size_t i = 0; i < rows.size(); ++i)
-    gp << ", '-' with points pt 7 ps 1.2 lc " << i + 1 << " title " << nn::plot::quote(rows[i].step->title)
-       << ", '-' with points pt 2 ps 2.5 lw 2 lc " << i + 1 << " notitle";
+    gp << ", '-' with points pt " << kPointTypes[i % std::size(kPointTypes)] << " ps 1.2 lc " << i + 1
+       << " notitle, '-' with points pt 2 ps 2.5 lw 2 lc " << i + 1 << " notitle";
   gp << "\n";
   for (const auto& row : rows) {
     for (const auto& r : results)

@@ -66,4 +66,13 @@ std::vector<float> channel_image(const Tensor& t, std::size_t n, std::size_t c);
 // character: a newline would end the command and start another.
 std::string quote(const std::string& text);
 
+// Positions for text labels along one axis, wanted at `wanted`, so that no
+// two are closer than `min_gap`: labels that would overlap are gathered into
+// groups, each group spread evenly at min_gap around the mean of what its
+// labels wanted, until no two groups overlap. The result is in the order of
+// `wanted`, keeps the labels' order along the axis, and leaves a label that
+// overlaps nothing where it was. Throws nn::Error for a gap that is not a
+// positive finite number or a position that is not finite.
+std::vector<double> spread_labels(const std::vector<double>& wanted, double min_gap);
+
 }  // namespace nn::plot

@@ -9,11 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <numeric>
 #include <sstream>
 
 #include "nn/error.hpp"
@@ -73,6 +76,40 @@ std::string quote(const std::string& text) {
     out += c == '\'' ? std::string("''") : std::string(1, c);
   }
   return out + "'";
+}
+
+std::vector<double> spread_labels(const std::vector<double>& wanted, double min_gap) {
+  if (!(std::isfinite(min_gap) && min_gap > 0))
+    throw Error(fmt::format("spread_labels: the gap {} is not a positive number", min_gap));
+  for (double w : wanted)
+    if (!std::isfinite(w)) throw Error(fmt::format("spread_labels: the position {} is not finite", w));
+  std::vector<std::size_t> order(wanted.size());  // the labels from the lowest wanted position up
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return wanted[a] < wanted[b]; });
+  struct Group {
+    std::size_t first, count;  // a run of `order`
+    double sum;                // of its labels' wanted positions: it centres on their mean
+  };
+  auto low = [&](const Group& g) {
+    const auto n = static_cast<double>(g.count);
+    return g.sum / n - (n - 1) * 0.5 * min_gap;
+  };
+  auto high = [&](const Group& g) { return low(g) + static_cast<double>(g.count - 1) * min_gap; };
+  std::vector<Group> groups;
+  for (std::size_t i = 0; i < order.size(); ++i) {
+    groups.push_back({i, 1, wanted[order[i]]});
+    // A merged group recentres, which can make it reach down into the group
+    // below: merge again until the two top groups are min_gap apart.
+    while (groups.size() > 1 && low(groups.back()) - high(groups[groups.size() - 2]) < min_gap) {
+      Group& below = groups[groups.size() - 2];
+      below = {below.first, below.count + groups.back().count, below.sum + groups.back().sum};
+      groups.pop_back();
+    }
+  }
+  std::vector<double> placed(wanted.size());
+  for (const Group& g : groups)
+    for (std::size_t k = 0; k < g.count; ++k) placed[order[g.first + k]] = low(g) + static_cast<double>(k) * min_gap;
+  return placed;
 }
 
 // gnuplot runs with its standard input a pipe from us, its output the
