@@ -68,9 +68,6 @@ struct DoubleModel {
   // The layers after the pooling, on pass.conv.pooled (fills the rest of pass).
   void forward_dense(Pass& pass) const;
   double loss(std::span<const double> x, std::span<const double> y) const;
-  // The loss from pass.conv.pooled on: for a step in a Dense weight, the
-  // convolution's output stays the same and need not be recomputed.
-  double loss_from_pooled(Pass& pass, std::span<const double> y) const;
   // The loss after a step in column `unit` of Dense(100)'s kernel or in its
   // bias `unit`: only that unit's pre-activations change. They are summed
   // again (the same sums, in the same order, as forward_dense), the others

@@ -118,11 +118,6 @@ double DoubleModel::loss(std::span<const double> x, std::span<const double> y) c
   return softmax_crossentropy_rows(forward(x).logits.data(), y.data(), conv.n, classes);
 }
 
-double DoubleModel::loss_from_pooled(Pass& pass, std::span<const double> y) const {
-  forward_dense(pass);
-  return softmax_crossentropy_rows(pass.logits.data(), y.data(), conv.n, classes);
-}
-
 double DoubleModel::loss_from_hidden_unit(const Pass& pass, std::size_t unit, std::span<const double> y) const {
   const std::size_t n = conv.n, in = flat();
   std::vector<double> column(in), z_unit(n);  // (5408,) and (N,)
