@@ -187,15 +187,15 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
   testing_nn::DoubleModel net = testing_nn::DoubleModel::of(model, xf.shape());
   ASSERT_EQ(net.flat(), 5408u);
 
-  // No kink within reach of a step: a step of eps moves a pre-activation by
-  // at most eps * max(1, |input|) = eps, and a window's winner keeps winning
-  // while its lead is above 2 eps. (The check `ch09-sgd --gradcheck` runs.)
+  // No kink within reach of a step: a step of eps moves a conv
+  // pre-activation by at most eps (a pixel in [0, 1] times eps), so its
+  // winner keeps winning while its lead is above eps, and a Dense(100) one by
+  // at most its reach times eps; clear() asks for twice each. (The check
+  // `ch09-sgd --gradcheck` runs.)
   const double eps = 1e-6;
   const nn::ModelGradientCheck check = nn::check_model_gradients(model, xf, yf, eps, 2000, 50);
-  ASSERT_GT(check.margins.conv, 4 * eps) << "a conv unit at its kink: other seeds";
-  ASSERT_GT(check.margins.pool_gap, 4 * eps) << "a near-tie";
-  ASSERT_GT(check.margins.hidden, 4 * eps * 100) << "a dense unit at its kink";
-  ASSERT_TRUE(check.margins.clear(eps));
+  ASSERT_TRUE(check.margins.clear(eps)) << "a unit at a kink: other seeds";
+  EXPECT_GE(check.margins.hidden_reach, 1.0);
   const auto weights = model.named_parameters();
   ASSERT_EQ(check.tensors.size(), 6u);
   for (const nn::TensorGradientCheck& t : check.tensors) {
@@ -236,6 +236,63 @@ TEST(Backprop, WholeModelGradientsMatchCentralDifferencesInDouble) {
           << weights[t].name;
     }
   }
+}
+
+// `ch09-sgd --gradcheck`'s check, seed by seed: a right backward pass
+// passes for every seed (seeds 8, 9, 15 and 16735544563634316263 once failed
+// it: a dense.kernel entry whose gradient was nearly 0, judged against its
+// own size), and a flipped sign in any one layer (--break) is caught, in that
+// layer's two tensors and no other, for every seed.
+TEST(Backprop, SeededCheckPassesForEverySeedAndCatchesAFlippedSignInEveryLayer) {
+  std::vector<std::uint64_t> seeds;
+  for (std::uint64_t s = 1; s <= 20; ++s) seeds.push_back(s);
+  seeds.push_back(16735544563634316263ull);
+  for (std::uint64_t seed : seeds) {
+    SCOPED_TRACE("seed " + std::to_string(seed));
+    nn::SeededGradientCheck s = nn::seeded_gradient_check(seed);
+    ASSERT_TRUE(s.check.margins.clear(1e-6)) << "no clear batch in " << s.draws << " draws";
+    EXPECT_EQ(nn::wrong_tensors(s.check), std::vector<std::string>{});
+    for (const nn::TensorGradientCheck& t : s.check.tensors) {
+      EXPECT_LT(t.max_abs_error(), 1e-8) << t.name;  // the rounding of the loss over 2h, about 5e-10
+      EXPECT_LT(t.max_relative_error(), 1e-5) << t.name;  // 10 times below the tolerance at least
+    }
+    // --break's planted bug (DoubleModel::broken) in each layer. The central
+    // differences do not depend on it: only the backward pass runs again.
+    nn::DoubleModel net = nn::DoubleModel::of(s.model, s.x.shape());
+    const std::vector<double> x = nn::as_double(s.x), y = nn::as_double(s.y);
+    for (std::string layer : {"conv2d", "dense", "dense_1"}) {
+      SCOPED_TRACE("--break " + layer);
+      net.broken = layer;
+      const auto g = net.gradients(x, y);
+      nn::ModelGradientCheck broken = s.check;
+      for (std::size_t t = 0; t < 6; ++t) broken.tensors[t].analytic = nn::pick(g[t], broken.tensors[t].which);
+      EXPECT_EQ(nn::wrong_tensors(broken), (std::vector<std::string>{layer + ".kernel", layer + ".bias"}));
+      for (const nn::TensorGradientCheck& t : broken.tensors) {
+        if (t.name.starts_with(layer + ".")) {
+          EXPECT_NEAR(t.max_relative_error(), 2.0, 1e-6) << t.name;
+        }
+      }
+    }
+  }
+}
+
+// The error measure on the case that fooled the old one: an entry whose
+// gradient is nearly 0 and off by rounding noise is judged against 1% of the
+// tensor's largest gradient, not against its own size.
+TEST(Backprop, TensorRelativeErrorJudgesNearZeroEntriesAgainstTheTensorsScale) {
+  const std::vector<double> numeric = {0.08, -0.03, 2e-6, 0.0};
+  const std::vector<double> analytic = {0.08 + 4e-10, -0.03, 2e-6 + 4e-10, 0.0};
+  // Against its own size, the third entry is off by 2e-4; against 0.01 * 0.08, by 5e-7.
+  EXPECT_NEAR(nn::relative_error(analytic[2], numeric[2]), 4e-10 / (2e-6 + 4e-10), 1e-15);
+  EXPECT_NEAR(nn::tensor_relative_error(analytic, numeric, nn::kGradientFloor), 4e-10 / 8e-4, 1e-12);
+  // A wrong entry of that size is still caught: off by itself, 2e-6 / 8e-4.
+  const std::vector<double> wrong = {0.08, -0.03, 0.0, 0.0};
+  EXPECT_NEAR(nn::tensor_relative_error(wrong, numeric, nn::kGradientFloor), 2.5e-3, 1e-12);
+  // A flipped sign: exactly 2, from the largest entry.
+  const std::vector<double> flipped = {-0.08, 0.03, -2e-6, 0.0};
+  EXPECT_DOUBLE_EQ(nn::tensor_relative_error(flipped, numeric, nn::kGradientFloor), 2.0);
+  EXPECT_EQ(nn::tensor_relative_error(std::vector<double>(3, 0.0), std::vector<double>(3, 0.0), 0.01), 0.0);
+  EXPECT_THROW(nn::tensor_relative_error(analytic, std::vector<double>(3, 0.0), 0.01), nn::Error);
 }
 
 TEST(Backprop, LossDecreasesOver50StepsOnAFixedBatch) {

@@ -8,6 +8,7 @@
 // (keras/src/optimizers/schedules/learning_rate_schedule.py) worked out by
 // hand in the comments, not computed by the library.
 #include <gtest/gtest.h>
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 
 #include <cmath>
@@ -23,7 +24,9 @@
 #include "nn/error.hpp"
 #include "nn/io.hpp"
 #include "nn/layers.hpp"
+#include "nn/mnist.hpp"
 #include "nn/model.hpp"
+#include "nn/npy.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
 #include "nn/optimizer.hpp"
@@ -761,6 +764,28 @@ TEST(Ch12Beyond, TheBestStepBuildsTheShiftsAndTheScheduleAndTrains) {
   // The cosine decays over every batch of the two epochs: 2 * ceil(54000 / 128) = 844.
   EXPECT_THAT(run.output, HasSubstr("learning_rate=CosineDecay(initial_learning_rate=0.002, decay_steps=844)"));
   EXPECT_THAT(run.output, HasSubstr("result step=best seed=1 epochs=1 batches=3 "));
+}
+
+// --probabilities, as ch11-predict's: the trained model's model.predict on
+// the test set as .npy, and the line with model.evaluate's loss and accuracy
+// that tools/keras-reference/check-weights.mjs reads.
+TEST(Ch12Beyond, ProbabilitiesWritesTheTrainedModelsTestSetPredictions) {
+  testing_nn::TempDir dir;
+  const auto run = testing_nn::run_program(
+      "ch12-beyond", {"--step", "sgd", "--seed", "1", "--epochs", "1", "--max-steps", "3", "--save",
+                      (dir / "weights").string(), "--probabilities", (dir / "p.npy").string(), "--plots",
+                      dir.path().string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const nn::Tensor p = nn::load_npy(dir / "p.npy");
+  const auto& m = testing_nn::real_mnist();
+  const nn::Tensor x = nn::images_to_tensor(m.x_test), y = nn::one_hot(m.y_test.data);
+  ASSERT_EQ(p.shape(), (nn::Shape{x.dim(0), 10}));
+  nn::Sequential model = nn::make_mnist_model(0);  // --step sgd trains the course's model
+  model.load(dir / "weights");
+  EXPECT_TRUE(testing_nn::all_close(p, model.predict(x), 1e-6, 0));
+  const nn::Evaluation e = model.evaluate(x, y, 128);  // the batch ch12-beyond evaluates with
+  EXPECT_THAT(run.output, HasSubstr(fmt::format("test set: loss {:.6f} accuracy {:.6f}", e.loss, e.accuracy)));
+  EXPECT_THAT(run.output, HasSubstr("Wrote the probabilities (10000, 10) to " + (dir / "p.npy").string()));
 }
 
 TEST(Ch12Beyond, TheLadderTableAveragesTheRunsOfEachStepInLadderOrder) {

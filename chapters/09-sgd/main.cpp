@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include <cmath>
-#include <random>
 
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
@@ -64,64 +63,41 @@ void plot_paths(const std::vector<Path>& paths, int steps, const std::filesystem
 }
 
 // The whole model's gradients against central differences, in double, on a
-// few images; 0 when every tensor agrees, 1 when one does not (or when the
-// batch sits too close to a kink for the check to say anything).
+// few images (nn::seeded_gradient_check); 0 when every tensor agrees, 1 when
+// one does not (or when the batch sits too close to a kink for the check to
+// say anything).
 int gradcheck(std::uint64_t seed, const std::string& broken) {
-  // [snippet ch09-gradcheck-setup]
-  const std::size_t images = 2;
-  nn::Sequential model = nn::make_mnist_model(seed);
-  std::mt19937_64 rng(seed);
-  // Non-zero biases (Keras starts them at 0): a unit whose input patch is
-  // all zeros would sit exactly on the ReLU's kink at 0.
-  std::uniform_real_distribution<float> small(-0.1f, 0.1f);
-  for (auto& w : model.named_parameters())
-    if (w.name.ends_with(".bias"))
-      for (float& b : w.parameter->value.span()) b = small(rng);
-  // Random pixels rather than digits: a digit's blank background makes all
-  // four inputs of a pooling window equal, a tie a step can break. Drawn
-  // again until no unit and no window sits within reach of a step.
   const double h = 1e-6;
-  std::uniform_real_distribution<float> pixel(0.0f, 1.0f);
-  nn::Tensor x({images, 28, 28, 1});  // (2, 28, 28, 1)
-  int draws = 0;
-  do {
-    for (float& v : x.span()) v = pixel(rng);
-    ++draws;
-  } while (!nn::kink_margins(model, x).clear(h) && draws < 100);
-  const nn::Tensor y = nn::one_hot(std::vector<int>{3, 8}, 10);  // (2, 10)
-  const nn::ModelGradientCheck check = nn::check_model_gradients(model, x, y, h, 2000, seed, broken);
-  // [end snippet ch09-gradcheck-setup]
-
+  nn::SeededGradientCheck s = nn::seeded_gradient_check(seed, broken, h);
+  const nn::ModelGradientCheck& check = s.check;
+  const nn::KinkMargins& m = check.margins;
   fmt::print("Gradient check, seed {}: the model in double on {} images of random pixels, biases from [-0.1, 0.1)\n",
-             seed, images);
+             seed, s.x.dim(0));
   if (!broken.empty()) fmt::print("planted bug: {}'s kernel and bias gradients have the wrong sign\n", broken);
   fmt::print("loss {:.6f}; central differences with h = {:g}\n", check.loss, h);
-  fmt::print("closest kinks, on draw {} of the images (a step of h must not reach one):\n", draws);
-  fmt::print("  smallest |conv pre-activation|  {:.3g} (> 4h)\n", check.margins.conv);
-  fmt::print("  smallest pooling-window gap     {:.3g} (> 4h)\n", check.margins.pool_gap);
-  fmt::print("  smallest |dense pre-activation| {:.3g} (> 400h)\n", check.margins.hidden);
-  if (!check.margins.clear(h)) {
-    fmt::print("a unit sits within reach of a kink after {} draws: the differences say nothing there\n", draws);
+  fmt::print("closest kinks, on draw {} of the images (a step of h must not reach one):\n", s.draws);
+  fmt::print("  smallest |conv pre-activation|  {:.3g} (> 2h)\n", m.conv);
+  fmt::print("  smallest pooling-window gap     {:.3g} (> 2h)\n", m.pool_gap);
+  fmt::print("  smallest |dense pre-activation| {:.3g} (> {:.3g}h: a step moves one by up to {:.3g}h)\n", m.hidden,
+             2 * m.hidden_reach, m.hidden_reach);
+  if (!m.clear(h)) {
+    fmt::print("a unit sits within reach of a kink after {} draws: the differences say nothing there\n", s.draws);
     return 1;
   }
-  // A right gradient agrees to ~1e-10 absolute (double rounding of the loss,
-  // divided by 2h), which is a relative error of up to ~1e-5 on the smallest
-  // gradients; a wrong one is off by its own size (relative error near 1 or 2).
-  const double tolerance = 1e-4;
+  // Each entry's error over max(|analytic|, |numeric|, 1% of the tensor's
+  // largest gradient): see nn::kGradientFloor.
+  const double tolerance = nn::kGradientTolerance;
   fmt::print("\n  {:<15} {:>16}  {:>12}  {:>12}  {:>12}\n", "weight tensor", "entries checked", "largest |g|",
              "max |error|", "max rel. err");
-  std::vector<std::string> bad;
-  const auto weights = model.named_parameters();
+  const auto weights = s.model.named_parameters();
   for (std::size_t i = 0; i < check.tensors.size(); ++i) {
     const nn::TensorGradientCheck& t = check.tensors[i];
-    const std::size_t size = weights[i].parameter->value.size();
-    double largest = 0;
-    for (double g : t.numeric) largest = std::max(largest, std::abs(g));
     const double error = t.max_relative_error();
-    fmt::print("  {:<15} {:>6} of {:>6}  {:>12.3e}  {:>12.3e}  {:>12.3e}{}\n", t.name, t.checked(), size, largest,
-               t.max_abs_error(), error, error > tolerance ? "  <- WRONG" : "");
-    if (error > tolerance) bad.push_back(t.name);
+    fmt::print("  {:<15} {:>6} of {:>6}  {:>12.3e}  {:>12.3e}  {:>12.3e}{}\n", t.name, t.checked(),
+               weights[i].parameter->value.size(), t.largest(), t.max_abs_error(), error,
+               error <= tolerance ? "" : "  <- WRONG");
   }
+  const std::vector<std::string> bad = nn::wrong_tensors(check, tolerance);
   if (bad.empty()) {
     fmt::print("\nall six tensors within {:g}: the backward pass gives the slope of the loss\n", tolerance);
     return 0;

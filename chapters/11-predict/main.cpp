@@ -24,7 +24,6 @@
 #include "nn/error.hpp"
 #include "nn/metrics.hpp"
 #include "nn/mnist.hpp"
-#include "nn/npy.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
 #include "nn/one_hot.hpp"
@@ -239,10 +238,8 @@ int main(int argc, char** argv) {
       fmt::print("\n");
     }
     if (!probabilities.empty()) {
-      const nn::Evaluation e = model.evaluate(nn::images_to_tensor(m.x_test), nn::one_hot(m.y_test.data));
-      nn::save_npy(probabilities, p);  // written whole or not at all
-      fmt::print("\ntest set: loss {:.6f} accuracy {:.6f}\nWrote the probabilities {} to {}\n", e.loss, e.accuracy,
-                 p.shape().str(), probabilities.string());
+      nn::cli::write_probabilities(probabilities, p,
+                                   model.evaluate(nn::images_to_tensor(m.x_test), nn::one_hot(m.y_test.data)));
     }
     auto mistakes = nn::most_confident_mistakes(p, m.y_test.data, 25);
     plot_confusion(counts, accuracy, common.plots / "11-confusion-matrix.png");

@@ -306,7 +306,7 @@ int main(int argc, char** argv) {
   std::optional<std::int64_t> epochs, batch_size;
   int threads = 0;
   std::optional<std::int64_t> max_steps;
-  std::filesystem::path save;
+  std::filesystem::path save, probabilities;
   bool no_save = false, list = false;
   std::filesystem::path ladder;
   std::int64_t refresh = 0;
@@ -318,6 +318,10 @@ int main(int argc, char** argv) {
   cli.option("--threads", "N", "worker threads (0: one per core)", &threads, {0, 256});
   cli.option("--save", "DIR", "save the trained weights as .npy files in DIR", &save);
   cli.flag("--no-save", "save nothing (the default unless --save is given)", &no_save);
+  cli.option("--probabilities", "FILE",
+             "also write the test set's (N, 10) probabilities after training to FILE as .npy, and print its loss "
+             "(to compare with Keras, as ch11-predict's)",
+             &probabilities);
   cli.option("--refresh-statistics", "N",
              "batchnorm only: after the test, re-estimate the moving statistics over N batches of training images "
              "at the final weights (Sequential::update_statistics) and test again",
@@ -411,6 +415,8 @@ int main(int argc, char** argv) {
       model.save(save, static_cast<int>(history.epochs.size()));
       fmt::print("Weights in {}\n", save.string());
     }
+    // The trained model as saved: before any --refresh-statistics.
+    if (!probabilities.empty()) nn::cli::write_probabilities(probabilities, model.predict(x_test), test);
     // One line for ladder.sh: the step, the seed, what it reached and how long it trained.
     fmt::print("result step={} seed={} epochs={} batches={} train_seconds={:.2f} test_accuracy={:.4f} test_loss={:.4f}\n",
                step.name, seed, history.epochs.size(), history.steps, train_seconds, test.accuracy, test.loss);

@@ -42,6 +42,13 @@ std::filesystem::path default_weights_dir();
 // when `dir` holds none.
 Sequential load_trained_model(const std::filesystem::path& dir);
 
+// --probabilities FILE (ch11-predict, ch12-beyond): p, the test set's
+// (N, classes) probabilities from model.predict, written to FILE as .npy
+// (whole or not at all), and the line "test set: loss L accuracy A" from
+// `test`, model.evaluate on the same images: what
+// tools/keras-reference/check-weights.mjs compares with Keras.
+void write_probabilities(const std::filesystem::path& file, const Tensor& p, const Evaluation& test);
+
 // An integer option's valid values, both ends included: {1, 1000} is 1..1000.
 struct IntRange {
   std::int64_t min, max;

@@ -31,8 +31,17 @@ std::vector<double> central_differences(std::vector<double>& param, const std::f
                                         double eps, std::span<const std::size_t> which = {});
 
 // |analytic - numeric| / max(|analytic|, |numeric|), 0 when both are 0: an
-// error that means the same for a gradient of 1e-4 and one of 1e4.
-double relative_error(double analytic, double numeric);
+// error that means the same for a gradient of 1e-4 and one of 1e4. With a
+// floor, the denominator is never below it: an entry whose gradient is
+// nearly 0 is judged by its absolute error in units of `floor`, since its
+// own size, as small as the rounding noise, says nothing.
+double relative_error(double analytic, double numeric, double floor = 0);
+
+// The largest relative_error over a tensor's entries, with the floor at
+// `fraction` of the tensor's largest |numeric|: entries above that floor are
+// judged each against its own size, smaller ones against the floor. 0 when
+// both are all zeros. Every gradient check in the library reports this.
+double tensor_relative_error(std::span<const double> analytic, std::span<const double> numeric, double fraction);
 
 // The entries `which` of v (all of v when `which` is empty).
 std::vector<double> pick(std::span<const double> v, std::span<const std::size_t> which);
@@ -75,8 +84,9 @@ struct LayerGradientCheck {
   double worst = 0;             // the largest |analytic - numeric|
   std::size_t worst_index = 0;  // where
   double analytic = 0, numeric = 0;  // the two values there
-  // worst relative to the tensor's largest gradient
-  double relative_error() const { return largest > 0 ? worst / largest : worst; }
+  // The worst entry's nn::relative_error with the floor at the tensor's
+  // largest gradient: a float layer's rounding is a fraction of that scale.
+  double relative_error() const { return nn::relative_error(analytic, numeric, largest); }
 };
 
 // One report for x, then one for each trainable parameter (non-trainable state has no gradient) in the order of

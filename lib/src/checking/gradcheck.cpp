@@ -52,11 +52,22 @@ std::vector<double> central_differences(std::vector<double>& param, const std::f
   return grad;
 }
 
-double relative_error(double analytic, double numeric) {
-  const double scale = std::max(std::abs(analytic), std::abs(numeric));
+double relative_error(double analytic, double numeric, double floor) {
+  const double scale = std::max({std::abs(analytic), std::abs(numeric), floor});
   return scale == 0 ? 0.0 : std::abs(analytic - numeric) / scale;
 }
 
+double tensor_relative_error(std::span<const double> analytic, std::span<const double> numeric, double fraction) {
+  if (analytic.size() != numeric.size())
+    throw Error("tensor_relative_error: " + std::to_string(analytic.size()) + " analytic values, " +
+                std::to_string(numeric.size()) + " numeric");
+  double largest = 0;
+  for (double g : numeric) largest = std::max(largest, std::abs(g));
+  double worst = 0;
+  for (std::size_t i = 0; i < numeric.size(); ++i)
+    worst = std::max(worst, relative_error(analytic[i], numeric[i], fraction * largest));
+  return worst;
+}
 
 std::vector<double> pick(std::span<const double> v, std::span<const std::size_t> which) {
   if (which.empty()) return {v.begin(), v.end()};

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "nn/error.hpp"
+#include "nn/npy.hpp"
 
 namespace nn::cli {
 
@@ -242,6 +243,12 @@ int run(const std::string& program, const std::function<int()>& body) {
     std::cerr << program << ": internal error: " << e.what() << "\n";
   }
   return 1;
+}
+
+void write_probabilities(const std::filesystem::path& file, const Tensor& p, const Evaluation& test) {
+  save_npy(file, p);  // written whole or not at all
+  fmt::print("\ntest set: loss {:.6f} accuracy {:.6f}\nWrote the probabilities {} to {}\n", test.loss, test.accuracy,
+             p.shape().str(), file.string());
 }
 
 }  // namespace nn::cli
