@@ -15,7 +15,7 @@ Tensor glorot_kernel(const Conv2DOptions& o) {
                             o.filters, o.kernel.h, o.kernel.w, o.input_channels));
   Tensor k({o.kernel.h, o.kernel.w, o.input_channels, o.filters});
   const std::size_t taps = o.kernel.h * o.kernel.w;
-  glorot_uniform(k, taps * o.input_channels, taps * o.filters, o.seed);
+  glorot_uniform(k, taps * o.input_channels, taps * o.filters, o.seed, o.init_scale);
   return k;
 }
 
