@@ -1484,7 +1484,7 @@ TEST(Init, AScaledGlorotUniformIsTheSameDrawsTimesTheScale) {
 // within a factor of 2.5 of the others once past the first convolution; a
 // scale s on every kernel multiplies the std after L weighted layers by s^L
 // (the biases are 0, and ReLU and max pooling commute with a positive
-// factor), and the gradient s^(L' ) below the top, L' the layers above.
+// factor); going back, each kernel passed multiplies the gradient by s too.
 TEST(Init, GlorotKeepsTheSpreadInABandAndAScaleCompoundsLayerByLayer) {
   Data d = subset(32, 1);
   const auto spread = [&](float scale) {
@@ -1505,6 +1505,9 @@ TEST(Init, GlorotKeepsTheSpreadInABandAndAScaleCompoundsLayerByLayer) {
   EXPECT_GT(lo, 0.01);
   EXPECT_LT(hi / lo, 2.5) << "Glorot: the spread stays within a band from layer to layer";
   EXPECT_TRUE(std::isnan(glorot[0].gradient_std));  // nothing flows back into the image
+  nn::Sequential model = nn::make_mnist_model(1);
+  EXPECT_EQ(testing_nn::error_of([&] { model.spread(nn::Tensor({0, 28, 28, 1}), nn::Tensor({0, 10})); }),
+            "spread: no images (x has shape (0, 28, 28, 1))");
 
   // Forward: after conv2d (and the pooling and flatten) 1 weighted layer, after dense 2, after dense_1 3.
   const int layers_below[] = {0, 1, 1, 1, 2, 3};
@@ -1545,6 +1548,7 @@ TEST(Ch10Executable, BadLossAndInitOptionsAreRefusedWithOneClearMessage) {
       {{"--init-spread", "0"}, "--init-spread: '0' is not a scale > 0"},
       {{"--compare-losses", "--loss", "mse"}, "--compare-losses trains with both losses: leave out --loss"},
       {{"--compare-losses", "--init-spread", "1"}, "each run their own experiment: give one"},
+      {{"--compare-losses", "--validation-split", "0.1"}, "--compare-losses measures on the first 2,000 test images: leave out --validation-split"},
       {{"--lr-sweep", "0.1", "--compare-losses"}, "each run their own experiment: give one"},
   };
   for (const auto& [args, message] : cases) {

@@ -356,6 +356,8 @@ int main(int argc, char** argv) {
       throw nn::Error("--lr-sweep, --compare-losses and --init-spread each run their own experiment: give one");
     if (compare_losses && loss_option != "categorical_crossentropy")
       throw nn::Error("--compare-losses trains with both losses: leave out --loss");
+    if (compare_losses && validation_split > 0)
+      throw nn::Error("--compare-losses measures on the first 2,000 test images: leave out --validation-split");
     if (!sweep_rates.empty() || compare_losses || !spread_scales.empty())
       save.clear();  // an experiment makes many models: none is "the" weights
     if (threads > 0) nn::set_thread_count(static_cast<std::size_t>(threads));

@@ -137,11 +137,12 @@ class Sequential {
   // (for gradient checks). Returns the loss.
   double compute_gradients(const Tensor& x, const Tensor& y);
 
-  // Forward and backward on one batch, no update: the standard deviation of
-  // the input, of every plan step's output and of the loss's gradient with
-  // respect to it (Glorot's argument is that both stay about the same from
-  // layer to layer at initialization; chapter 10's --init-spread). Turn
-  // fusion off first to see a convolution's output before its pooling.
+  // Forward and backward on one batch, no update (compute_gradients' passes,
+  // in training mode): the standard deviation of the input, of every plan
+  // step's output and of the loss's gradient with respect to it (Glorot's
+  // argument is that both stay about the same from layer to layer at
+  // initialization; chapter 10's --init-spread). Turn fusion off first to see
+  // a convolution's output before its pooling.
   std::vector<StepSpread> spread(const Tensor& x, const Tensor& y);
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options);

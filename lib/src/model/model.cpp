@@ -151,6 +151,7 @@ double Sequential::batch_loss(const Tensor& z, const Tensor& p, const Tensor& y)
 
 std::vector<StepSpread> Sequential::spread(const Tensor& x, const Tensor& y) {
   check_data("spread", x, &y);
+  if (x.dim(0) == 0) throw Error(fmt::format("spread: no images (x has shape {})", x.shape().str()));
   std::vector<ConstView> gradients;  // the last step's first
   backprop(x, y, nullptr, &gradients);
   const std::vector<Layer*>& steps = execution_plan();
