@@ -221,3 +221,73 @@ TEST(Ch08Executable, TooFewTrainingImagesAreAClearError) {
 }
 
 }  // namespace
+
+// ---- Mean squared error on the softmax (chapter 10's --loss mse) ----------
+
+namespace {
+
+TEST(MeanSquaredError, IsTheMeanOverTheClassesThenOverTheBatchAsKerasComputesIt) {
+  // Keras's documented example: y [[0, 1], [0, 0]], p [[1, 1], [1, 0]] -> rows 0.5 and 0.5 -> 0.5.
+  const nn::Tensor y({2, 2}, std::vector<float>{0, 1, 0, 0}), p({2, 2}, std::vector<float>{1, 1, 1, 0});
+  EXPECT_DOUBLE_EQ(nn::mean_squared_error(p, y), 0.5);
+  // One row of 4 classes: ((0.5)^2 + (0.5 - 1)^2 + 0 + 0) / 4 = 0.125; a second row of 0: mean 0.0625.
+  const nn::Tensor p2({2, 4}, std::vector<float>{0.5f, 0.5f, 0, 0, 0, 1, 0, 0});
+  const nn::Tensor y2({2, 4}, std::vector<float>{0, 1, 0, 0, 0, 1, 0, 0});
+  EXPECT_DOUBLE_EQ(nn::mean_squared_error(p2, y2), 0.0625);
+  EXPECT_THAT(testing_nn::error_of([&] { nn::mean_squared_error(p2, y); }),
+              ::testing::HasSubstr("mean_squared_error: expected two (N, K) tensors of the same shape"));
+}
+
+// loss(z) = mean_squared_error(softmax(z)) in double, against its backward
+// pass (the squared error's, then the softmax's Jacobian) by central differences.
+TEST(MeanSquaredError, GradientThroughTheSoftmaxMatchesCentralDifferencesInDouble) {
+  const std::size_t n = 4, k = 10;
+  std::vector<double> z = testing_nn::random_doubles(n * k, 11, -3.0, 3.0), y(n * k, 0.0);
+  for (std::size_t i = 0; i < n; ++i) y[i * k + (3 * i + 1) % k] = 1.0;
+  std::vector<double> p(n * k), dz(n * k);
+  const auto loss = [&] {
+    std::vector<double> q(n * k);
+    nn::softmax_rows(z.data(), q.data(), n, k);
+    return nn::squared_error_rows(q.data(), y.data(), n, k);
+  };
+  nn::softmax_rows(z.data(), p.data(), n, k);
+  nn::squared_error_backward_rows(p.data(), y.data(), dz.data(), n, k);
+  nn::softmax_backward_rows(p.data(), dz.data(), dz.data(), n, k);
+  const std::vector<double> numeric = testing_nn::central_differences(z, loss, 1e-5);
+  double largest = 0;
+  for (double g : dz) largest = std::max(largest, std::abs(g));
+  ASSERT_GT(largest, 1e-4);
+  for (std::size_t i = 0; i < n * k; ++i) EXPECT_NEAR(dz[i], numeric[i], 1e-8 * largest) << "logit " << i;
+
+  // The float path the model runs gives the same gradient.
+  nn::Tensor zf({n, k}), yf({n, k});
+  for (std::size_t i = 0; i < n * k; ++i) zf[i] = static_cast<float>(z[i]), yf[i] = static_cast<float>(y[i]);
+  const nn::Tensor dzf = nn::softmax_mean_squared_error_backward(nn::softmax(zf), yf);
+  for (std::size_t i = 0; i < n * k; ++i) EXPECT_NEAR(dzf[i], dz[i], 1e-6 * largest) << "logit " << i;
+}
+
+// The point of chapter 10's experiment: confidently wrong, cross-entropy's
+// gradient on the true logit is about 1 (per sample), the squared error's about 0.
+TEST(MeanSquaredError, ItsGradientVanishesWhenTheNetworkIsConfidentlyWrong) {
+  nn::Tensor z({1, 10}, -20.0f), y({1, 10});
+  y[0] = 1;
+  z[0] = -10;  // the true class; class 1 at 0 takes almost all the probability
+  z[1] = 0;
+  const nn::Tensor p = nn::softmax(z);
+  ASSERT_LT(p[0], 1e-4f);
+  const float ce = nn::softmax_crossentropy_backward(p, y)[0], mse = nn::softmax_mean_squared_error_backward(p, y)[0];
+  EXPECT_NEAR(ce, -1.0f, 1e-4f);  // p - y
+  // mse: p_0 (dp_0 - sum_j dp_j p_j) with dp = 2 (p - y) / 10: about p_0 * (-0.2 - 0.2) = -0.4 p_0
+  EXPECT_NEAR(mse, -0.4f * p[0], 0.01f * p[0]);
+  EXPECT_LT(std::abs(mse), 1e-4f * std::abs(ce));
+
+  // Even at a uniform p = 1/10, where training starts, the squared error's
+  // is 50 times smaller: 2/K = 0.2 from the mean over the classes, and
+  // p_true = 0.1 from the Jacobian (the dot product is 0 there):
+  // dz_true = 0.1 * 0.2 * (0.1 - 1) = -0.018, against (0.1 - 1) = -0.9.
+  const nn::Tensor uniform = nn::softmax(nn::Tensor({1, 10}));
+  EXPECT_NEAR(nn::softmax_crossentropy_backward(uniform, y)[0], -0.9f, 1e-6f);
+  EXPECT_NEAR(nn::softmax_mean_squared_error_backward(uniform, y)[0], -0.018f, 1e-6f);
+}
+
+}  // namespace

@@ -18,7 +18,9 @@
 
 #include "nn/error.hpp"
 #include "nn/fused.hpp"
+#include "nn/init.hpp"
 #include "nn/parallel.hpp"
+#include "nn/plot.hpp"
 #include "nn/io.hpp"
 #include "nn/layers.hpp"
 #include "nn/model.hpp"
@@ -1397,6 +1399,212 @@ TEST(Ch10Executable, AnEmptyTestSetIsRefusedBeforeTraining) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_THAT(run.output, ::testing::HasSubstr("data: the test set is empty: there is nothing to evaluate on")) << run.output;
   EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
+}
+
+}  // namespace
+
+// ---- Chapter 10's two experiments: --loss / --compare-losses, --init-scale / --init-spread ----
+
+namespace {
+
+TEST(Loss, NamesAndTheDefault) {
+  EXPECT_EQ(nn::loss_from_name("categorical_crossentropy"), nn::Loss::categorical_crossentropy);
+  EXPECT_EQ(nn::loss_from_name("mean_squared_error"), nn::Loss::mean_squared_error);
+  EXPECT_EQ(nn::loss_from_name("mse"), nn::Loss::mean_squared_error);  // Keras's alias
+  EXPECT_EQ(nn::loss_name(nn::Loss::mean_squared_error), "mean_squared_error");
+  EXPECT_EQ(testing_nn::error_of([] { nn::loss_from_name("hinge"); }),
+            "unknown loss 'hinge': use categorical_crossentropy or mean_squared_error (mse)");
+  nn::Sequential model = nn::make_mnist_model(1);
+  model.compile(nn::make_optimizer("sgd", 0.01f));
+  EXPECT_EQ(model.loss(), nn::Loss::categorical_crossentropy);  // what the Keras program compiles with
+}
+
+// compile(..., mean_squared_error): train, evaluate and the gradients all use
+// it. The gradient of dense_1's bias is checked against central differences of
+// the model's loss (the output layer's bias: the loss is smooth in it), and
+// against the library's backward pass summed over the batch.
+TEST(Loss, TheModelTrainsOnTheCompiledMeanSquaredErrorAndItsGradientIsExact) {
+  Data d = subset(8, 1);
+  nn::Sequential model = nn::make_mnist_model(3);
+  model.compile(nn::make_optimizer("sgd", 0.01f), nn::Loss::mean_squared_error);
+  const double loss = model.compute_gradients(d.x_train, d.y_train);
+  const nn::Tensor p = model.predict(d.x_train);
+  EXPECT_NEAR(loss, nn::mean_squared_error(p, d.y_train), 1e-7);
+  EXPECT_NEAR(model.evaluate(d.x_train, d.y_train).loss, loss, 1e-7);
+  EXPECT_NEAR(loss, 0.09, 0.01) << "near-uniform p at initialization: (0.9^2 + 9 * 0.1^2) / 10 = 0.09";
+
+  auto& out = dynamic_cast<nn::Dense&>(*model.layers()[4]);
+  const nn::Tensor analytic = out.bias.grad;  // (10,)
+  const nn::Tensor dz = nn::softmax_mean_squared_error_backward(p, d.y_train);  // (8, 10)
+  for (std::size_t k = 0; k < 10; ++k) {
+    double sum = 0;
+    for (std::size_t i = 0; i < 8; ++i) sum += dz[i * 10 + k];
+    EXPECT_NEAR(analytic[k], sum, 1e-6 * std::abs(sum) + 1e-9) << "bias " << k;
+  }
+  std::vector<double> bias = nn::as_double(out.bias.value);
+  const std::vector<double> numeric = nn::central_differences(
+      bias,
+      [&] {
+        for (std::size_t k = 0; k < 10; ++k) out.bias.value[k] = static_cast<float>(bias[k]);
+        return model.evaluate(d.x_train, d.y_train).loss;
+      },
+      1e-2);
+  double largest = 0;
+  for (std::size_t k = 0; k < 10; ++k) largest = std::max(largest, std::abs(numeric[k]));
+  ASSERT_GT(largest, 1e-4);
+  for (std::size_t k = 0; k < 10; ++k) EXPECT_NEAR(analytic[k], numeric[k], 1e-3 * largest) << "bias " << k;
+
+  // A cross-entropy model from the same weights gets another gradient: (p - y) / N.
+  nn::Sequential ce = nn::make_mnist_model(3);
+  ce.compile(nn::make_optimizer("sgd", 0.01f));
+  ce.compute_gradients(d.x_train, d.y_train);
+  EXPECT_GT(std::abs(dynamic_cast<nn::Dense&>(*ce.layers()[4]).bias.grad[0] - analytic[0]), 1e-3);
+}
+
+TEST(Init, AScaledGlorotUniformIsTheSameDrawsTimesTheScale) {
+  nn::Tensor keras({9, 32}), same({9, 32}), half({9, 32}), tenfold({9, 32});
+  nn::glorot_uniform(keras, 9, 288, 5);
+  nn::glorot_uniform(same, 9, 288, 5, 1.0f);
+  nn::glorot_uniform(half, 9, 288, 5, 0.5f);
+  nn::glorot_uniform(tenfold, 9, 288, 5, 10.0f);
+  EXPECT_TRUE(same_bits(keras, same)) << "scale 1 is Keras's glorot_uniform, bit for bit";
+  for (std::size_t i = 0; i < keras.size(); ++i) {
+    EXPECT_EQ(half[i], 0.5f * keras[i]) << i;  // a power of two: exact
+    EXPECT_NEAR(tenfold[i], 10.0f * keras[i], 1e-6f) << i;
+  }
+  for (const float bad : {0.0f, -1.0f, std::nanf(""), INFINITY})
+    EXPECT_THAT(testing_nn::error_of([&] { nn::glorot_uniform(keras, 9, 288, 5, bad); }),
+                HasSubstr("glorot_uniform: the scale must be a finite number > 0")) << bad;
+  nn::Sequential a = nn::make_mnist_model(4), b = nn::make_mnist_model(4, 1.0f);
+  for (std::size_t i = 0; i < a.parameters().size(); ++i)
+    EXPECT_TRUE(same_bits(a.parameters()[i]->value, b.parameters()[i]->value));
+}
+
+// Glorot's variance argument on the course's model and a batch of 32 real
+// images: Var(w) = 2 / (fan_in + fan_out) keeps every layer's output std
+// within a factor of 2.5 of the others once past the first convolution; a
+// scale s on every kernel multiplies the std after L weighted layers by s^L
+// (the biases are 0, and ReLU and max pooling commute with a positive
+// factor); going back, each kernel passed multiplies the gradient by s too.
+TEST(Init, GlorotKeepsTheSpreadInABandAndAScaleCompoundsLayerByLayer) {
+  Data d = subset(32, 1);
+  const auto spread = [&](float scale) {
+    nn::Sequential model = nn::make_mnist_model(1, scale);
+    model.set_fusion(false);
+    return model.spread(d.x_train, d.y_train);
+  };
+  const std::vector<nn::StepSpread> glorot = spread(1.0f), small = spread(0.1f), large = spread(10.0f);
+  ASSERT_EQ(glorot.size(), 6u);
+  const std::vector<std::string> names = {"input", "conv2d", "max_pooling2d", "flatten", "dense", "dense_1"};
+  double lo = INFINITY, hi = 0;
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_EQ(glorot[i].name, names[i]);
+    if (i == 0) continue;
+    lo = std::min(lo, glorot[i].activation_std);
+    hi = std::max(hi, glorot[i].activation_std);
+  }
+  EXPECT_GT(lo, 0.01);
+  EXPECT_LT(hi / lo, 2.5) << "Glorot: the spread stays within a band from layer to layer";
+  EXPECT_TRUE(std::isnan(glorot[0].gradient_std));  // nothing flows back into the image
+  nn::Sequential model = nn::make_mnist_model(1);
+  EXPECT_EQ(testing_nn::error_of([&] { model.spread(nn::Tensor({0, 28, 28, 1}), nn::Tensor({0, 10})); }),
+            "spread: no images (x has shape (0, 28, 28, 1))");
+
+  // Forward: after conv2d (and the pooling and flatten) 1 weighted layer, after dense 2, after dense_1 3.
+  const int layers_below[] = {0, 1, 1, 1, 2, 3};
+  for (std::size_t i = 0; i < 6; ++i) {
+    EXPECT_NEAR(small[i].activation_std / glorot[i].activation_std, std::pow(0.1, layers_below[i]),
+                1e-3 * std::pow(0.1, layers_below[i])) << names[i];
+    EXPECT_NEAR(large[i].activation_std / glorot[i].activation_std, std::pow(10.0, layers_below[i]),
+                1e-3 * std::pow(10.0, layers_below[i])) << names[i];
+  }
+  // Backward with the small scale (softmax still near uniform, so d loss / d logits barely moves):
+  // each kernel passed on the way down multiplies the gradient by 0.1.
+  const int layers_above[] = {0, 2, 2, 2, 1, 0};
+  for (std::size_t i = 1; i < 6; ++i)
+    EXPECT_NEAR(small[i].gradient_std / glorot[i].gradient_std, std::pow(0.1, layers_above[i]),
+                0.1 * std::pow(0.1, layers_above[i])) << names[i];
+}
+
+// ---- the executable's options ----
+
+std::string text_of(const std::filesystem::path& file) {
+  const std::vector<std::uint8_t> bytes = nn::read_file(file);
+  return {bytes.begin(), bytes.end()};
+}
+
+testing_nn::ProgramRun ch10(const testing_nn::TempDir& dir, std::vector<std::string> args) {
+  if (!std::filesystem::exists(dir / "data")) testing_nn::write_mnist_folder(dir / "data", {40, 28, 28}, {10, 28, 28});
+  args.insert(args.end(), {"--data", (dir / "data").string(), "--plots", (dir / "plots").string(), "--seed", "1"});
+  return testing_nn::run_program("ch10-fit", args);
+}
+
+TEST(Ch10Executable, BadLossAndInitOptionsAreRefusedWithOneClearMessage) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--loss", "hinge"}, "ch10-fit: error: --loss: unknown loss 'hinge': use categorical_crossentropy or mean_squared_error (mse)"},
+      {{"--init-scale", "0"}, "--init-scale"},
+      {{"--init-scale", "-2"}, "--init-scale"},
+      {{"--init-scale", "abc"}, "--init-scale"},
+      {{"--init-spread", "0.1,x"}, "ch10-fit: error: --init-spread: 'x' is not a scale > 0 (give a list like 0.1,1,10)"},
+      {{"--init-spread", "0"}, "--init-spread: '0' is not a scale > 0"},
+      {{"--compare-losses", "--loss", "mse"}, "--compare-losses trains with both losses: leave out --loss"},
+      {{"--compare-losses", "--init-spread", "1"}, "each run their own experiment: give one"},
+      {{"--compare-losses", "--validation-split", "0.1"}, "--compare-losses measures on the first 2,000 test images: leave out --validation-split"},
+      {{"--lr-sweep", "0.1", "--compare-losses"}, "each run their own experiment: give one"},
+  };
+  for (const auto& [args, message] : cases) {
+    testing_nn::TempDir dir;
+    const auto run = ch10(dir, args);
+    EXPECT_EQ(run.exit_code, 1) << args[0] << "\n" << run.output;
+    EXPECT_THAT(run.output, HasSubstr(message)) << run.output;
+    EXPECT_FALSE(std::filesystem::exists(dir / "plots")) << "nothing is drawn";
+  }
+}
+
+TEST(Ch10Executable, LossMseTrainsOnTheMeanSquaredError) {
+  testing_nn::TempDir dir;
+  for (const std::string loss : {"categorical_crossentropy", "mse"}) {
+    const auto run = ch10(dir, {"--loss", loss, "--epochs", "1", "--no-save"});
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    const std::string csv = text_of(dir / "plots" / "10-history.csv");
+    const double epoch_loss = std::stod(csv.substr(csv.find("\n1,") + 3));
+    // At initialization: cross-entropy about ln 10 = 2.3 (all-zero images give equal logits), the squared error 0.09.
+    if (loss == "mse") EXPECT_NEAR(epoch_loss, 0.09, 0.01) << csv;
+    else EXPECT_NEAR(epoch_loss, std::log(10.0), 0.1) << csv;
+  }
+}
+
+TEST(Ch10Executable, InitScaleScalesTheSavedInitialWeights) {
+  testing_nn::TempDir dir;
+  ASSERT_EQ(ch10(dir, {"--max-steps", "0", "--save", (dir / "keras").string()}).exit_code, 0);
+  const auto run = ch10(dir, {"--max-steps", "0", "--init-scale", "0.5", "--save", (dir / "half").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  for (const std::string name : {"conv2d.kernel", "dense.kernel", "dense_1.kernel"}) {
+    const nn::Tensor keras = nn::load_npy(dir / "keras" / (name + ".npy"));
+    const nn::Tensor half = nn::load_npy(dir / "half" / (name + ".npy"));
+    ASSERT_EQ(keras.shape(), half.shape());
+    for (std::size_t i = 0; i < keras.size(); ++i) ASSERT_EQ(half[i], 0.5f * keras[i]) << name << " " << i;
+  }
+}
+
+TEST(Ch10Executable, TheTwoExperimentsWriteTheirFiguresAndTableAndSaveNoWeights) {
+  testing_nn::TempDir dir;
+  auto run = ch10(dir, {"--compare-losses", "--max-steps", "2", "--batch-size", "8", "--save", (dir / "w").string()});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_THAT(run.output, HasSubstr("mean_squared_error: test accuracy (first 10 images)"));
+  const std::string csv = text_of(dir / "plots" / "10-loss-compare.csv");
+  EXPECT_THAT(csv, HasSubstr("categorical_crossentropy,2,"));
+  EXPECT_THAT(csv, HasSubstr("mean_squared_error,2,"));
+  run = ch10(dir, {"--init-spread", "10,0.1,1", "--batch-size", "8"});
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string spread = text_of(dir / "plots" / "10-init-spread.csv");
+  EXPECT_THAT(spread, HasSubstr("0.1,conv2d,"));
+  EXPECT_LT(spread.find("0.1,dense_1"), spread.find("10,input")) << "sorted by scale";
+  if (nn::plot::gnuplot_available()) {
+    EXPECT_TRUE(std::filesystem::exists(dir / "plots" / "10-loss-compare.png"));
+    EXPECT_TRUE(std::filesystem::exists(dir / "plots" / "10-init-spread.png"));
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir / "w")) << "an experiment's many models are not \"the\" weights";
 }
 
 }  // namespace

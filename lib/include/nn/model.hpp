@@ -24,6 +24,7 @@
 #include <memory>
 #include <ostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <concepts>
@@ -74,6 +75,23 @@ struct FitOptions {
   std::function<void(std::size_t steps)> on_batch_end = nullptr;
 };
 
+// The losses compile takes, by Keras's names. Both apply the softmax to the
+// last layer's logits first (nn/softmax.hpp): categorical_crossentropy is the
+// Keras program's; mean_squared_error is chapter 10's experiment on why not.
+enum class Loss { categorical_crossentropy, mean_squared_error };
+// "categorical_crossentropy", or "mean_squared_error" (also "mse", Keras's
+// alias); anything else throws nn::Error listing them.
+Loss loss_from_name(std::string_view name);
+std::string_view loss_name(Loss loss);  // Keras's name
+
+// What one batch does to each step of the plan (Sequential::spread): the
+// signal's spread going forward and the gradient's coming back.
+struct StepSpread {
+  std::string name;            // "input", then the plan's steps: "conv2d", ...
+  double activation_std = 0;   // of the step's output over the batch: all samples, all units
+  double gradient_std = 0;     // of d loss / d (that output); NaN where backward does not reach
+};
+
 struct Evaluation {
   double loss = 0, accuracy = 0;
 };
@@ -97,9 +115,10 @@ class Sequential {
   void add(L layer) { add(std::make_unique<L>(std::move(layer))); }  // model.add(nn::Flatten())
 
   // The loss is categorical cross-entropy on softmax(last layer), the metric
-  // accuracy: the ones the Keras program compiles with. Also builds the
-  // execution plan (see set_fusion).
-  void compile(std::unique_ptr<Optimizer> optimizer);
+  // accuracy: the ones the Keras program compiles with (or `loss`, on the same
+  // softmax). Also builds the execution plan (see set_fusion).
+  void compile(std::unique_ptr<Optimizer> optimizer, Loss loss = Loss::categorical_crossentropy);
+  Loss loss() const { return loss_; }
 
   // Keras's model.summary() table.
   std::string summary() const;
@@ -117,6 +136,14 @@ class Sequential {
   // The loss and the gradients of every parameter on one batch, no update
   // (for gradient checks). Returns the loss.
   double compute_gradients(const Tensor& x, const Tensor& y);
+
+  // Forward and backward on one batch, no update (compute_gradients' passes,
+  // in training mode): the standard deviation of the input, of every plan
+  // step's output and of the loss's gradient with respect to it (Glorot's
+  // argument is that both stay about the same from layer to layer at
+  // initialization; chapter 10's --init-spread). Turn fusion off first to see
+  // a convolution's output before its pooling.
+  std::vector<StepSpread> spread(const Tensor& x, const Tensor& y);
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options);
   // Forward passes in training mode over x, `batch_size` images at a time
@@ -166,7 +193,12 @@ class Sequential {
   // optimizer's step is begun and every layer updates its weights in its
   // backward pass. Returns the loss (no backward pass from a loss that is
   // not finite when updating).
-  double backprop(const Tensor& x, const Tensor& y, Optimizer* update);
+  // `gradients`, when given, receives the gradient reaching each plan step
+  // (d loss / d its output), the last step's first, down to the first
+  // trainable step.
+  double backprop(const Tensor& x, const Tensor& y, Optimizer* update, std::vector<ConstView>* gradients = nullptr);
+  // The compiled loss of a batch from its logits z and p = softmax(z).
+  double batch_loss(const Tensor& z, const Tensor& p, const Tensor& y) const;
   void check_data(const char* what, const Tensor& x, const Tensor* y) const;
   // The last layer's output shape for a batch of `batch` samples (the input
   // shape itself when there are no layers yet).
@@ -182,6 +214,7 @@ class Sequential {
   bool fusion_ = true;
   std::vector<ConstView> activations_;  // the last forward pass: the input of plan step i is activations_[i]
   std::unique_ptr<Optimizer> optimizer_;
+  Loss loss_ = Loss::categorical_crossentropy;
   std::size_t last_correct_ = 0;  // argmax matches in the last compute_gradients
   Tensor p_, dz_;                 // softmax output and its gradient, reused every batch
 };
@@ -205,6 +238,8 @@ std::string progress_line(std::size_t done, std::size_t total, double elapsed_se
 
 // The Keras program's model (Conv2D(32, 3x3, relu), MaxPooling2D(2), Flatten,
 // Dense(100, relu), Dense(10) + softmax), its layers seeded from `seed`.
-Sequential make_mnist_model(std::uint64_t seed);
+// `init_scale` multiplies every kernel's glorot_uniform limit (nn/init.hpp):
+// 1 is Keras's initialization; chapter 10's --init-scale tries others.
+Sequential make_mnist_model(std::uint64_t seed, float init_scale = 1.0f);
 
 }  // namespace nn

@@ -78,6 +78,33 @@ extern template void softmax_backward_rows<double>(const double*, const double*,
 Tensor softmax_crossentropy_backward(const Tensor& p, const Tensor& y);
 void softmax_crossentropy_backward(const Tensor& p, const Tensor& y, Tensor& dz);
 
+// ---- Mean squared error on the softmax output (chapter 10's experiment) ----
+//
+// Keras's loss="mean_squared_error" after Dense(10, activation="softmax"):
+//   loss = mean over the batch of  (1/K) sum_k (p_k - y_k)^2,   p = softmax(z)
+//   d loss / d p = 2 (p - y) / (N K)
+// and d loss / d z goes through the softmax's Jacobian (softmax_backward):
+//   dz_k = p_k (dp_k - sum_j dp_j p_j)
+// Every term carries a factor p: where the network is confidently wrong
+// (p of the true class near 0, the wrong class near 1) the gradient vanishes,
+// where cross-entropy's (p - y) / N stays near its largest.
+template <typename T>
+double squared_error_rows(const T* p, const T* y, std::size_t n, std::size_t k);
+template <typename T>
+void squared_error_backward_rows(const T* p, const T* y, T* dp, std::size_t n, std::size_t k);
+extern template double squared_error_rows<float>(const float*, const float*, std::size_t, std::size_t);
+extern template double squared_error_rows<double>(const double*, const double*, std::size_t, std::size_t);
+extern template void squared_error_backward_rows<float>(const float*, const float*, float*, std::size_t,
+                                                        std::size_t);
+extern template void squared_error_backward_rows<double>(const double*, const double*, double*, std::size_t,
+                                                         std::size_t);
+
+// The batch mean of mean_k (p_k - y_k)^2: Keras's mean_squared_error on probabilities p.
+double mean_squared_error(const Tensor& p, const Tensor& y);
+// d loss / d z for p = softmax(z): the two backward passes above chained.
+Tensor softmax_mean_squared_error_backward(const Tensor& p, const Tensor& y);
+void softmax_mean_squared_error_backward(const Tensor& p, const Tensor& y, Tensor& dz);
+
 // The fraction of rows whose argmax of p equals the argmax of y.
 double accuracy(const Tensor& p, const Tensor& y);
 // The number of such rows.

@@ -151,6 +151,49 @@ Tensor softmax_crossentropy_backward(const Tensor& p, const Tensor& y) {
   return dz;
 }
 
+template <typename T>
+double squared_error_rows(const T* p, const T* y, std::size_t n, std::size_t k) {
+  // [snippet mean-squared-error]
+  double total = 0.0;
+  for (std::size_t i = 0; i < n * k; ++i) {
+    const double d = static_cast<double>(p[i]) - static_cast<double>(y[i]);
+    total += d * d;
+  }
+  // the mean over the K classes, then over the batch: Keras's mean_squared_error
+  return n == 0 || k == 0 ? 0.0 : total / static_cast<double>(n * k);
+  // [end snippet mean-squared-error]
+}
+
+template <typename T>
+void squared_error_backward_rows(const T* p, const T* y, T* dp, std::size_t n, std::size_t k) {
+  const T scale = T(2) / static_cast<T>(n * k);  // d/dp of sum (p - y)^2 / (N K)
+  for (std::size_t i = 0; i < n * k; ++i) dp[i] = (p[i] - y[i]) * scale;
+}
+
+template double squared_error_rows<float>(const float*, const float*, std::size_t, std::size_t);
+template double squared_error_rows<double>(const double*, const double*, std::size_t, std::size_t);
+template void squared_error_backward_rows<float>(const float*, const float*, float*, std::size_t, std::size_t);
+template void squared_error_backward_rows<double>(const double*, const double*, double*, std::size_t,
+                                                  std::size_t);
+
+double mean_squared_error(const Tensor& p, const Tensor& y) {
+  check_pair("mean_squared_error", p, y);
+  return squared_error_rows(p.data(), y.data(), p.dim(0), p.dim(1));
+}
+
+void softmax_mean_squared_error_backward(const Tensor& p, const Tensor& y, Tensor& dz) {
+  check_pair("softmax_mean_squared_error_backward", p, y);
+  check_pair("softmax_mean_squared_error_backward", p, dz);
+  squared_error_backward_rows(p.data(), y.data(), dz.data(), p.dim(0), p.dim(1));  // dz holds dp for now
+  softmax_backward_rows(p.data(), dz.data(), dz.data(), p.dim(0), p.dim(1));       // row by row: in place is safe
+}
+
+Tensor softmax_mean_squared_error_backward(const Tensor& p, const Tensor& y) {
+  Tensor dz(p.shape());
+  softmax_mean_squared_error_backward(p, y, dz);
+  return dz;
+}
+
 std::size_t correct_count(const Tensor& p, const Tensor& y) {
   check_pair("accuracy", p, y);
   const std::size_t n = p.dim(0), k = p.dim(1);

@@ -17,7 +17,7 @@ Tensor glorot_kernel(std::size_t c_in, const Conv2DOptions& o) {
   if (c_in == 0) return Tensor();
   Tensor k({o.kernel.h, o.kernel.w, c_in, o.filters});
   const std::size_t taps = o.kernel.h * o.kernel.w;
-  glorot_uniform(k, taps * c_in, taps * o.filters, o.seed);
+  glorot_uniform(k, taps * c_in, taps * o.filters, o.seed, o.init_scale);
   return k;
 }
 

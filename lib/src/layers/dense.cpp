@@ -15,7 +15,7 @@ Tensor glorot_kernel(std::size_t in, const DenseOptions& o) {
   if (o.units == 0) throw Error("Dense: units must be at least 1");
   if (in == 0) return Tensor();
   Tensor k({in, o.units});
-  glorot_uniform(k, in, o.units, o.seed);
+  glorot_uniform(k, in, o.units, o.seed, o.init_scale);
   return k;
 }
 

@@ -8,6 +8,7 @@
 
 #include "model_internal.hpp"
 #include "nn/error.hpp"
+#include "nn/normalize.hpp"
 #include "nn/softmax.hpp"
 
 // Sequential itself: adding layers, compiling, and one batch forward and
@@ -87,12 +88,23 @@ std::vector<std::string> Sequential::plan() {
   return names;
 }
 
-void Sequential::compile(std::unique_ptr<Optimizer> optimizer) {
+Loss loss_from_name(std::string_view name) {
+  if (name == "categorical_crossentropy") return Loss::categorical_crossentropy;
+  if (name == "mean_squared_error" || name == "mse") return Loss::mean_squared_error;
+  throw Error(fmt::format("unknown loss '{}': use categorical_crossentropy or mean_squared_error (mse)", name));
+}
+
+std::string_view loss_name(Loss loss) {
+  return loss == Loss::categorical_crossentropy ? "categorical_crossentropy" : "mean_squared_error";
+}
+
+void Sequential::compile(std::unique_ptr<Optimizer> optimizer, Loss loss) {
   if (layers_.empty()) throw Error("compile: the model has no layers");
   const Shape out = output_shape(1);
   if (out.rank() != 2) throw Error(fmt::format("compile: the last layer's output {} is not (None, classes)", keras_shape(out)));
   if (!optimizer) throw Error("compile: no optimizer (a null pointer)");
   optimizer_ = std::move(optimizer);
+  loss_ = loss;
   execution_plan();
 }
 
@@ -132,16 +144,39 @@ double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
   return backprop(x, y, nullptr);
 }
 
-double Sequential::backprop(const Tensor& x, const Tensor& y, Optimizer* update) {
+double Sequential::batch_loss(const Tensor& z, const Tensor& p, const Tensor& y) const {
+  return loss_ == Loss::categorical_crossentropy ? softmax_crossentropy(z, y)  // from the logits, as Keras does
+                                                 : mean_squared_error(p, y);
+}
+
+std::vector<StepSpread> Sequential::spread(const Tensor& x, const Tensor& y) {
+  check_data("spread", x, &y);
+  if (x.dim(0) == 0) throw Error(fmt::format("spread: no images (x has shape {})", x.shape().str()));
+  std::vector<ConstView> gradients;  // the last step's first
+  backprop(x, y, nullptr, &gradients);
+  const std::vector<Layer*>& steps = execution_plan();
+  std::vector<StepSpread> out{{"input", pixel_stats(x.span()).stddev, std::nan("")}};
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const std::size_t from_top = steps.size() - 1 - i;  // backward reaches the steps from the first trainable one up
+    out.push_back({steps[i]->name, pixel_stats(activations_[i + 1].span()).stddev,
+                   from_top < gradients.size() ? pixel_stats(gradients[from_top].span()).stddev : std::nan("")});
+  }
+  return out;
+}
+
+double Sequential::backprop(const Tensor& x, const Tensor& y, Optimizer* update, std::vector<ConstView>* gradients) {
   // [snippet backprop]
   const ConstView z = logits(x, /*training=*/true);     // forward through every layer
   ensure_shape(p_, z.shape());
   softmax(z, p_);
-  const double loss = softmax_crossentropy(z, y);       // from the logits, as Keras does
+  const double loss = batch_loss(z, p_, y);             // the compiled loss; cross-entropy from the logits, as Keras does
   last_correct_ = correct_count(p_, y);
   if (update && !std::isfinite(loss)) return loss;      // no step from a NaN: the caller decides what to do
   ensure_shape(dz_, z.shape());
-  softmax_crossentropy_backward(p_, y, dz_);            // (p - y) / N: its exact gradient
+  if (loss_ == Loss::categorical_crossentropy)
+    softmax_crossentropy_backward(p_, y, dz_);          // (p - y) / N: its exact gradient
+  else
+    softmax_mean_squared_error_backward(p_, y, dz_);    // through the softmax's Jacobian
   ConstView grad = dz_;
   const std::vector<Layer*>& steps = execution_plan();
   if (update) update->begin_step(parameters());         // a training step: the layers update as they go
@@ -150,6 +185,7 @@ double Sequential::backprop(const Tensor& x, const Tensor& y, Optimizer* update)
   // such as RandomTranslation) is never used, so it is not computed.
   for (std::size_t i = steps.size(); i-- > first_trainable_;) {
     const bool need_dx = i > first_trainable_;
+    if (gradients) gradients->push_back(grad);  // for spread()
     grad = update ? steps[i]->backward_and_update(activations_[i], activations_[i + 1], grad, need_dx, *update)
                   : steps[i]->backward(activations_[i], activations_[i + 1], grad, need_dx);
   }
@@ -177,8 +213,9 @@ Evaluation Sequential::evaluate(const Tensor& x, const Tensor& y, std::size_t ba
     const std::size_t first = b * batch_size, count = std::min(batch_size, n - first);
     const ConstView xb = x.batch_view(first, count), yb = y.batch_view(first, count);  // views: no copies
     const ConstView z = logits(xb, /*training=*/false);
-    loss_sum += softmax_crossentropy(z, yb) * static_cast<double>(count);  // from the logits, as Keras does
-    correct += correct_count(softmax(z), yb);
+    const Tensor p = softmax(z);
+    loss_sum += batch_loss(z, p, yb) * static_cast<double>(count);  // the compiled loss, as Keras reports it
+    correct += correct_count(p, yb);
   }
   Evaluation e{loss_sum / static_cast<double>(n), static_cast<double>(correct) / static_cast<double>(n)};
   if (progress)

@@ -39,6 +39,7 @@ struct Conv2DOptions {
   Activation activation = Activation::linear;
   std::uint64_t seed = 0;         // for glorot_uniform
   Conv2DVariant variant = Conv2DVariant::direct3x3;
+  float init_scale = 1.0f;        // times glorot_uniform's limit (1: Keras's)
 };
 
 class Conv2D final : public Layer {

@@ -29,6 +29,7 @@ struct DenseOptions {
   Activation activation = Activation::linear;
   std::uint64_t seed = 0;        // for glorot_uniform
   DenseVariant variant = DenseVariant::fast;
+  float init_scale = 1.0f;       // times glorot_uniform's limit (1: Keras's)
 };
 
 class Dense final : public Layer {
