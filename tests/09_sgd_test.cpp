@@ -149,7 +149,7 @@ TEST(Optimizer, AdamAndRMSpropTwentyStepsBitForBitAsKeras3) {
 // lr * 0.1 g / (sqrt(0.001) |g|) = lr * 0.1 / 0.0316 = 3.162 lr: uncorrected
 // Adam's first step is three times too LONG, not too short, because the root
 // of s's bias (sqrt(0.001)) is smaller than m's (0.1). With a constant
-// gradient the ratio (1 - b1^t) / sqrt(1 - b2^t) grows to 6.5 at t = 10 before
+// gradient the ratio (1 - b1^t) / sqrt(1 - b2^t) grows to 6.57 at t = 12 before
 // it falls back toward 1.
 TEST(Optimizer, AdamWithoutBiasCorrectionTakesLongerFirstSteps) {
   // The size of step t on w[0] (g = 0.5 at every step): w after t - 1 steps minus w after t.
