@@ -5,11 +5,11 @@
 //
 // From the formula weights of fixtures.mjs, each optimizer takes 100 steps
 // (model.trainOnBatch) on the same batch, the first 8 training images
-// (fixtures.mjs uses 32; 8 keep the 500 steps of tfjs's cpu backend to minutes). Per
+// (fixtures.mjs uses 32; 8 keep the 600 steps of tfjs's cpu backend to minutes). Per
 // step it records the loss and the relu sign pattern of both hidden layers
 // (how many pre-activations are > 0, and a checksum of where), and every 10
 // steps a sample of the weights. Writes tests/fixtures/keras-reference/trajectories/
-// (about 160 KiB) and its README.md. Slow: 500 training steps on the cpu backend,
+// (about 200 KiB) and its README.md. Slow: 600 training steps on the cpu backend,
 // 2 to 3 s each; `--runs sgd,adam` writes only those runs' files (to run them in parallel).
 import fs from 'node:fs';
 import path from 'node:path';
@@ -155,7 +155,7 @@ Written by \`tools/keras-reference/trajectory-fixtures.mjs\`; regenerate with
 
     tools/keras-reference/run trajectory-fixtures.mjs
 
-(slow: 500 training steps on tfjs's cpu backend, 2 to 3 s each; \`--runs sgd,adam\` writes only those runs,
+(slow: 600 training steps on tfjs's cpu backend, 2 to 3 s each; \`--runs sgd,adam\` writes only those runs,
 so that several processes can share the work). The batch, the model and the formula
 weights are those of the parent folder (\`../README.md\`), but the batch is the first ${kBatch} training images
 (not 32: tfjs's cpu backend is slow). From the formula weights, each optimizer takes ${kSteps} steps of
