@@ -134,10 +134,10 @@ std::string RMSprop::describe() const {
 void RMSprop::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
 void RMSprop::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  NN_KERAS_ROUNDING  // clang's pragma: first in the block
   float* s = state[0];  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
-  NN_KERAS_ROUNDING
   const float rho = rho_, one_minus_rho = one_minus_rho_, lr = lr_, eps = o_.epsilon;
   // [snippet rmsprop-step]
   for (std::size_t i = 0; i < n; ++i) {
@@ -162,6 +162,7 @@ std::string Adam::describe() const {
 }
 
 void Adam::start_step(std::size_t t) {
+  NN_KERAS_ROUNDING
   // The bias corrections of m and s, folded into one step size (Keras's
   // alpha), with this step's learning rate (the schedule's, when there is
   // one). Keras computes it in float: power(float(b), float(t)), then
@@ -178,9 +179,9 @@ void Adam::start_step(std::size_t t) {
 }
 
 void Adam::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  NN_KERAS_ROUNDING
   float* m = state[0];  // the running mean of g
   float* s = state[1];  // the running mean of g^2
-  NN_KERAS_ROUNDING
   const float c1 = one_minus_b1_, c2 = one_minus_b2_, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
   // [snippet adam-step]
   for (std::size_t i = 0; i < n; ++i) {
