@@ -3,6 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <random>
@@ -77,6 +78,95 @@ TEST(Optimizer, AdamSecondStepWithTheSameGradient) {
   nn::Adam adam({.learning_rate = 0.1f});
   // A constant gradient keeps m / sqrt(s) at sign(g) after bias correction: each step moves lr.
   EXPECT_THAT(run(adam, 2), ::testing::ElementsAre(::testing::FloatNear(0.8f, 1e-5f), ::testing::FloatNear(-2.2f, 1e-5f)));
+}
+
+// Keras 3 (keras/src/optimizers/adam.py, update_step) keeps beta_1 and
+// beta_2 as Python floats: 1 - beta is taken in double and rounded once to
+// float (0.1f, 0.001f), while beta^t is a float power of float(beta). So
+// (1 - beta_1) / (1 - beta_1^1) is 0.1f / (1 - 0.9f) = 0.99999976 rather
+// than 1, and sqrt((1 - beta_2^1) / (1 - beta_2)) is
+// sqrt(0.000999987125 / 0.00100000005) = 0.99999356: with a constant gradient
+// every early step is about 6.7e-6 shorter than lr. g = 1000 makes epsilon
+// negligible (sqrt(s) = 31.6 at the first step). The expected values are
+// Keras's float operations in Keras's order, evaluated once in Python with
+// every result rounded to float32; computing 1.0f - 0.999f in float instead
+// (the course before) gives exactly -1 and -100: 7.4e-4 away after 100 steps.
+TEST(Optimizer, AdamRoundsOneMinusBetaAsKeras3) {
+  nn::Adam adam({.learning_rate = 1.0f});
+  nn::Parameter w("w", nn::Tensor({1}, 0.0f));
+  w.grad = nn::Tensor({1}, 1000.0f);
+  nn::Parameter* params[] = {&w};
+  adam.step(params);
+  EXPECT_FLOAT_EQ(w.value[0], -0.99999326f);
+  for (int i = 1; i < 100; ++i) adam.step(params);
+  EXPECT_NEAR(w.value[0], -99.99926f, 2e-5);
+}
+
+// RMSprop likewise: Keras's velocity is rho * s + (1 - rho) * square(g),
+// with 1 - rho = 1 - 0.9 in double, rounded to 0.1f (1.0f - 0.9f would be
+// 0.100000024f). With w = 0, g = 1, lr = 1 and epsilon 0 the first step is
+// 1 / sqrt(0.1f) = 3.16227770 (rounded to float: its bits are checked), where
+// 1 / sqrt(0.100000024f) rounds to 3.16227746.
+TEST(Optimizer, RMSpropRoundsOneMinusRhoAsKeras3) {
+  nn::RMSprop rms({.learning_rate = 1.0f, .epsilon = 0.0f});
+  nn::Parameter w("w", nn::Tensor({1}, 0.0f));
+  w.grad = nn::Tensor({1}, 1.0f);
+  nn::Parameter* params[] = {&w};
+  rms.step(params);
+  EXPECT_EQ(w.value[0], -3.1622776985168457f);
+  EXPECT_NE(w.value[0], -3.1622774600982666f);
+}
+
+// Twenty steps on eight weights with constant gradients from 1e-6 to 123, to
+// the last bit of Keras 3's float operations in Keras's order (each result
+// rounded to float: no fused multiply-add, as TensorFlow's separate kernels
+// for multiply, subtract and add). The expected values were computed once in
+// Python by those operations on float32-rounded numbers; the course before,
+// with 1.0f - beta in float (and its products in another order), is off in 7
+// of the 8 Adam weights and 6 of the 8 RMSprop weights.
+TEST(Optimizer, AdamAndRMSpropTwentyStepsBitForBitAsKeras3) {
+  const std::vector<float> g = {0.3f, -1.7f, 0.011f, 2.5e-4f, 7.0f, -0.05f, 1e-6f, 123.0f};
+  const auto twenty_steps = [&](nn::Optimizer& opt) {
+    nn::Parameter w("w", nn::Tensor({8}));
+    w.grad = nn::Tensor({8}, std::vector<float>(g));
+    nn::Parameter* params[] = {&w};
+    for (int i = 0; i < 20; ++i) opt.step(params);
+    return std::vector<float>(w.value.span().begin(), w.value.span().end());
+  };
+  nn::Adam adam;
+  EXPECT_THAT(twenty_steps(adam), ::testing::ElementsAre(-0.019999776f, 0.0199998412f, -0.0199976675f, -0.0199041869f,
+                                                         -0.0199998543f, 0.0199993756f, -0.00956665259f, -0.019999858f));
+  nn::RMSprop rms;
+  EXPECT_THAT(twenty_steps(rms), ::testing::ElementsAre(-0.0285693053f, 0.0285693575f, -0.0285339803f, -0.0135301184f,
+                                                        -0.0285693593f, 0.0285676364f, -6.32453666e-05f, -0.0285693593f));
+}
+
+// The bias correction, and what happens without it. m and s start at 0, so
+// after the first step m = (1 - b1) g = 0.1 g and s = (1 - b2) g^2 = 0.001 g^2:
+// both are too small, s far more than m. Keras multiplies the step by
+// sqrt(1 - b2^t) / (1 - b1^t) = sqrt(0.001) / 0.1 = 0.316 at t = 1, and the
+// step is lr * m / sqrt(s) = lr * sign(g). Without the correction it is
+// lr * 0.1 g / (sqrt(0.001) |g|) = lr * 0.1 / 0.0316 = 3.162 lr: uncorrected
+// Adam's first step is three times too LONG, not too short, because the root
+// of s's bias (sqrt(0.001)) is smaller than m's (0.1). With a constant
+// gradient the ratio (1 - b1^t) / sqrt(1 - b2^t) grows to 6.57 at t = 12 before
+// it falls back toward 1.
+TEST(Optimizer, AdamWithoutBiasCorrectionTakesLongerFirstSteps) {
+  // The size of step t on w[0] (g = 0.5 at every step): w after t - 1 steps minus w after t.
+  const auto step_size = [](bool corrected, int t) {
+    nn::Adam before({.bias_correction = corrected}), after({.bias_correction = corrected});
+    return static_cast<double>(run(before, t - 1)[0]) - run(after, t)[0];
+  };
+  const double lr = 1e-3;
+  // epsilon 1e-7 against sqrt(s) = 0.016 (g = 0.5): 6e-6 relative; w's float rounding (6e-8) bounds the rest.
+  EXPECT_NEAR(step_size(true, 1), lr, 2e-8);
+  EXPECT_NEAR(step_size(false, 1), lr * 0.1 / std::sqrt(0.001), 2e-8);  // 3.162 lr
+  EXPECT_NEAR(step_size(true, 10), lr, 2e-8);
+  EXPECT_NEAR(step_size(false, 10), lr * (1 - std::pow(0.9, 10)) / std::sqrt(1 - std::pow(0.999, 10)), 1e-7);  // 6.52 lr
+  nn::Adam corrected, uncorrected({.bias_correction = false});
+  EXPECT_EQ(corrected.describe(), "Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07)");
+  EXPECT_EQ(uncorrected.describe(),
+            "Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07, bias_correction=False)");
 }
 
 // A step that fails validation changes nothing: not the weights, not the

@@ -3,10 +3,14 @@
 // First the update rules on a toy 2-D bowl, plotted as paths over its
 // contours; then one real SGD step on one batch of 32, with the loss before
 // and after. With --gradcheck, instead: the whole model's backward pass
-// against central differences, in double (--break LAYER plants a bug).
+// against central differences, in double (--break LAYER plants a bug). With
+// --adam-bias N: the first N steps of Adam on the real network, with and
+// without its bias correction, and the size of each step, plotted.
 #include <fmt/format.h>
 
 #include <cmath>
+#include <memory>
+#include <random>
 
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
@@ -106,6 +110,86 @@ int gradcheck(std::uint64_t seed, const std::string& broken) {
   return 1;
 }
 
+// The first `steps` steps of Adam (Keras's defaults, with or without the bias
+// correction) on the real network, from seed's initial weights, on the
+// training batches of 32 in order: the root mean square of each step's change
+// over all 542,230 weights.
+std::vector<double> adam_step_sizes(const nn::Tensor& images, const nn::Tensor& labels, std::uint64_t seed, int steps,
+                                    bool corrected) {
+  nn::Sequential model = nn::make_mnist_model(seed);
+  model.compile(std::make_unique<nn::Adam>(nn::AdamOptions{.bias_correction = corrected}));
+  std::vector<double> rms;
+  std::vector<nn::Tensor> before;
+  for (int t = 0; t < steps; ++t) {
+    before.clear();
+    for (const nn::Parameter* p : model.parameters()) before.push_back(p->value);
+    const std::size_t lo = static_cast<std::size_t>(t) * 32;
+    model.train_on_batch(nn::slice_batch(images, lo, 32), nn::slice_batch(labels, lo, 32));
+    double sum = 0;
+    std::size_t count = 0;
+    const auto params = model.parameters();
+    for (std::size_t k = 0; k < params.size(); ++k)
+      for (std::size_t i = 0; i < params[k]->size(); ++i) {
+        const double d = static_cast<double>(params[k]->value[i]) - before[k][i];
+        sum += d * d;
+        ++count;
+      }
+    rms.push_back(std::sqrt(sum / static_cast<double>(count)));
+  }
+  return rms;
+}
+
+// For a gradient that stays the same, uncorrected Adam's step is the
+// corrected one times (1 - b1^t) / sqrt(1 - b2^t): m and s both start at 0,
+// but s (whose root is taken) is biased far more.
+double uncorrected_ratio(int t) { return (1 - std::pow(0.9, t)) / std::sqrt(1 - std::pow(0.999, t)); }
+
+void plot_adam_steps(const std::vector<double>& with, const std::vector<double>& without,
+                     const std::filesystem::path& file) {
+  nn::plot::Png png(file, 1000, 520);
+  auto& gp = png.gp();
+  gp << fmt::format("set title 'Adam (lr 0.001) on the real network: the size of its first {} steps'\n", with.size())
+     << "set xlabel 'step t'; set ylabel 'RMS of the step over all 542,230 weights'; set key top right\n"
+     << "set logscale y; set format y '%.0e'; set grid\n"
+     << "plot '-' with linespoints pt 7 ps 0.6 lw 2 lc rgb '#009e73' title 'with the bias correction (Keras)', "
+     << "'-' with linespoints pt 7 ps 0.6 lw 2 lc rgb '#e69f00' title 'without it', "
+     << "'-' with lines dt 2 lw 1.5 lc rgb '#7b3294' title "
+     << nn::plot::quote("with it x (1 - b1^t) / sqrt(1 - b2^t): what a steady gradient predicts without it")
+     << " noenhanced\n";
+  for (std::size_t t = 0; t < with.size(); ++t) gp << fmt::format("{} {}\n", t + 1, with[t]);
+  gp << "e\n";
+  for (std::size_t t = 0; t < without.size(); ++t) gp << fmt::format("{} {}\n", t + 1, without[t]);
+  gp << "e\n";
+  for (std::size_t t = 0; t < with.size(); ++t)
+    gp << fmt::format("{} {}\n", t + 1, with[t] * uncorrected_ratio(static_cast<int>(t) + 1));
+  gp << "e\n";
+  png.finish();
+}
+
+int adam_bias_experiment(const nn::cli::Common& common, std::uint64_t seed, int steps) {
+  nn::Mnist m = nn::load_mnist(common.data);
+  const std::size_t needed = static_cast<std::size_t>(steps) * 32;
+  nn::cli::require_images(common.data, m.x_train.shape[0], needed, "training set",
+                          fmt::format("--adam-bias {} takes {} batches of 32 training images", steps, steps));
+  const nn::Tensor images = nn::slice_batch(nn::images_to_tensor(m.x_train), 0, needed);  // (32 N, 28, 28, 1)
+  const nn::Tensor labels = nn::one_hot(std::span(m.y_train.data).first(needed));
+  const std::vector<double> with = adam_step_sizes(images, labels, seed, steps, true);
+  const std::vector<double> without = adam_step_sizes(images, labels, seed, steps, false);
+  fmt::print("seed {}: Adam(learning_rate=0.001), the first {} steps on batches of 32, with and without the bias "
+             "correction;\nthe RMS of each step over all weights, and the ratio a steady gradient predicts, "
+             "(1 - 0.9^t) / sqrt(1 - 0.999^t):\n\n",
+             seed, steps);
+  fmt::print("  {:>4}  {:>12}  {:>12}  {:>7}  {:>9}\n", "t", "with", "without", "ratio", "predicted");
+  for (int t = 1; t <= steps; ++t)
+    if (t <= 5 || t % 5 == 0 || t == steps)
+      fmt::print("  {:>4}  {:>12.4e}  {:>12.4e}  {:>7.3f}  {:>9.3f}\n", t, with[t - 1], without[t - 1],
+                 without[t - 1] / with[t - 1], uncorrected_ratio(t));
+  const auto file = common.plots / "09-adam-bias-correction.png";
+  plot_adam_steps(with, without, file);
+  fmt::print("\nWrote {}\n", file.string());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -119,6 +203,11 @@ int main(int argc, char** argv) {
   cli.flag("--gradcheck", "check the whole model's gradients against central differences, in double, and stop", &check);
   cli.option("--break", "LAYER", "with --gradcheck: flip the sign of a layer's gradients (conv2d, dense or dense_1)",
              &broken);
+  int adam_bias = 0;
+  cli.option("--adam-bias", "N",
+             "instead: the first N steps of Adam on the real network with and without its bias correction, "
+             "their sizes plotted (09-adam-bias-correction.png), and stop",
+             &adam_bias, {1, 1000});
   return nn::cli::run(cli.program(), [&] {
     if (!cli.parse(argc, argv)) return 0;
     if (steps < 1 || steps > 10000) throw nn::Error(fmt::format("--steps {} is outside 1..10000", steps));
@@ -127,6 +216,7 @@ int main(int argc, char** argv) {
     if (!broken.empty() && broken != "conv2d" && broken != "dense" && broken != "dense_1")
       throw nn::Error(fmt::format("--break {}: no such layer (conv2d, dense or dense_1)", broken));
     if (check) return gradcheck(seed, broken);
+    if (adam_bias > 0) return adam_bias_experiment(common, seed, adam_bias);
 
     // The four rules on the bowl. Learning rates are chosen for the bowl, not Keras's defaults.
     nn::SGD sgd({.learning_rate = 0.9f});

@@ -178,6 +178,13 @@ by \`tools/keras-reference/run convnet-fixtures.mjs\` (this script leaves it alo
 The subfolder \`batchnorm/\` holds BatchNormalization with Keras's defaults, alone: its output in training and
 in inference mode, and its weights and moving statistics after three SGD steps. Written by
 \`tools/keras-reference/run bn-fixtures.mjs\` (this script leaves it alone) and described in its own \`README.md\`.
+
+## trajectories/: 100 steps of each optimizer
+
+The subfolder \`trajectories/\` holds 100 steps of SGD, momentum, Nesterov, RMSprop and Adam on the first 8
+training images: the loss and the relu sign pattern of every step, and a sample of the weights every 10 steps.
+Written by \`tools/keras-reference/run trajectory-fixtures.mjs\` (this script leaves it alone) and described in
+its own \`README.md\`.
 `;
 fs.writeFileSync(path.join(outDir, 'README.md'), readme);
 

@@ -10,8 +10,15 @@
 //   momentum   v = momentum v - lr g;  w += v
 //   Nesterov   v = momentum v - lr g;  w += momentum v - lr g
 //   RMSprop    s = rho s + (1 - rho) g^2;  w -= lr g / sqrt(s + eps)
-//   Adam       m = b1 m + (1 - b1) g;  s = b2 s + (1 - b2) g^2;
-//              w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(s) + eps)
+//   Adam       m += (g - m)(1 - b1);  s += (g^2 - s)(1 - b2);
+//              w -= m (lr sqrt(1 - b2^t) / (1 - b1^t)) / (sqrt(s) + eps)
+//
+// to the last bit of Keras 3 (checked against keras/src/optimizers/sgd.py,
+// rmsprop.py and adam.py of Keras 3.8, on its TensorFlow backend): the same
+// order of float operations, and the same roundings. Keras keeps rho, beta_1
+// and beta_2 as Python floats (doubles): 1 - b is computed in double and
+// rounded once to float (1 - 0.999 is 0.001f, where 1.0f - 0.999f would be
+// 0.00099998713), while b itself and b^t are float. So these options are doubles.
 //
 // lr is the learning_rate option, or, once set_schedule gave one, the
 // schedule's value at this step (nn/schedules.hpp), as when Keras is given
@@ -110,7 +117,7 @@ class SGD final : public Optimizer {
 
 struct RMSpropOptions {
   float learning_rate = 1e-3f;
-  float rho = 0.9f;
+  double rho = 0.9;  // a double, as Keras's Python float: see the top
   float epsilon = 1e-7f;
 };
 
@@ -125,13 +132,18 @@ class RMSprop final : public Optimizer {
   void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   RMSpropOptions o_;
   float lr_ = 0;  // the learning rate of the current step
+  float rho_ = 0, one_minus_rho_ = 0;  // float(rho), float(1 - rho) with 1 - rho in double, as Keras
 };
 
 struct AdamOptions {
   float learning_rate = 1e-3f;
-  float beta_1 = 0.9f;
-  float beta_2 = 0.999f;
+  double beta_1 = 0.9;  // doubles, as Keras's Python floats: see the top
+  double beta_2 = 0.999;
   float epsilon = 1e-7f;
+  // Keras always corrects the bias of m and s (they start at 0); false drops
+  // the factor sqrt(1 - b2^t) / (1 - b1^t), for chapter 09's experiment on why
+  // it is there. Not a Keras option.
+  bool bias_correction = true;
 };
 
 class Adam final : public Optimizer {
@@ -144,7 +156,8 @@ class Adam final : public Optimizer {
   std::size_t state_tensors() const override { return 2; }  // m and s
   void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   AdamOptions o_;
-  float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step
+  float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step, in float as Keras
+  float one_minus_b1_ = 0, one_minus_b2_ = 0;  // 1 - b in double, rounded once to float, as Keras
 };
 
 // "sgd", "adam" or "rmsprop"; learning_rate <= 0 takes the optimizer's

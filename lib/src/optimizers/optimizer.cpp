@@ -103,9 +103,26 @@ void SGD::update_elements(std::span<float* const> state, float* w, const float* 
   // [end snippet momentum-step]
 }
 
+// ---- RMSprop and Adam ------------------------------------------------------
+//
+// Keras runs every multiply, add and subtract of these rules as its own
+// TensorFlow op, each rounded to float. GCC would fuse a * b + c into one
+// multiply-add (rounded once) where the CPU has one, and give other bits than
+// Keras, so these two rules are compiled without that fusion; the results are
+// then the same on every CPU. (SGD and momentum keep it: chapter 10's SGD
+// model stays what it was, bit for bit. Keras computes w - lr g in two roundings.)
+#if defined(__clang__)
+#define NN_KERAS_ROUNDING _Pragma("clang fp contract(off)")
+#else
+#define NN_KERAS_ROUNDING
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 // ---- RMSprop ---------------------------------------------------------------
 
-RMSprop::RMSprop(const RMSpropOptions& options) : o_(options) {
+RMSprop::RMSprop(const RMSpropOptions& options)
+    : o_(options), rho_(static_cast<float>(o_.rho)), one_minus_rho_(static_cast<float>(1.0 - o_.rho)) {
   if (!(o_.learning_rate > 0)) throw Error("RMSprop: learning_rate must be > 0");
 }
 
@@ -117,48 +134,68 @@ std::string RMSprop::describe() const {
 void RMSprop::start_step(std::size_t /*t*/) { lr_ = step_learning_rate(o_.learning_rate); }
 
 void RMSprop::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  NN_KERAS_ROUNDING  // clang's pragma: first in the block
   float* s = state[0];  // the running mean of g^2
   // The options as locals: the compiler cannot keep members in registers
   // across stores through float pointers, and would not vectorize the loop.
-  const float rho = o_.rho, lr = lr_, eps = o_.epsilon;
+  const float rho = rho_, one_minus_rho = one_minus_rho_, lr = lr_, eps = o_.epsilon;
   // [snippet rmsprop-step]
   for (std::size_t i = 0; i < n; ++i) {
-    s[i] = rho * s[i] + (1.0f - rho) * g[i] * g[i];  // a running mean of g^2
-    w[i] -= lr * g[i] / std::sqrt(s[i] + eps);        // Keras: epsilon inside the root
+    s[i] = rho * s[i] + one_minus_rho * (g[i] * g[i]);  // a running mean of g^2, in Keras's order
+    w[i] -= lr * g[i] / std::sqrt(s[i] + eps);          // Keras: epsilon inside the root
   }
   // [end snippet rmsprop-step]
 }
 
 // ---- Adam ------------------------------------------------------------------
 
-Adam::Adam(const AdamOptions& options) : o_(options) {
+Adam::Adam(const AdamOptions& options)
+    : o_(options),
+      one_minus_b1_(static_cast<float>(1.0 - o_.beta_1)),
+      one_minus_b2_(static_cast<float>(1.0 - o_.beta_2)) {
   if (!(o_.learning_rate > 0)) throw Error("Adam: learning_rate must be > 0");
 }
 
 std::string Adam::describe() const {
-  return fmt::format("Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={})", learning_rate_text(o_.learning_rate),
-                     o_.beta_1, o_.beta_2, o_.epsilon);
+  return fmt::format("Adam(learning_rate={}, beta_1={}, beta_2={}, epsilon={}{})", learning_rate_text(o_.learning_rate),
+                     o_.beta_1, o_.beta_2, o_.epsilon, o_.bias_correction ? "" : ", bias_correction=False");
 }
 
 void Adam::start_step(std::size_t t) {
-  // The bias corrections of m and s, folded into one step size (Keras's form),
-  // with this step's learning rate (the schedule's, when there is one).
+  NN_KERAS_ROUNDING
+  // The bias corrections of m and s, folded into one step size (Keras's
+  // alpha), with this step's learning rate (the schedule's, when there is
+  // one). Keras computes it in float: power(float(b), float(t)), then
+  // lr * sqrt(1 - b2^t) / (1 - b1^t) from left to right.
   const float lr = step_learning_rate(o_.learning_rate);
-  const double b1t = std::pow(static_cast<double>(o_.beta_1), static_cast<double>(t));
-  const double b2t = std::pow(static_cast<double>(o_.beta_2), static_cast<double>(t));
-  step_size_ = static_cast<float>(lr * std::sqrt(1.0 - b2t) / (1.0 - b1t));
+  if (!o_.bias_correction) {
+    step_size_ = lr;
+    return;
+  }
+  const float ft = static_cast<float>(t);
+  const float b1t = std::pow(static_cast<float>(o_.beta_1), ft);
+  const float b2t = std::pow(static_cast<float>(o_.beta_2), ft);
+  step_size_ = lr * std::sqrt(1.0f - b2t) / (1.0f - b1t);
 }
 
 void Adam::update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) {
+  NN_KERAS_ROUNDING
   float* m = state[0];  // the running mean of g
   float* s = state[1];  // the running mean of g^2
-  const float b1 = o_.beta_1, b2 = o_.beta_2, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
+  const float c1 = one_minus_b1_, c2 = one_minus_b2_, eps = o_.epsilon, step = step_size_;  // locals: see RMSprop
+  // [snippet adam-step]
   for (std::size_t i = 0; i < n; ++i) {
-    m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-    s[i] = b2 * s[i] + (1.0f - b2) * g[i] * g[i];
-    w[i] -= step * m[i] / (std::sqrt(s[i]) + eps);
+    m[i] += (g[i] - m[i]) * c1;         // Keras's form of b1 m + (1 - b1) g
+    s[i] += (g[i] * g[i] - s[i]) * c2;  // and of b2 s + (1 - b2) g^2
+    w[i] -= m[i] * step / (std::sqrt(s[i]) + eps);
   }
+  // [end snippet adam-step]
 }
+
+#if !defined(__clang__)
+#pragma GCC pop_options
+#endif
+#undef NN_KERAS_ROUNDING
 
 std::unique_ptr<Optimizer> make_optimizer(const std::string& name, float learning_rate, float momentum,
                                           bool nesterov) {
