@@ -15,7 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 build=${BUILD:-build}
-steps=${STEPS:-sgd momentum convnet augment schedule best}
+steps=${STEPS:-sgd momentum convnet augment schedule best batchnorm}
 seeds=${SEEDS:-1 2 3}
 results=${RESULTS:-docs/figures/12-ladder.txt}
 logs="$build/ladder-logs"
