@@ -8,7 +8,7 @@
 //   --step augment    + RandomTranslation(2/28, 2/28) in front, on the fly per batch
 //   --step schedule   + a cosine learning-rate decay over the training
 //   --step best       augment + schedule from lr 0.002, 40 epochs
-//   --step batchnorm  the convnet with BatchNormalization after each Conv2D (beside the ladder, from convnet)
+//   --step batchnorm  the convnet with BatchNormalization after each Conv2D (a rung that branches from convnet)
 //
 // Every step prints the Keras code it stands for, trains, evaluates on the
 // test set, and ends with one `result` line that chapters/12-beyond/ladder.sh
