@@ -60,6 +60,10 @@ class Optimizer {
   void update(Parameter& p);
   virtual std::string describe() const = 0;  // "SGD(learning_rate=0.01)"
   std::size_t iterations() const { return iterations_; }
+  // The state the rule keeps for p (momentum: v; RMSprop: s; Adam: m, then
+  // s), each tensor p's shape; empty before p's first step. For diagnostics:
+  // chapter 09's benchmark counts the denormal numbers in it.
+  std::span<const Tensor> state(const Parameter& p) const;
 
   // From now on every step uses schedule(iterations()) as its learning rate,
   // evaluated before the step counts itself, as Keras does

@@ -41,6 +41,11 @@ void Optimizer::begin_step(std::span<Parameter* const> params) {
   }
 }
 
+std::span<const Tensor> Optimizer::state(const Parameter& p) const {
+  const auto known = state_.find(&p);
+  return known == state_.end() ? std::span<const Tensor>() : std::span<const Tensor>(known->second);
+}
+
 void Optimizer::update_block(Parameter& p, const float* g, std::size_t lo, std::size_t n) {
   const auto known = state_.find(&p);
   if (known == state_.end() || lo + n > p.size())
