@@ -85,6 +85,11 @@ class Optimizer {
   // the same result. (Not an overload of update: a rule's override would
   // hide the public update(Parameter&).)
   virtual void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) = 0;
+  // True for a rule whose updates run with denormals flushed to zero
+  // (nn/denormals.hpp), on whichever thread runs them: RMSprop and Adam,
+  // whose running means fill with denormals that make Intel cores slow. SGD
+  // stays bit for bit what it was.
+  virtual bool flushes_denormals() const { return false; }
   // Called once per step before any update, with the step number t (1, 2, ...).
   virtual void start_step(std::size_t /*t*/) {}
   // The learning rate of the current step, for start_step: the schedule's
@@ -133,6 +138,7 @@ class RMSprop final : public Optimizer {
  private:
   void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 1; }  // the mean square
+  bool flushes_denormals() const override { return true; }
   void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   RMSpropOptions o_;
   float lr_ = 0;  // the learning rate of the current step
@@ -158,6 +164,7 @@ class Adam final : public Optimizer {
  private:
   void start_step(std::size_t t) override;
   std::size_t state_tensors() const override { return 2; }  // m and s
+  bool flushes_denormals() const override { return true; }
   void update_elements(std::span<float* const> state, float* w, const float* g, std::size_t n) override;
   AdamOptions o_;
   float step_size_ = 0;  // lr * sqrt(1 - b2^t) / (1 - b1^t) for the current step, in float as Keras

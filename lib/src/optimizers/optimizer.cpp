@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "nn/denormals.hpp"
 #include "nn/error.hpp"
 #include "nn/parallel.hpp"
 
@@ -55,6 +56,9 @@ void Optimizer::update_block(Parameter& p, const float* g, std::size_t lo, std::
   std::vector<float*> many(tensors.size() > 4 ? tensors.size() : 0);
   float** state = many.empty() ? few : many.data();
   for (std::size_t s = 0; s < tensors.size(); ++s) state[s] = tensors[s].data() + lo;
+  // Set here, on the thread that runs this block (the caller's, or a worker
+  // of parallel_for's pool), and restored when the block is done.
+  const FlushDenormals flush(flushes_denormals());
   update_elements(std::span<float* const>(state, tensors.size()), p.value.data() + lo, g, n);
 }
 
