@@ -208,7 +208,8 @@ TEST(Dense, ShapeErrors) {
 
 // The fast variant's backward pass with the kernel's update fused into it
 // (the training step's path) gives dense_backward's dx and db and the weights
-// of dense_backward followed by the update, bit for bit: on the model's
+// of dense_backward followed by the update, bit for bit (dx computed as
+// written below a batch of NR, as its transpose from there): on the model's
 // shape, on shapes with edge blocks and edge tiles, with and without dx, and
 // on a shape where gemm would split a sum over the threads (in = 100,
 // out = 40, batch 512: dW's sum over the batch), where it must run exactly
@@ -217,7 +218,8 @@ TEST(Dense, BackwardWithTheUpdateFusedIsBackwardThenTheUpdateBitForBit) {
   const std::size_t threads_before = nn::thread_count();
   struct Case { std::size_t n, in, out; };
   for (std::size_t threads : {1, 2, 3})
-    for (Case c : {Case{32, 5408, 100}, Case{1, 5408, 100}, Case{7, 333, 37}, Case{300, 70, 300}, Case{512, 100, 40}})
+    for (Case c : {Case{32, 5408, 100}, Case{1, 5408, 100}, Case{7, 333, 37}, Case{50, 333, 37}, Case{300, 70, 300},
+                   Case{512, 100, 40}})
       for (bool with_dx : {true, false}) {
         nn::set_thread_count(threads);
         SCOPED_TRACE(fmt::format("n {} in {} out {}, {} threads, dx {}", c.n, c.in, c.out, threads, with_dx));

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <numeric>
 
 #include "gemm_internal.hpp"
 #include "nn/error.hpp"
@@ -126,39 +127,85 @@ void dense_backward_update(const Tensor& x, const Tensor& kernel, const Tensor& 
   }
   bias_gradient(dy, dbias);
 
-  // dy is read by every block, in two packings, made once: as MR-row panels,
-  // op(A) of dx = dy W^T (one set per KC slice of the sum over out), and as
-  // NR-column panels, op(B) of dW = x^T dy (one set per KC slice of the sum
-  // over the batch). gemm would pack the same values.
+  // dx = dy W^T is computed as its transpose, dx^T = W dy^T, where the batch
+  // fills whole NR-column panels (a batch of 32: one with AVX-512, two with
+  // AVX2): the rows of W are then read in place along their length and the
+  // finished tiles of dx^T are transposed into dx. Below that batch size it is
+  // computed as written, a short A (dy) times W^T packed block by block. The
+  // two give the same sums in the same order, so the same bits.
+#if defined(__AVX__)
+  const bool dx_transposed = dx && n >= NR;
+#else
+  const bool dx_transposed = false;
+#endif
+
+  // dy is read by every block, in two or three packings, made once: as MR-row
+  // panels, op(A) of dx = dy W^T, or as NR-column panels of dy^T, op(B) of
+  // dx^T = W dy^T (one set per KC slice of the sum over out); and as NR-column
+  // panels, op(B) of dW = x^T dy (one set per KC slice of the sum over the
+  // batch). gemm would pack the same values.
   const std::size_t rows_padded = (n + MR - 1) / MR * MR, cols_padded = (out + NR - 1) / NR * NR;
+  const std::size_t batch_padded = (n + NR - 1) / NR * NR;
   thread_local std::vector<float> dy_a_storage, dy_b_storage;
-  float* dy_a = dx ? scratch(dy_a_storage, rows_padded * out) : nullptr;  // slice pc at dy_a + rows_padded * pc
-  float* dy_b = scratch(dy_b_storage, n * cols_padded);                   // slice pc at dy_b + cols_padded * pc
-  for (std::size_t pc = 0; dx && pc < out; pc += KC) pack_a(dxp, 0, n, pc, std::min(KC, out - pc), dy_a + rows_padded * pc);
+  float* dy_a = dx ? scratch(dy_a_storage, (dx_transposed ? batch_padded : rows_padded) * out) : nullptr;
+  float* dy_b = scratch(dy_b_storage, n * cols_padded);  // slice pc at dy_b + cols_padded * pc
+  const GemmArgs dyt{.m = in, .n = n, .k = out, .b = dy.data(), .ldb = out, .transpose_b = true};  // op(B) = dy^T
+  for (std::size_t pc = 0; dx && pc < out; pc += KC) {
+    if (dx_transposed)  // slice pc at dy_a + batch_padded * pc
+      pack_b(dyt, pc, std::min(KC, out - pc), 0, n, dy_a + batch_padded * pc);
+    else  // slice pc at dy_a + rows_padded * pc
+      pack_a(dxp, 0, n, pc, std::min(KC, out - pc), dy_a + rows_padded * pc);
+  }
   for (std::size_t pc = 0; pc < n; pc += KC) pack_b(dw, pc, std::min(KC, n - pc), 0, out, dy_b + cols_padded * pc);
+
+  // dx[:, r0:r0+rows] = dy W[r0:r0+rows, :]^T for one block of rows of W,
+  // from the weights before this step. wt holds one KC slice of the block's
+  // W^T (packed when dx is computed as written), tile one tile of dx^T.
+  // [snippet dense-dx-block]
+  const auto dx_columns = [&](std::size_t r0, std::size_t rows, float* wt, float* tile) {
+    for (std::size_t pc = 0; pc < out; pc += KC) {
+      const std::size_t kc = std::min(KC, out - pc);
+      const float beta = pc == 0 ? 0.0f : 1.0f;  // later slices of the sum add to dx
+      if (dx_transposed) {
+        // dx^T[r0+ir.., jr..] = W[r0+ir.., pc..] dy^T[pc.., jr..], W's rows read in place
+        for (std::size_t ir = 0; ir < rows; ir += MR)
+          for (std::size_t jr = 0; jr < n; jr += NR) {
+            const std::size_t mr = std::min(MR, rows - ir), nr = std::min(NR, n - jr);
+            micro_kernel_rows_in_place(kc, kernel.data() + (r0 + ir) * out + pc, out, mr,
+                                       dy_a + batch_padded * pc + jr * kc, NR, nr, tile);
+            store_tile_transposed(tile, mr, nr, 1.0f, beta, dx->data() + jr * in + r0 + ir, in);
+          }
+      } else {
+        // dx[ir.., r0+jr..] = dy[ir.., pc..] W[r0+jr.., pc..]^T, that slice of W^T packed
+        pack_b(dxp, pc, kc, r0, rows, wt);
+        for (std::size_t jr = 0; jr < rows; jr += NR)
+          for (std::size_t ir = 0; ir < n; ir += MR)
+            micro_kernel(kc, dy_a + rows_padded * pc + ir * kc, MR, wt + jr * kc, NR, 1.0f, beta,
+                         dx->data() + ir * in + r0 + jr, in, std::min(MR, n - ir), std::min(NR, rows - jr));
+      }
+    }
+  };
+  // [end snippet dense-dx-block]
 
   // [snippet dense-backward-update]
   // Blocks of kRows rows of W, shared out among the threads when the
   // product is large enough for gemm to share it (not at a batch of 1: one
-  // core keeps W in its cache from the forward pass to the update).
-  constexpr std::size_t kRows = 32;  // W, its gradient and W^T packed: 3 x 12.8 KB, in L1
-  static_assert(kRows % NR == 0);
+  // core keeps W in its cache from the forward pass to the update). kRows is
+  // a multiple of MR and of NR, so that every row panel of a block is full:
+  // 32 rows with AVX-512 (8 x 32 tiles), 48 with AVX2 (6 x 16 tiles).
+  constexpr std::size_t kRows = [] {
+    const std::size_t both = std::lcm(MR, NR);
+    return (32 + both - 1) / both * both;
+  }();  // W and its gradient: 2 x 12.8 KB (2 x 19.2 KB with AVX2), in L1
   const bool share = sharing(dw, threads) != Sharing::none;
   const auto blocks = [&](std::size_t lo, std::size_t hi) {
     thread_local std::vector<float> wt_storage, grad_storage;
-    float* wt = scratch(wt_storage, std::min(KC, out) * kRows);  // one KC slice of the block's W^T, packed
-    float* grad = scratch(grad_storage, kRows * out);            // the block's dW: (rows, out)
+    float* wt = scratch(wt_storage, dx_transposed ? 0 : std::min(KC, out) * kRows);
+    float* grad = scratch(grad_storage, kRows * out);  // the block's dW: (rows, out)
+    alignas(64) float tile[kTileRows * NR] = {};
     for (std::size_t block = lo; block < hi; ++block) {
       const std::size_t r0 = block * kRows, rows = std::min(kRows, in - r0);
-      // dx[:, r0:r0+rows] = dy W[r0:r0+rows, :]^T, from the weights before this step
-      for (std::size_t pc = 0; dx && pc < out; pc += KC) {
-        const std::size_t kc = std::min(KC, out - pc);
-        pack_b(dxp, pc, kc, r0, rows, wt);
-        for (std::size_t jr = 0; jr < rows; jr += NR)
-          for (std::size_t ir = 0; ir < n; ir += MR)
-            micro_kernel(kc, dy_a + rows_padded * pc + ir * kc, MR, wt + jr * kc, NR, 1.0f, pc == 0 ? 0.0f : 1.0f,
-                         dx->data() + ir * in + r0 + jr, in, std::min(MR, n - ir), std::min(NR, rows - jr));
-      }
+      if (dx) dx_columns(r0, rows, wt, tile);  // from the weights before this step
       // grad = dW[r0:r0+rows, :] = x[:, r0:r0+rows]^T dy: full MR-row panels of x^T are read in place
       for (std::size_t pc = 0; pc < n; pc += KC) {
         const std::size_t kc = std::min(KC, n - pc);

@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #endif
 #include <cstdint>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -205,6 +206,96 @@ void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const fl
   if (mr == MR) return micro_kernel_rows<MR>(kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr, nr);
   micro_kernel_dispatch(std::make_index_sequence<MR - 1>(), kc, a, a_stride, b, b_stride, alpha, beta, c, ldc, mr,
                         nr);
+}
+
+// A tile of A B whose A rows are read where a row-major matrix keeps them:
+// element (i, p) at a[i * lda + p], for i < R. Each of the R rows is read
+// along p, so no panel of A is packed (as micro_kernel_rows reads a packed or
+// transposed A: there element (i, p) is at a[p * a_stride + i]). The sums
+// are micro_kernel_rows's, product for product in the same order (a b = b a
+// exactly), written to `tile` (R rows of NR floats) for the caller to store.
+template <std::size_t R>
+void micro_kernel_a_rows(std::size_t kc, const float* a, std::size_t lda, const float* b, std::size_t b_stride,
+                         std::size_t nr, float* tile) {
+#if NN_HAVE_SIMD
+  Vec acc[R][2];
+  for (std::size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Vec{};
+  if (nr > kV) {
+    for (std::size_t p = 0; p < kc; ++p) {
+      const Vec b0 = simd::load(b + p * b_stride), b1 = simd::load(b + p * b_stride + kV);
+      for (std::size_t i = 0; i < R; ++i) {
+        const float ai = a[i * lda + p];
+        acc[i][0] += ai * b0;
+        acc[i][1] += ai * b1;
+      }
+    }
+  } else {
+    for (std::size_t p = 0; p < kc; ++p) {
+      const Vec b0 = simd::load(b + p * b_stride);
+      for (std::size_t i = 0; i < R; ++i) acc[i][0] += a[i * lda + p] * b0;
+    }
+  }
+  for (std::size_t i = 0; i < R; ++i)
+    for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
+#else
+  for (std::size_t i = 0; i < R * NR; ++i) tile[i] = 0.0f;
+  for (std::size_t p = 0; p < kc; ++p)
+    for (std::size_t i = 0; i < R; ++i)
+      for (std::size_t j = 0; j < NR; ++j) tile[i * NR + j] += a[i * lda + p] * b[p * b_stride + j];
+#endif
+}
+
+template <std::size_t... R>
+void micro_kernel_a_rows_dispatch(std::index_sequence<R...>, std::size_t kc, const float* a, std::size_t lda,
+                                  std::size_t mr, const float* b, std::size_t b_stride, std::size_t nr, float* tile) {
+  ((mr == R + 1 ? micro_kernel_a_rows<R + 1>(kc, a, lda, b, b_stride, nr, tile) : void()), ...);
+}
+
+void micro_kernel_rows_in_place(std::size_t kc, const float* a, std::size_t lda, std::size_t mr, const float* b,
+                                std::size_t b_stride, std::size_t nr, float* tile) {
+  micro_kernel_a_rows_dispatch(std::make_index_sequence<MR>(), kc, a, lda, mr, b, b_stride, nr, tile);
+}
+
+// C[j][i] = alpha * tile[i][j] + beta * C[j][i] for i < mr, j < nr, with
+// store_tile's arithmetic. With AVX, 8 x 8 blocks of the tile go through
+// registers (transpose_8x8: the tile has kTileRows rows, those past mr
+// unused) and each row of C gets one masked store of its mr values.
+void store_tile_transposed(const float* tile, std::size_t mr, std::size_t nr, float alpha, float beta, float* c,
+                           std::size_t ldc) {
+#if defined(__AVX__)
+  static_assert(MR <= 8 && kTileRows == 8);
+  typedef float V8 __attribute__((vector_size(8 * sizeof(float))));
+  alignas(32) float t[8 * 8];
+  alignas(32) int lanes[8];
+  for (int i = 0; i < 8; ++i) lanes[i] = static_cast<std::size_t>(i) < mr ? -1 : 0;
+  const __m256i mask = _mm256_load_si256(reinterpret_cast<const __m256i*>(lanes));
+  for (std::size_t j0 = 0; j0 < nr; j0 += 8) {
+    transpose_8x8(tile + j0, NR, t, 8);  // t[j][i] = tile[i][j0 + j]
+    for (std::size_t j = 0; j < std::min<std::size_t>(8, nr - j0); ++j) {
+      float* dst = c + (j0 + j) * ldc;
+      V8 tj;
+      std::memcpy(&tj, t + j * 8, sizeof tj);
+      V8 out = alpha * tj;
+      if (beta != 0.0f) {
+        const __m256 d = _mm256_maskload_ps(dst, mask);
+        V8 dv;
+        std::memcpy(&dv, &d, sizeof dv);
+        out += beta * dv;
+      }
+      __m256 o;
+      std::memcpy(&o, &out, sizeof o);
+      _mm256_maskstore_ps(dst, mask, o);
+    }
+  }
+#else
+  for (std::size_t j = 0; j < nr; ++j)
+    for (std::size_t i = 0; i < mr; ++i) {
+      float& dst = c[j * ldc + i];
+      float out = alpha * tile[i * NR + j];
+      if (beta != 0.0f) out += beta * dst;
+      dst = out;
+    }
+#endif
 }
 
 }  // namespace gemm_impl

@@ -54,5 +54,15 @@ void pack_b(const GemmArgs& g, std::size_t p0, std::size_t kc, std::size_t j0, s
 // C[0:mr, 0:nr] = alpha * (A panel) * (B panel) + beta * C for one MR x NR tile.
 void micro_kernel(std::size_t kc, const float* a, std::size_t a_stride, const float* b, std::size_t b_stride,
                   float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr);
+// The same sums for an A whose mr <= MR rows are read in place from a
+// row-major matrix (element (i, p) at a[i * lda + p]), into `tile`: kTileRows
+// rows of NR floats, of which the first mr are written.
+constexpr std::size_t kTileRows = MR > 8 ? MR : 8;
+void micro_kernel_rows_in_place(std::size_t kc, const float* a, std::size_t lda, std::size_t mr, const float* b,
+                                std::size_t b_stride, std::size_t nr, float* tile);
+// C[j][i] = alpha * tile[i][j] + beta * C[j][i] for i < mr, j < nr: a tile of
+// C^T (as micro_kernel_rows_in_place leaves it) stored into C.
+void store_tile_transposed(const float* tile, std::size_t mr, std::size_t nr, float alpha, float beta, float* c,
+                           std::size_t ldc);
 
 }  // namespace nn::gemm_impl
