@@ -121,6 +121,16 @@ elif grep -q "the peak is not a number" <<<"$out"; then
 else
   fail "plot-bench-04 with a poisoned peak: $out"
 fi
+{ printf '{\n  "context": {\n    "kernels": "AVX2 %s",\n  },\n' '`touch PWNED-kernels`); system(\"touch PWNED-kernels2\"); print(\"'
+  json forward/conv2d/real_time real_time 120 train_step/total/real_time real_time 900 | sed 1d | sed '1s/^/  "benchmarks": [\n/'
+} >"$root/poisoned-10.json"
+if out=$(OUT="$root/figures/poisoned-10.png" bash "$scripts/plot-fit-breakdown.sh" "$root/poisoned-10.json" 2>&1); then
+  fail "plot-fit-breakdown drew from a JSON whose kernels line holds gnuplot commands"
+elif grep -q "unexpected kernels line" <<<"$out"; then
+  echo "ok: plot-fit-breakdown refuses a kernels line with quotes and brackets"
+else
+  fail "plot-fit-breakdown with a poisoned kernels line: $out"
+fi
 leftovers=$(find "$root/figures" -name '*.tmp')
 [ -z "$leftovers" ] || fail "temporaries left: $leftovers"
 

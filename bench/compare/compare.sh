@@ -11,6 +11,8 @@
 #       # keras.io's Simple MNIST convnet (chapter 12: ch12-beyond --step convnet,
 #       # Adam, 54,000 training images): batch 128 at 2 threads (--all: 1 and 2)
 #   bench/compare/compare.sh --inference   # the inference rows only (below)
+#   BUILD=build-avx2 PEER_ISA=avx2 bench/compare/compare.sh
+#       # the AVX2 build against PyTorch kept to AVX2 too (a learner's laptop, on an AVX-512 machine)
 #
 # For the course model the training table is followed by inference rows, at 1
 # and 2 threads: model.evaluate over the 10,000 test images at Keras's default
@@ -122,13 +124,24 @@ have_torch=0
 # OpenBLAS's own core type, keeps the fastest, and the core-type round runs
 # with its layout and oneDNN setting (8 + 8 probes rather than all 40
 # combinations).
+# PEER_ISA=avx2: PyTorch too is kept to AVX2, as on a learner's AVX2 laptop,
+# for comparing the course's AVX2 build (BUILD=build-avx2) on an AVX-512
+# machine: ATen's kernels (ATEN_CPU_CAPABILITY), oneDNN's (DNNL_MAX_CPU_ISA)
+# and OpenBLAS's core types (Haswell and Zen) all stop at AVX2.
+peer_env=""
+case "${PEER_ISA:-}" in
+  "") ;;
+  avx2) peer_env="ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2"; CORETYPES=${CORETYPES:-Haswell Zen} ;;
+  *) echo "compare: PEER_ISA may be avx2 (or unset), not '$PEER_ISA'" >&2; exit 2 ;;
+esac
+[ -n "$peer_env" ] && [ $have_torch -eq 1 ] && echo "compare: PyTorch is kept to AVX2: $peer_env, OpenBLAS core types ${CORETYPES}"
 coretypes="${CORETYPES:-Haswell SkylakeX Cooperlake Zen}"   # OpenBLAS's own choice is probed in round 1
 torch_env=""    # set per configuration by best_torch_env
 torch_args=""   # likewise: --memory-format and --mkldnn
 
 probe() {  # $1 = batch, $2 = threads, $3 = environment, $4 = mnist_torch.py options: prints seconds and the conv operator
   local res
-  res=$(env $3 OMP_NUM_THREADS="$2" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
+  res=$(env $peer_env $3 OMP_NUM_THREADS="$2" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
         --batch-size "$1" --threads "$2" --max-steps "$steps_now" $4 2>/dev/null) || return 1
   echo "$(echo "$res" | sed -n 's/.*seconds=\([0-9.]*\).*/\1/p') $(echo "$res" | sed -n 's/.* conv=\([^ ]*\).*/\1/p')"
 }
@@ -216,7 +229,7 @@ for cfg in $configs; do
     line="${s% *} ${s#* } $acc $rss"
     if [ -z "$best_course" ] || awk -v a="${s% *}" -v b="${best_course%% *}" 'BEGIN { exit !(a < b) }'; then best_course=$line; fi
     if [ $have_torch -eq 1 ]; then
-      res=$(env $torch_env OMP_NUM_THREADS="$t" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
+      res=$(env $peer_env $torch_env OMP_NUM_THREADS="$t" "$python" bench/compare/mnist_torch.py --data "$data" --model "$model" \
             --batch-size "$b" --threads "$t" --max-steps $steps $torch_args)
       blas=$(echo "$res" | sed -n 's/.*blas=\([^ ]*\).*/\1/p')
       conv=$(echo "$res" | sed -n 's/.* conv=\([^ ]*\).*/\1/p')
@@ -268,7 +281,7 @@ course_inference() {  # $1 = threads
 }
 torch_res="" torch_nums=""   # the last PyTorch inference run: its whole line, and its four numbers
 torch_inference() {  # $1 = threads, $2 = environment, $3 = mnist_torch.py options: sets torch_res and torch_nums
-  torch_res=$(env $2 OMP_NUM_THREADS="$1" "$python" bench/compare/mnist_torch.py --data "$data" --model course \
+  torch_res=$(env $peer_env $2 OMP_NUM_THREADS="$1" "$python" bench/compare/mnist_torch.py --data "$data" --model course \
               --inference "$weights" --threads "$1" --batch-size $eval_batch $3 2>/dev/null) || return 1
   local get; get() { echo "$torch_res" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
   torch_nums="$(get evaluate_s) $(get predict_cold_us) $(get predict_warm_us) $(get accuracy)"

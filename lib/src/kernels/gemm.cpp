@@ -154,6 +154,7 @@ void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, con
                        float alpha, float beta, float* c, std::size_t ldc, std::size_t mr, std::size_t nr) {
 #if NN_HAVE_SIMD
   Vec acc[R][2];                             // R rows x (2 vectors = NR columns)
+#pragma GCC unroll 16
   for (std::size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Vec{};
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
@@ -171,7 +172,9 @@ void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, con
     }
   }
   if (mr == MR && nr == NR) {                // a full tile: vector stores
+#pragma GCC unroll 16
     for (std::size_t i = 0; i < R; ++i)
+#pragma GCC unroll 2
       for (std::size_t v = 0; v < 2; ++v) {
         float* dst = c + i * ldc + v * kV;
         Vec out = alpha * acc[i][v];
@@ -181,7 +184,9 @@ void micro_kernel_rows(std::size_t kc, const float* a, std::size_t a_stride, con
     return;
   }
   alignas(64) float tile[R * NR];            // an edge tile: through memory
+#pragma GCC unroll 16
   for (std::size_t i = 0; i < R; ++i)
+#pragma GCC unroll 2
     for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
 #else
   float tile[R * NR] = {};                   // the portable scalar path
@@ -219,6 +224,7 @@ void micro_kernel_a_rows(std::size_t kc, const float* a, std::size_t lda, const 
                          std::size_t nr, float* tile) {
 #if NN_HAVE_SIMD
   Vec acc[R][2];
+#pragma GCC unroll 16
   for (std::size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = Vec{};
   if (nr > kV) {
     for (std::size_t p = 0; p < kc; ++p) {
@@ -235,7 +241,9 @@ void micro_kernel_a_rows(std::size_t kc, const float* a, std::size_t lda, const 
       for (std::size_t i = 0; i < R; ++i) acc[i][0] += a[i * lda + p] * b0;
     }
   }
+#pragma GCC unroll 16
   for (std::size_t i = 0; i < R; ++i)
+#pragma GCC unroll 2
     for (std::size_t v = 0; v < 2; ++v) simd::store(tile + i * NR + v * kV, acc[i][v]);
 #else
   for (std::size_t i = 0; i < R * NR; ++i) tile[i] = 0.0f;
