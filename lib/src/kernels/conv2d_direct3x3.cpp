@@ -250,6 +250,9 @@ void channels_block_row(const float* in, std::size_t row_stride, std::size_t c_i
 // One output row, all C_out channels: blocks of kBlockVecs vectors, then of
 // fewer for the channels left over. The row's first and last `zero_cols`
 // (0 or 2) input columns are padding, their terms skipped.
+// (BlockVecs: the most channel vectors per block, kBlockVecs but for the
+// input gradient with 16 registers: see input_gradient_flipped.)
+template <std::size_t BlockVecs = kBlockVecs>
 void channels_row(const float* in, std::size_t row_stride, std::size_t c_in, const float* kernel,
                   std::size_t c_out, std::size_t ow_count, std::size_t i0, std::size_t i1, const float* bias,
                   bool relu, float* out, std::size_t zero_cols = 0) {
@@ -259,9 +262,9 @@ void channels_row(const float* in, std::size_t row_stride, std::size_t c_in, con
       channels_block_row<NV>(in, row_stride, c_in, kernel + cb, c_out, ow_count, i0, i1, zero_cols,
                              bias ? bias + cb : nullptr, relu, out + cb);
   };
-  blocks(std::integral_constant<std::size_t, kBlockVecs>{});
-  if constexpr (kBlockVecs > 2) blocks(std::integral_constant<std::size_t, 2>{});
-  blocks(std::integral_constant<std::size_t, 1>{});
+  blocks(std::integral_constant<std::size_t, BlockVecs>{});
+  if constexpr (BlockVecs > 2) blocks(std::integral_constant<std::size_t, 2>{});
+  if constexpr (BlockVecs > 1) blocks(std::integral_constant<std::size_t, 1>{});
 }
 
 void forward_direct3x3_channels(const Conv2DDims& d, const float* x, const float* kernel, const float* bias,
@@ -279,9 +282,14 @@ void forward_direct3x3_channels(const Conv2DDims& d, const float* x, const float
 // x[n, oh + i, ow:ow+3, :] (3 * C_in values, contiguous) times dy[n, oh, ow, cb:...]:
 // Q kernel rows times NV channel vectors of dkernel in registers while the
 // pixels go by, loaded from dk and stored back once per image.
+// Not inlined: inlined into backward_direct3x3_channels, GCC 12 kept half of
+// the AVX2 build's accumulators on the stack, each multiply-add loading and
+// storing one, and the kernel gradient ran at half the speed
+// (conv2d_backward_weights_32to64/direct3x3/128 with -march=haswell: about
+// 100 GFLOP/s inlined, 190 not).
 template <std::size_t Q, std::size_t NV>
-inline void dkernel_rows(const Conv2DDims& d, const float* x_image, const float* dy_image, std::size_t i,
-                         std::size_t q0, std::size_t cb, float* dk) {
+[[gnu::noinline]] void dkernel_rows(const Conv2DDims& d, const float* x_image, const float* dy_image, std::size_t i,
+                                    std::size_t q0, std::size_t cb, float* dk) {
   const std::size_t OH = d.oh(), OW = d.ow(), C = d.c_out, span = 3 * d.c_in;
   float* dk_rows = dk + (i * span + q0) * C + cb;  // dk_rows: (Q, C_out) from channel cb
   Vec acc[Q][NV];
@@ -397,6 +405,15 @@ float* padded_dy(PaddedImage& pad, const Conv2DDims& d, const float* dy_image) {
   return pad.values.data();
 }
 
+// With 16 vector registers (AVX2, SSE), dx's blocks are one vector of
+// channels wide: a row of 13 pixels is then one block of 13 pixels, where
+// blocks of two vectors (6 pixels at most) split it into 5, 4 and 4, each
+// loading every kernel vector for only 8 or 10 multiply-adds. (The whole
+// backward pass, conv2d_backward_32to64/direct3x3/128 with -march=haswell:
+// 100 -> 177 GFLOP/s.) The sums are the same: each pixel's terms in the same
+// order, whatever its block.
+constexpr std::size_t kDxBlockVecs = kVecRegisters == 16 ? 1 : kBlockVecs;
+
 // [snippet conv-direct3x3-channels-dx]
 // dx is the "full" correlation of dy with the kernel turned by 180 degrees and
 // transposed (C_out <-> C_in):
@@ -418,8 +435,8 @@ void input_gradient_flipped(const Conv2DDims& d, const float* flipped, const flo
   for (std::size_t h = 0; h < d.h; ++h) {
     // Padded rows h + a hold dy's row h + a - 2 when 2 <= h + a < OH + 2, zeros otherwise.
     const std::size_t a0 = h < 2 ? 2 - h : 0, a1 = std::min<std::size_t>(3, OH + 2 - h);
-    channels_row(dyp + h * row_stride, row_stride, C, flipped, d.c_in, d.w, a0, a1, nullptr, false,
-                 dx_image + h * d.w * d.c_in, 2);  // one row of dx: (W, C_in)
+    channels_row<kDxBlockVecs>(dyp + h * row_stride, row_stride, C, flipped, d.c_in, d.w, a0, a1, nullptr, false,
+                               dx_image + h * d.w * d.c_in, 2);  // one row of dx: (W, C_in)
   }
 }
 // [end snippet conv-direct3x3-channels-dx]
