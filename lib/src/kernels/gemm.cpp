@@ -296,13 +296,8 @@ void store_tile_transposed(const float* tile, std::size_t mr, std::size_t nr, fl
     }
   }
 #else
-  for (std::size_t j = 0; j < nr; ++j)
-    for (std::size_t i = 0; i < mr; ++i) {
-      float& dst = c[j * ldc + i];
-      float out = alpha * tile[i * NR + j];
-      if (beta != 0.0f) out += beta * dst;
-      dst = out;
-    }
+  // Column j of the tile (mr values, NR apart) is row j of C (mr values side by side).
+  for (std::size_t j = 0; j < nr; ++j) store_tile(tile + j, mr, 1, alpha, beta, c + j * ldc, 1);
 #endif
 }
 
