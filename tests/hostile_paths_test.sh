@@ -114,23 +114,23 @@ for script in plot-bench-04 plot-fit-breakdown; do
     fail "$script with a hostile OUT: $out"
   fi
 done
-if out=$(OUT="$root/figures/poisoned.png" bash "$scripts/plot-bench-04.sh" "$root/poisoned.json" 2>&1); then
-  fail "plot-bench-04 drew from a JSON whose peak is a command"
-elif grep -q "the peak is not a number" <<<"$out"; then
-  echo "ok: plot-bench-04 refuses a peak that is not a number"
-else
-  fail "plot-bench-04 with a poisoned peak: $out"
-fi
+# A chart script given a poisoned JSON must refuse it with its own message
+# and draw nothing. $1 = script, $2 = JSON, $3 = the message, $4 = what is poisoned.
+refuses() {
+  local out
+  if out=$(OUT="$root/figures/poisoned.png" bash "$scripts/$1.sh" "$2" 2>&1); then
+    fail "$1 drew from a JSON whose $4"
+  elif grep -q "$3" <<<"$out"; then
+    echo "ok: $1 refuses a JSON whose $4"
+  else
+    fail "$1 with a JSON whose $4: $out"
+  fi
+}
+refuses plot-bench-04 "$root/poisoned.json" "the peak is not a number" "peak is a command"
 { printf '{\n  "context": {\n    "kernels": "AVX2 %s",\n  },\n' '`touch PWNED-kernels`); system(\"touch PWNED-kernels2\"); print(\"'
   json forward/conv2d/real_time real_time 120 train_step/total/real_time real_time 900 | sed 1d | sed '1s/^/  "benchmarks": [\n/'
 } >"$root/poisoned-10.json"
-if out=$(OUT="$root/figures/poisoned-10.png" bash "$scripts/plot-fit-breakdown.sh" "$root/poisoned-10.json" 2>&1); then
-  fail "plot-fit-breakdown drew from a JSON whose kernels line holds gnuplot commands"
-elif grep -q "unexpected kernels line" <<<"$out"; then
-  echo "ok: plot-fit-breakdown refuses a kernels line with quotes and brackets"
-else
-  fail "plot-fit-breakdown with a poisoned kernels line: $out"
-fi
+refuses plot-fit-breakdown "$root/poisoned-10.json" "unexpected kernels line" "kernels line holds gnuplot commands"
 leftovers=$(find "$root/figures" -name '*.tmp')
 [ -z "$leftovers" ] || fail "temporaries left: $leftovers"
 
