@@ -25,6 +25,7 @@
 
 #include "nn/parameter.hpp"
 #include "nn/shape.hpp"
+#include "nn/tape.hpp"
 #include "nn/tensor.hpp"
 
 namespace nn {
@@ -99,6 +100,12 @@ class Layer {
   // What the layer can be fused as (see FusionRole); asked when the plan is
   // built and at every call of a fused step. The default: nothing.
   virtual FusionRole fusion_role() { return {}; }
+
+  // The forward pass as gradient-tape operations (nn/tape.hpp, chapter 13),
+  // recorded on x's tape: the same values as forward, so that the tape can
+  // find the gradients without this layer's backward. Every layer of the
+  // course's models has one; the default throws nn::Error naming the layer.
+  virtual Var record(Var x);
 
   std::string name;  // "dense_1": given by Sequential::add
 

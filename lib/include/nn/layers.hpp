@@ -12,3 +12,4 @@
 #include "nn/layers/flatten.hpp"
 #include "nn/layers/max_pooling2d.hpp"
 #include "nn/layers/random_translation.hpp"
+#include "nn/layers/tape_layer.hpp"

@@ -73,6 +73,11 @@ struct FitOptions {
   std::function<void(int epoch, const EpochLog&)> on_epoch_end = nullptr;
   // Called after every trained batch with the number of batches trained so far.
   std::function<void(std::size_t steps)> on_batch_end = nullptr;
+  // Keras's overridden Model.train_step: when given, fit calls it for every
+  // batch instead of train_on_batch. It trains on (x, y), returns the batch's
+  // mean loss and stores in *correct how many argmax predictions matched
+  // (chapter 13 gives one that finds the gradients with a tape).
+  std::function<double(const Tensor& x, const Tensor& y, std::size_t* correct)> train_step = nullptr;
 };
 
 // The losses compile takes, by Keras's names. Both apply the softmax to the
@@ -119,6 +124,8 @@ class Sequential {
   // softmax). Also builds the execution plan (see set_fusion).
   void compile(std::unique_ptr<Optimizer> optimizer, Loss loss = Loss::categorical_crossentropy);
   Loss loss() const { return loss_; }
+  // The optimizer compile() was given; throws nn::Error before compile().
+  Optimizer& optimizer();
 
   // Keras's model.summary() table.
   std::string summary() const;
@@ -146,6 +153,11 @@ class Sequential {
   std::vector<StepSpread> spread(const Tensor& x, const Tensor& y);
 
   History fit(const Tensor& x, const Tensor& y, const FitOptions& options);
+  // The forward pass to the logits recorded on x's gradient tape (nn/tape.hpp,
+  // chapter 13): every layer's Layer::record in order, each layer's
+  // `training` set first, as forward sets it. The layers' own values,
+  // computed unfused (the tape has no fused convolution and pooling).
+  Var record(Var x, bool training);
   // Forward passes in training mode over x, `batch_size` images at a time
   // (whole batches only), with no backward pass and no update: no weight
   // changes, and what layers keep of their inputs' statistics
@@ -218,6 +230,18 @@ class Sequential {
   std::size_t last_correct_ = 0;  // argmax matches in the last compute_gradients
   Tensor p_, dz_;                 // softmax output and its gradient, reused every batch
 };
+
+// Keras's train_step written with a GradientTape (chapter 13), for
+// FitOptions::train_step: the forward pass recorded on a tape
+// (Sequential::record), the compiled loss, the tape's backward pass, and the
+// optimizer's step over every parameter. The same arithmetic as
+// train_on_batch with fusion off (set_fusion(false)), so the same weights bit
+// for bit; with fusion on, the convolution's gradient is summed in another
+// order. Only the categorical cross-entropy loss: other losses throw nn::Error.
+double tape_train_step(Sequential& model, const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
+// Its first half: the loss, and every parameter's gradient in its `grad`,
+// found by the tape (compute_gradients' results). No step is taken.
+double tape_gradients(Sequential& model, const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
 
 // Batches in one epoch: the last one may be partial. 60000 / 32 -> 1875.
 constexpr std::size_t batches_per_epoch(std::size_t samples, std::size_t batch_size) {

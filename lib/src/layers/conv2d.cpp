@@ -44,6 +44,14 @@ FusionRole Conv2D::fusion_role() {
   return {.kind = FusionRole::Kind::conv_relu, .kernel = &kernel, .bias = &bias, .variant = options_.variant};
 }
 
+Var Conv2D::record(Var x) {
+  if (!built()) build(x.shape());
+  Tape& tape = x.tape();
+  const Var k = tape.parameter(kernel, name + ".kernel"), b = tape.parameter(bias, name + ".bias");
+  const Var z = conv2d(x, k, b, options_.variant);
+  return options_.activation == Activation::relu ? relu(z) : z;
+}
+
 ConstView Conv2D::forward(const Tensor& x) {
   if (!built()) build(x.shape());  // Keras builds a layer at its first call
   ensure_shape(y_, output_shape(x.shape()));

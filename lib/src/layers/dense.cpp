@@ -38,6 +38,16 @@ Shape Dense::output_shape(const Shape& x) const {
   return {x[0], options_.units};
 }
 
+// [snippet dense-record]
+Var Dense::record(Var x) {
+  if (!built()) build(x.shape());
+  Tape& tape = x.tape();
+  const Var w = tape.parameter(kernel, name + ".kernel"), b = tape.parameter(bias, name + ".bias");
+  const Var z = dense(x, w, b);  // z = x W + b
+  return options_.activation == Activation::relu ? relu(z) : z;
+}
+// [end snippet dense-record]
+
 ConstView Dense::forward(const Tensor& x) {
   if (!built()) build(x.shape());  // Keras builds a layer at its first call
   ensure_shape(y_, output_shape(x.shape()));

@@ -1,8 +1,16 @@
 #include "nn/layer.hpp"
 
+#include <fmt/format.h>
+
+#include "nn/error.hpp"
 #include "nn/optimizer.hpp"
 
 namespace nn {
+
+Var Layer::record(Var /*x*/) {
+  throw Error(fmt::format("{} ({}) has no form on the gradient tape: it cannot be recorded",
+                          name.empty() ? base_name() : name, type()));
+}
 
 std::size_t Layer::param_count() {
   std::size_t n = 0;

@@ -193,6 +193,20 @@ double Sequential::backprop(const Tensor& x, const Tensor& y, Optimizer* update,
   return loss;
 }
 
+Var Sequential::record(Var x, bool training) {
+  Var v = x;
+  for (auto& layer : layers_) {
+    layer->training = training;
+    v = layer->record(v);
+  }
+  return v;
+}
+
+Optimizer& Sequential::optimizer() {
+  if (!optimizer_) throw Error("optimizer: call compile() first");
+  return *optimizer_;
+}
+
 double Sequential::train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct) {
   if (!optimizer_) throw Error("train_on_batch: call compile() first");
   check_data("train_on_batch", x, &y);

@@ -135,7 +135,7 @@ History Sequential::fit(const Tensor& x, const Tensor& y, const FitOptions& o) {
       gather(x, std::span(order).subspan(first, count), xb);
       gather(y, std::span(order).subspan(first, count), yb);
       std::size_t correct = 0;
-      const double loss = train_on_batch(xb, yb, &correct);
+      const double loss = o.train_step ? o.train_step(xb, yb, &correct) : train_on_batch(xb, yb, &correct);
       if (!std::isfinite(loss)) {
         restore();
         h.nan_loss = true;

@@ -67,6 +67,7 @@ class Conv2D final : public Layer {
   std::vector<Parameter*> parameters() override { return {&kernel, &bias}; }
   // conv_relu with activation relu: the plan fuses it with a MaxPooling2D after it.
   FusionRole fusion_role() override;
+  Var record(Var x) override;  // conv2d, then relu with activation relu
 
  private:
   Conv2DOptions options_;

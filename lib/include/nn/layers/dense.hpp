@@ -52,6 +52,7 @@ class Dense final : public Layer {
   Shape output_shape(const Shape& x) const override;
   // x: (N, in) -> y = activation(x W + b): (N, out)
   ConstView forward(const Tensor& x) override;
+  Var record(Var x) override;  // dense, then relu with activation relu (the fast variant's kernels)
   // dy: (N, out) -> dx: (N, in); y (forward's output) gives the ReLU's mask.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
   // The fast variant updates the kernel block by block during the backward

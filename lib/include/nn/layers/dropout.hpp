@@ -43,6 +43,9 @@ class Dropout final : public Layer {
   // x -> y, any shape: in training, y = x / (1 - rate) where kept, else 0;
   // otherwise y = x (a view of x, no copy).
   ConstView forward(const Tensor& x) override;
+  // In training, the tape's dropout with this layer's next mask (`draws`
+  // counts it, as forward does); otherwise x itself.
+  Var record(Var x) override;
   // dx = dy / (1 - rate) where the last training forward kept, else 0; dy
   // itself (a view) when that forward was not in training.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;

@@ -27,6 +27,7 @@ class Flatten final : public Layer {
     return dy.reshape(x.shape());
   }
   // [end snippet flatten]
+  Var record(Var x) override { return flatten(x); }  // chapter 13: the tape's reshape, a view too
 };
 
 }  // namespace nn

@@ -27,6 +27,7 @@ class MaxPooling2D final : public Layer {
   Shape output_shape(const Shape& x) const override { return max_pool2d_output_shape(x, options_.pool); }
   // x: (N, H, W, C) -> y: (N, H / pool, W / pool, C)
   ConstView forward(const Tensor& x) override;
+  Var record(Var x) override { return max_pool2d(x, options_.pool); }
   // dy: the shape of y -> dx: the shape of x, each gradient routed to its window's maximum.
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
   // max_pool: the plan fuses it with a Conv2D(relu) before it.
