@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <iostream>
@@ -48,7 +49,10 @@ double largest_difference(const nn::Tensor& a, const nn::Tensor& b) {
   return worst;
 }
 
-std::string megabytes(std::size_t bytes) { return fmt::format("{:.2f} MB", static_cast<double>(bytes) / 1e6); }
+std::string megabytes(std::size_t bytes) {
+  const double b = static_cast<double>(bytes);
+  return b < 1e5 ? fmt::format("{:.1f} kB", b / 1e3) : fmt::format("{:.2f} MB", b / 1e6);
+}
 
 void two_operations() {
   fmt::print("1. Two operations by hand: f = sum(a * b + a)\n\n");
@@ -67,11 +71,12 @@ void two_operations() {
 
 // Bytes per tape entry, stacked: the value, what the operation kept, the gradient.
 void plot_memory(const nn::Tape& tape, const std::filesystem::path& file) {
-  nn::plot::Png png(file, 1000, 520);
+  nn::plot::Png png(file, 1000, 560);
   auto& gp = png.gp();
   gp << "set title 'What the tape holds for one step of the seed model (batch 32), per entry' noenhanced\n"
      << "set ylabel 'kB'; set style data histograms; set style histogram rowstacked; set style fill solid 0.8\n"
-     << "set boxwidth 0.7; set key top left; set xtics rotate by -40 noenhanced; set grid ytics\n"
+     << "set boxwidth 0.7; set key top right; set xtics rotate by -40 noenhanced; set grid ytics\n"
+     << "set bmargin 9; set rmargin 14\n"
      << "plot '-' using 2:xtic(1) title 'value', '-' using 2 title 'kept for backward', "
         "'-' using 2 title 'gradient'\n";
   const std::vector<nn::Tape::EntryInfo> entries = tape.entries();
@@ -79,8 +84,12 @@ void plot_memory(const nn::Tape& tape, const std::filesystem::path& file) {
     for (std::size_t i = 0; i < entries.size(); ++i) {
       const auto& e = entries[i];
       const std::size_t bytes = part == 0 ? e.value_bytes : part == 1 ? e.kept_bytes : e.grad_bytes;
-      const std::string op = e.op.substr(0, e.op.find(' '));  // "parameter dense.kernel" -> "parameter"
-      gp << fmt::format("\"v{} {}\" {}\n", i, op, static_cast<double>(bytes) / 1e3);
+      // "parameter dense.kernel" -> "dense.kernel". A layer's name could be a
+      // learner's: only letters, digits, '.' and '_' reach gnuplot's data.
+      std::string label = e.op.starts_with("parameter ") ? e.op.substr(10) : e.op;
+      for (char& c : label)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_') c = '?';
+      gp << fmt::format("\"v{} {}\" {}\n", i, label, static_cast<double>(bytes) / 1e3);
     }
     gp << "e\n";
   }
