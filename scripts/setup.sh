@@ -28,6 +28,7 @@ packages=(
   gnuplot-nox fonts-dejavu-core  # gnuplot draws the PNG plots; the font is for their text
   dataset-fashion-mnist
   libdnnl-dev  # oneDNN: the industrial rung of chapter 04's benchmark (optional for the build)
+  openmpi-bin libopenmpi-dev  # Open MPI: chapter 14's processes (mpirun) and their all-reduce
 )
 # The playground (docs/playground): the library compiled to WebAssembly, served
 # by python3, tested in headless Chromium; curl and bzip2 fetch and unpack

@@ -113,22 +113,21 @@ std::string error_of(const std::function<void()>& fn) {
 
 fs::path source_dir() { return NN_SOURCE_DIR; }
 
-ProgramRun run_program(const std::string& program, const std::vector<std::string>& args) {
-  auto quoted = [](const std::string& s) {  // for the shell: '...' with each ' as '\''
-    std::string q = "'";
-    for (char c : s) {
-      if (c == '\'') q += "'\\''";
-      else q += c;
-    }
-    return q + "'";
-  };
-  std::string command = quoted((fs::path(NN_BIN_DIR) / program).string());
-#ifdef NN_EMULATOR
-  command = NN_EMULATOR " " + command;  // a cross build: qemu and its options, words without spaces
-#endif
+namespace {
+std::string shell_quoted(const std::string& s) {  // for the shell: '...' with each ' as '\''
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+// Runs `command` (already quoted) with `args` through the shell, output and errors together.
+ProgramRun run_shell(std::string command, const std::vector<std::string>& args) {
   for (const auto& a : args) {
     command += ' ';
-    command += quoted(a);
+    command += shell_quoted(a);
   }
   command += " 2>&1";
   ProgramRun run;
@@ -139,6 +138,19 @@ ProgramRun run_program(const std::string& program, const std::vector<std::string
   const int status = ::pclose(pipe);
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
   return run;
+}
+}  // namespace
+
+ProgramRun run_program(const std::string& program, const std::vector<std::string>& args) {
+  std::string command = shell_quoted((fs::path(NN_BIN_DIR) / program).string());
+#ifdef NN_EMULATOR
+  command = NN_EMULATOR " " + command;  // a cross build: qemu and its options, words without spaces
+#endif
+  return run_shell(command, args);
+}
+
+ProgramRun run_command(const std::string& command, const std::vector<std::string>& args) {
+  return run_shell(shell_quoted(command), args);
 }
 
 void write_mnist_folder(const fs::path& dir, const std::vector<std::size_t>& train_images,

@@ -62,6 +62,9 @@ struct ProgramRun {
 // Runs build/bin/<program> with `args` and waits for it. (The test target
 // must depend on the program's target: tests/CMakeLists.txt.)
 ProgramRun run_program(const std::string& program, const std::vector<std::string>& args);
+// Runs `command` (a program on the PATH, or a path) with `args`, quoted for
+// the shell, and waits for it: for the tests that start mpirun.
+ProgramRun run_command(const std::string& command, const std::vector<std::string>& args);
 
 // A dataset folder in `dir`: the four MNIST file names, holding images of
 // zeros of the shapes given (N, height, width) and N labels 0, 1, ..., 9, 0, ...

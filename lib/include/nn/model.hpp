@@ -141,8 +141,10 @@ class Sequential {
   double train_on_batch(const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
 
   // The loss and the gradients of every parameter on one batch, no update
-  // (for gradient checks). Returns the loss.
-  double compute_gradients(const Tensor& x, const Tensor& y);
+  // (for gradient checks, and for a step whose update comes later, as in
+  // data-parallel training). Returns the loss; `correct` receives how many
+  // argmax predictions matched.
+  double compute_gradients(const Tensor& x, const Tensor& y, std::size_t* correct = nullptr);
 
   // Forward and backward on one batch, no update (compute_gradients' passes,
   // in training mode): the standard deviation of the input, of every plan

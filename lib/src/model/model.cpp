@@ -139,9 +139,11 @@ void Sequential::update_statistics(const Tensor& x, std::size_t batch_size) {
     logits(x.batch_view(first, batch_size), /*training=*/true);
 }
 
-double Sequential::compute_gradients(const Tensor& x, const Tensor& y) {
+double Sequential::compute_gradients(const Tensor& x, const Tensor& y, std::size_t* correct) {
   check_data("compute_gradients", x, &y);
-  return backprop(x, y, nullptr);
+  const double loss = backprop(x, y, nullptr);
+  if (correct) *correct = last_correct_;
+  return loss;
 }
 
 double Sequential::batch_loss(const Tensor& z, const Tensor& p, const Tensor& y) const {
