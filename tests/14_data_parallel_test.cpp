@@ -98,6 +98,33 @@ TEST(DataParallel, OneShardIsTheWholeBatchsGradientBitForBit) {
   EXPECT_EQ(std::memcmp(whole.data(), shard.data(), whole.size() * sizeof(float)), 0);
 }
 
+TEST(DataParallel, EachShardsDropoutMasksAreTheGlobalBatchsRows) {
+  // A model with Dropout: rows 16-31 of a global batch, told where they start,
+  // get the mask one process draws for those rows of the whole batch.
+  const auto model_with_dropout = [] {
+    nn::Sequential model({28, 28, 1});
+    model.add(nn::Flatten());
+    model.add(nn::Dropout({.rate = 0.5, .seed = 9}));
+    return model;
+  };
+  const Batch b = real_batch(0, 32);
+  nn::Sequential whole = model_with_dropout(), shard = model_with_dropout();
+  auto& drop_whole = dynamic_cast<nn::Dropout&>(*whole.layers()[1]);
+  auto& drop_shard = dynamic_cast<nn::Dropout&>(*shard.layers()[1]);
+  drop_whole.training = drop_shard.training = true;
+  nn::Tensor x_flat = nn::Tensor(b.x).reshape({32, 784});
+  const nn::Tensor all(drop_whole.forward(x_flat).tensor());
+  nn::set_first_row(shard, 16);
+  EXPECT_EQ(drop_shard.first_row, 16u);
+  const nn::Tensor rows(drop_shard.forward(x_flat.batch_view(16, 16)).tensor());
+  EXPECT_EQ(std::memcmp(rows.data(), all.data() + 16 * 784, 16 * 784 * sizeof(float)), 0);
+  nn::set_first_row(shard, 0);
+  drop_shard.draws = 0;
+  const nn::Tensor from_zero(drop_shard.forward(x_flat.batch_view(16, 16)).tensor());
+  EXPECT_NE(std::memcmp(from_zero.data(), all.data() + 16 * 784, 16 * 784 * sizeof(float)), 0)
+      << "rows 16-31 numbered from 0 should have drawn another mask";
+}
+
 // The sums of |terms| behind every gradient of the seed model on a batch: for
 // a weight's gradient sum_n t_n, sum_n |t_n|, from the layers' own backward
 // kernels applied to |input| and |dz| (dz recorded by the tape, chapter 13).

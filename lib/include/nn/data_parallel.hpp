@@ -61,6 +61,12 @@ double shard_gradients(Sequential& model, const Tensor& x, const Tensor& y, Shar
 // process.
 double ring_allreduce_seconds(double bytes, std::size_t n, double bytes_per_second, double latency);
 
+// Tells every Dropout layer of the model that its batches start at row
+// `first` of the global batch (Dropout::first_row), so that a process's rows
+// get the masks one process would draw for them. DataParallel::train_step
+// calls it; shard_gradients does not.
+void set_first_row(Sequential& model, std::size_t first);
+
 namespace mpi {
 
 // MPI_Init in the constructor, MPI_Finalize in the destructor; one per program.

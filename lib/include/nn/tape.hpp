@@ -175,8 +175,9 @@ Var flatten(Var x);                             // (N, ...) -> (N, rest)
 Var softmax_crossentropy(Var logits, const Tensor& y);
 // The probabilities softmax_crossentropy computed for `loss`: (N, K).
 const Tensor& probabilities(Var loss);
-// Inverted dropout with the mask of `key` (nn/dropout.hpp, chapter 12).
-Var dropout(Var x, double rate, std::uint64_t key);
+// Inverted dropout with the mask of `key` (nn/dropout.hpp, chapter 12),
+// x's elements numbered from `first`.
+Var dropout(Var x, double rate, std::uint64_t key, std::uint64_t first = 0);
 Var add(Var a, Var b);       // a + b, the same shape
 Var multiply(Var a, Var b);  // a * b elementwise, the same shape
 Var sum(Var x);              // the sum of every element: one element

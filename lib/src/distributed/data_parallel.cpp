@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "nn/error.hpp"
+#include "nn/layers/dropout.hpp"
 #include "nn/optimizer.hpp"
 
 namespace nn {
@@ -135,6 +136,11 @@ bool same_everywhere(std::uint64_t value) {
 
 DataParallel::DataParallel() : rank_(mpi::rank()), size_(mpi::size()) {}
 
+void set_first_row(Sequential& model, std::size_t first) {
+  for (const auto& layer : model.layers())
+    if (auto* drop = dynamic_cast<Dropout*>(layer.get())) drop->first_row = first;
+}
+
 double DataParallel::train_step(Sequential& model, const Tensor& x, const Tensor& y, std::size_t* correct) {
   using clock = std::chrono::steady_clock;
   const auto seconds = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double>(b - a).count(); };
@@ -144,6 +150,7 @@ double DataParallel::train_step(Sequential& model, const Tensor& x, const Tensor
   const auto t0 = clock::now();
   // [snippet data-parallel-step]
   const Shard shard = shard_of(x.dim(0), static_cast<std::size_t>(rank_), static_cast<std::size_t>(size_));
+  set_first_row(model, shard.first);  // Dropout: the global batch's mask for these rows
   std::size_t shard_correct = 0;
   double totals[2] = {shard_gradients(model, x, y, shard, x.dim(0), flat_, &shard_correct),  // this rank's share
                       static_cast<double>(shard_correct)};

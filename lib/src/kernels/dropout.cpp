@@ -8,7 +8,8 @@
 
 namespace nn {
 
-void dropout_forward(const Tensor& x, double rate, std::uint64_t key, Tensor& y, std::vector<std::uint8_t>& keep_mask) {
+void dropout_forward(const Tensor& x, double rate, std::uint64_t key, Tensor& y, std::vector<std::uint8_t>& keep_mask,
+                     std::uint64_t first) {
   ensure_shape(y, x.shape());
   keep_mask.resize(x.size());
   // [snippet dropout-forward]
@@ -19,13 +20,13 @@ void dropout_forward(const Tensor& x, double rate, std::uint64_t key, Tensor& y,
   parallel_for(0, x.size(), [=](std::size_t lo, std::size_t hi) {
     // Locals, not the lambda's members, so that the compiler knows the stores
     // below cannot change them, and vectorizes the loop.
-    const std::uint64_t k = key;
+    const std::uint64_t k = key, offset = first;
     const float p = keep_probability;
     const float* x_in = in;
     float* y_out = out;
     std::uint8_t* mask = keep;
     for (std::size_t i = lo; i < hi; ++i) {
-      const bool kept = uniform01(k, i) < p;
+      const bool kept = uniform01(k, offset + i) < p;
       const float scaled = x_in[i] / p;  // Keras divides: x / keep (computed always: no branch)
       mask[i] = kept;
       y_out[i] = kept ? scaled : 0.0f;

@@ -115,11 +115,11 @@ const Tensor& probabilities(Var loss) {
   return loss.tape().kept(loss);
 }
 
-Var dropout(Var x, double rate, std::uint64_t key) {
+Var dropout(Var x, double rate, std::uint64_t key, std::uint64_t first) {
   if (!(rate >= 0.0 && rate <= 1.0)) throw Error(fmt::format("tape: dropout rate {} is outside [0, 1]", rate));
   Tensor y;
   auto keep = std::make_shared<std::vector<std::uint8_t>>();
-  dropout_forward(x.value(), rate, key, y, *keep);
+  dropout_forward(x.value(), rate, key, y, *keep, first);
   const std::size_t mask_bytes = keep->size();
   return x.tape().record(
       "dropout", {x}, y,

@@ -36,6 +36,10 @@ class Dropout final : public Layer {
 
   const DropoutOptions& options() const { return options_; }
   std::uint64_t draws = 0;  // training calls so far: the next mask is number `draws`
+  // The row of a larger global batch that this layer's batches start at: 0,
+  // except in data-parallel training (chapter 14), where each process's
+  // rows then get the global batch's mask for those rows.
+  std::uint64_t first_row = 0;
 
   std::string type() const override { return "Dropout"; }
   std::string base_name() const override { return "dropout"; }
@@ -51,6 +55,7 @@ class Dropout final : public Layer {
   ConstView backward(const Tensor& x, const Tensor& y, const Tensor& dy, bool need_dx = true) override;
 
  private:
+  std::uint64_t first_element(const Shape& x) const;  // first_row's first element in the global batch
   DropoutOptions options_;
   bool masked_ = false;              // did the last forward apply a mask?
   std::vector<std::uint8_t> keep_;   // its mask: 1 kept, 0 dropped
