@@ -121,7 +121,10 @@ void cost_model(const nn::Tensor& x_train, const nn::Tensor& y_train, const std:
   std::vector<double> compute(33, 0.0);
   for (std::size_t rows : {32u, 16u, 8u, 4u, 2u, 1u})
     compute[rows] = median_seconds(41, [&] { nn::shard_gradients(model, xb, yb, {0, rows}, 32, flat); });
-  const double update = median_seconds(41, [&] { model.optimizer().step(model.parameters()); });
+  const double update = median_seconds(41, [&] {  // as DataParallel::train_step: the block back, then the step
+    nn::scatter_gradients(model, flat);
+    model.optimizer().step(model.parameters());
+  });
   fmt::print("measured on one core: the gradient of a shard of 32, 16, 8, 4, 2, 1 rows: {:.3f} {:.3f} {:.3f} "
              "{:.3f} {:.3f} {:.3f} ms; the update {:.3f} ms\n",
              1e3 * compute[32], 1e3 * compute[16], 1e3 * compute[8], 1e3 * compute[4], 1e3 * compute[2],
@@ -149,6 +152,22 @@ void cost_model(const nn::Tensor& x_train, const nn::Tensor& y_train, const std:
       fmt::print(" {:>22}", fmt::format("{:.3f} ms, {:.2f}x", 1e3 * step_seconds(n, l), one / step_seconds(n, l)));
     fmt::print("\n");
   }
+  // What would pay: more rows per step (each process keeps 32: the global
+  // batch grows with N), and the all-reduce overlapped with the backward pass.
+  fmt::print("\nimages per second over one process's, each process keeping 32 rows (global batch 32 N);\n"
+             "then with the all-reduce overlapped with the gradient's computation:\n");
+  fmt::print("{:>10}", "processes");
+  for (double l : links) fmt::print(" {:>22}", fmt::format("{:g} Gb/s", l / 1e9));
+  fmt::print("\n");
+  for (int n : ns) {
+    fmt::print("{:>10}", n);
+    for (double l : links) {
+      const double reduce = nn::ring_allreduce_seconds(bytes, static_cast<std::size_t>(n), l / 8, kLatency);
+      const double plain = compute[32] + reduce + update, overlapped = std::max(compute[32], reduce) + update;
+      fmt::print(" {:>22}", fmt::format("{:.1f}x, {:.1f}x", n * one / plain, n * one / overlapped));
+    }
+    fmt::print("\n");
+  }
   nn::create_folders(plots);
   nn::plot::Png png(plots / "14-cost-model.png", 1100, 480);
   auto& gp = png.gp();
@@ -157,18 +176,32 @@ void cost_model(const nn::Tensor& x_train, const nn::Tensor& y_train, const std:
      << "set logscale x 2; set xrange [0.8:40]; set xlabel 'processes N'; set grid; set key top left\n"
      << "set logscale y; set ylabel 'ms per step'; set title 'step time'\n"
      << "plot '-' with linespoints lw 2 title '1 Gb/s', '-' with linespoints lw 2 title '10 Gb/s', "
-        "'-' with linespoints lw 2 title '100 Gb/s', '-' with points pt 7 ps 1.6 title 'measured, this machine'\n";
+        "'-' with linespoints lw 2 title '100 Gb/s', '-' with points pt 7 ps 1.6 lc rgb 'black' "
+        "title 'measured here: N processes x 1 thread, one machine'\n";
   for (double l : links) {
     for (int n : ns) gp << n << ' ' << 1e3 * step_seconds(n, l) << '\n';
     gp << "e\n";
   }
-  for (const Measured& m : measured) gp << m.processes << ' ' << m.step_ms << '\n';
+  for (const Measured& m : measured)
+    if (m.threads == 1) gp << m.processes << ' ' << m.step_ms << '\n';  // N processes of one thread each
   gp << "e\n";
-  gp << "unset logscale y; set ylabel 'speed-up over 1 process'; set title 'speed-up'; set yrange [0:*]\n"
-     << "plot '-' with linespoints lw 2 title '1 Gb/s', '-' with linespoints lw 2 title '10 Gb/s', "
-        "'-' with linespoints lw 2 title '100 Gb/s', x with lines dt 2 lc rgb 'gray' title 'N times'\n";
+  // Right: images per second over one process's, for the global batch of 32
+  // (solid) and for 32 rows per process (dashed), beside N times (dotted).
+  gp << "set logscale y 2; set yrange [0.03:64]; set ylabel 'images per second, over 1 process'\n"
+     << "set title 'speed-up: global batch 32 (solid), 32 rows per process (dashed)'; set key top left\n"
+     << "plot '-' with linespoints lw 2 lc 1 title '1 Gb/s', '-' with linespoints lw 2 lc 2 title '10 Gb/s', "
+        "'-' with linespoints lw 2 lc 3 title '100 Gb/s', '-' with linespoints lw 2 dt 2 lc 1 notitle, "
+        "'-' with linespoints lw 2 dt 2 lc 2 notitle, '-' with linespoints lw 2 dt 2 lc 3 notitle, "
+        "x with lines dt 3 lc rgb 'gray' title 'N times'\n";
   for (double l : links) {
     for (int n : ns) gp << n << ' ' << one / step_seconds(n, l) << '\n';
+    gp << "e\n";
+  }
+  for (double l : links) {
+    for (int n : ns)
+      gp << n << ' '
+         << n * one / (compute[32] + nn::ring_allreduce_seconds(bytes, static_cast<std::size_t>(n), l / 8, kLatency) + update)
+         << '\n';
     gp << "e\n";
   }
   gp << "unset multiplot\n";
