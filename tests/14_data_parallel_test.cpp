@@ -202,6 +202,12 @@ testing_nn::ProgramRun mpirun(int processes, std::vector<std::string> args, cons
   return testing_nn::run_command("timeout", all);
 }
 
+std::string file_bytes(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  EXPECT_TRUE(in) << file;
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
 std::string test_accuracy(const std::string& output) {
   std::smatch m;
   return std::regex_search(output, m, std::regex("test accuracy: ([0-9.]+)")) ? m[1].str() : "none";
@@ -211,13 +217,20 @@ TEST(DataParallelMpi, TwoProcessesTrainTheWeightsOfOne) {
   TempDir dir;
   const std::vector<std::string> common{"--seed", "3", "--threads", "1", "--max-steps", "300", "--plots",
                                         (dir / "plots").string()};
-  std::vector<std::string> one = common, two = common;
+  std::vector<std::string> one = common, two = common, shards = common;
   one.insert(one.end(), {"--save", (dir / "one").string()});
   two.insert(two.end(), {"--save", (dir / "two").string()});
+  shards.insert(shards.end(), {"--shards", "2", "--save", (dir / "shards").string()});
   const testing_nn::ProgramRun r1 = testing_nn::run_program("ch14-data-parallel", one);
   const testing_nn::ProgramRun r2 = mpirun(2, two);
+  const testing_nn::ProgramRun rs = testing_nn::run_program("ch14-data-parallel", shards);
   ASSERT_EQ(r1.exit_code, 0) << r1.output;
   ASSERT_EQ(r2.exit_code, 0) << r2.output;
+  ASSERT_EQ(rs.exit_code, 0) << rs.output;
+  // Two processes are one process computing the two shards in turn: every file the same bytes.
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "two"))
+    EXPECT_EQ(file_bytes(entry.path()), file_bytes(dir / "shards" / entry.path().filename()))
+        << entry.path().filename();
   EXPECT_THAT(r2.output, HasSubstr("rank 1: rows 16..31 of every global batch of 32"));
   EXPECT_THAT(r2.output, HasSubstr("the weights are the same on every process"));
   EXPECT_EQ(test_accuracy(r1.output), test_accuracy(r2.output)) << r1.output << r2.output;
@@ -250,11 +263,8 @@ TEST(DataParallelMpi, OneProcessTrainsChapter10sWeightsBitForBit) {
   ASSERT_EQ(testing_nn::run_program("ch10-fit", ch10).exit_code, 0);
   const testing_nn::ProgramRun r = mpirun(1, ch14);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const auto& entry : std::filesystem::directory_iterator(dir / "ch10")) {
-    std::ifstream f1(entry.path(), std::ios::binary), f2(dir / "ch14" / entry.path().filename(), std::ios::binary);
-    const std::string b1{std::istreambuf_iterator<char>(f1), {}}, b2{std::istreambuf_iterator<char>(f2), {}};
-    EXPECT_EQ(b1, b2) << entry.path().filename();
-  }
+  for (const auto& entry : std::filesystem::directory_iterator(dir / "ch10"))
+    EXPECT_EQ(file_bytes(entry.path()), file_bytes(dir / "ch14" / entry.path().filename())) << entry.path().filename();
 }
 
 TEST(DataParallelMpi, AHostfileOfLocalhostSlotsRunsTheSameJob) {
@@ -288,6 +298,13 @@ TEST(DataParallelMpi, MissingDataStopsEveryProcessWithOneClearError) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_THAT(r.output, HasSubstr("error:"));
   EXPECT_THAT(r.output, HasSubstr("no-such-data"));
+}
+
+TEST(DataParallelMpi, ShardsInOneProcessOnlyWithoutMpirun) {
+  TempDir dir;
+  const testing_nn::ProgramRun r = mpirun(2, {"--shards", "2", "--plots", (dir / "plots").string()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_THAT(r.output, HasSubstr("2 shards in one process: only in a job of one process, not of 2"));
 }
 
 TEST(DataParallelMpi, BadOptionsAreRefused) {

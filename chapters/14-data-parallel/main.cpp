@@ -235,6 +235,11 @@ int main(int argc, char** argv) {
              "draw the modelled step time and speed-up with the measured runs in FILE (timing lines; "
              "chapters/14-data-parallel/cost-model.sh), instead of training; one process only",
              &cost_model_file);
+  int shards = 1;
+  cli.option("--shards", "K",
+             "without mpirun: compute each batch as K processes would, one shard after the other, and add them in "
+             "rank order (the reference that mpirun -np K must equal)",
+             &shards, {1, 32});
   cli.option("--kill-rank", "R:S", "a test of faults: rank R kills itself (SIGKILL) at step S", &kill);
   const std::string program = ranks > 1 ? fmt::format("ch14-data-parallel: rank {}", rank) : "ch14-data-parallel";
   const int status = nn::cli::run(program, [&] {
@@ -277,13 +282,15 @@ int main(int argc, char** argv) {
                       "way, and give every host the same --threads");
     if (rank == 0) {
       fmt::print("{}, {} process{} (seed {})\n", nn::kernels_line(), ranks, ranks > 1 ? "es" : "", seed);
-      for (int r = 0; r < ranks; ++r) {
-        const nn::Shard s = nn::shard_of(32, static_cast<std::size_t>(r), static_cast<std::size_t>(ranks));
-        fmt::print("rank {}: rows {}..{} of every global batch of 32\n", r, s.first, s.first + s.count - 1);
+      const int parts = std::max(ranks, shards);
+      for (int r = 0; r < parts; ++r) {
+        const nn::Shard s = nn::shard_of(32, static_cast<std::size_t>(r), static_cast<std::size_t>(parts));
+        fmt::print("{} {}: rows {}..{} of every global batch of 32\n", ranks > 1 ? "rank" : "shard", r, s.first,
+                   s.first + s.count - 1);
       }
     }
 
-    nn::DataParallel dp;
+    nn::DataParallel dp(static_cast<std::size_t>(shards));
     if (kill_rank >= 0) dp.kill_at(kill_rank, kill_step);
     // [snippet ch14-fit]
     const nn::History h = model.fit(

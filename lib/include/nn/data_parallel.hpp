@@ -96,7 +96,12 @@ bool same_everywhere(std::uint64_t value);
 // Keras's train step under a mirrored strategy, for FitOptions::train_step.
 class DataParallel {
  public:
-  DataParallel();  // needs MPI initialized (mpi::Session)
+  // Needs MPI initialized (mpi::Session). `shards` > 1, in a job of one
+  // process only: that process computes each batch as `shards` processes
+  // would, one shard after the other, and adds their gradients in rank order,
+  // as MPI_SUM adds two processes' blocks: the reference that a run of 2
+  // processes must equal bit for bit.
+  explicit DataParallel(std::size_t shards = 1);
   int rank() const { return rank_; }
   int size() const { return size_; }
 
@@ -122,7 +127,8 @@ class DataParallel {
 
  private:
   int rank_ = 0, size_ = 1;
-  std::vector<float> flat_;
+  std::size_t shards_ = 1;  // size_, or the shards one process computes in turn
+  std::vector<float> flat_, part_;
   Times times_;
   int kill_rank_ = -1;
   std::size_t kill_step_ = 0;

@@ -134,7 +134,12 @@ bool same_everywhere(std::uint64_t value) {
 
 }  // namespace mpi
 
-DataParallel::DataParallel() : rank_(mpi::rank()), size_(mpi::size()) {}
+DataParallel::DataParallel(std::size_t shards)
+    : rank_(mpi::rank()), size_(mpi::size()), shards_(static_cast<std::size_t>(size_)) {
+  if (shards > 1 && size_ > 1)
+    throw Error(fmt::format("{} shards in one process: only in a job of one process, not of {}", shards, size_));
+  if (shards > 1) shards_ = shards;
+}
 
 void set_first_row(Sequential& model, std::size_t first) {
   for (const auto& layer : model.layers())
@@ -148,13 +153,30 @@ double DataParallel::train_step(Sequential& model, const Tensor& x, const Tensor
   if (static_cast<int>(rank_) == kill_rank_ && times_.steps == kill_step_) std::raise(SIGKILL);
   flat_.resize(flat_gradient_size(model));
   const auto t0 = clock::now();
-  // [snippet data-parallel-step]
-  const Shard shard = shard_of(x.dim(0), static_cast<std::size_t>(rank_), static_cast<std::size_t>(size_));
-  set_first_row(model, shard.first);  // Dropout: the global batch's mask for these rows
-  std::size_t shard_correct = 0;
-  double totals[2] = {shard_gradients(model, x, y, shard, x.dim(0), flat_, &shard_correct),  // this rank's share
-                      static_cast<double>(shard_correct)};
+  double totals[2] = {0, 0};
+  if (size_ == 1 && shards_ > 1) {  // one process playing `shards_` of them, in rank order
+    part_.resize(flat_.size());
+    for (std::size_t s = 0; s < shards_; ++s) {
+      const Shard shard = shard_of(x.dim(0), s, shards_);
+      set_first_row(model, shard.first);
+      std::size_t c = 0;
+      totals[0] += shard_gradients(model, x, y, shard, x.dim(0), s == 0 ? flat_ : part_, &c);
+      totals[1] += static_cast<double>(c);
+      if (s > 0)
+        for (std::size_t i = 0; i < flat_.size(); ++i) flat_[i] += part_[i];
+    }
+    set_first_row(model, 0);
+  } else {
+    // [snippet data-parallel-step]
+    const Shard shard = shard_of(x.dim(0), static_cast<std::size_t>(rank_), static_cast<std::size_t>(size_));
+    set_first_row(model, shard.first);  // Dropout: the global batch's mask for these rows
+    std::size_t shard_correct = 0;
+    totals[0] = shard_gradients(model, x, y, shard, x.dim(0), flat_, &shard_correct);  // this rank's share
+    totals[1] = static_cast<double>(shard_correct);
+    // [end snippet data-parallel-step]
+  }
   const auto t1 = clock::now();
+  // [snippet data-parallel-sum]
   // Sum every rank's share, in place: afterwards each rank holds the global batch's gradient.
   MPI_Allreduce(MPI_IN_PLACE, flat_.data(), static_cast<int>(flat_.size()), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   MPI_Allreduce(MPI_IN_PLACE, totals, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);  // the loss, the matches
@@ -163,7 +185,7 @@ double DataParallel::train_step(Sequential& model, const Tensor& x, const Tensor
     scatter_gradients(model, flat_);
     model.optimizer().step(model.parameters());  // the same update on every rank
   }
-  // [end snippet data-parallel-step]
+  // [end snippet data-parallel-sum]
   const auto t3 = clock::now();
   times_.compute += seconds(t0, t1);
   times_.allreduce += seconds(t1, t2);
