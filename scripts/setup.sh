@@ -29,6 +29,7 @@ packages=(
   dataset-fashion-mnist
   libdnnl-dev  # oneDNN: the industrial rung of chapter 04's benchmark (optional for the build)
   openmpi-bin libopenmpi-dev  # Open MPI: chapter 14's processes (mpirun) and their all-reduce
+  libonnx-dev libprotobuf-dev  # ONNX's protobuf classes and checker: chapter 11 exports the model as ONNX
 )
 # The playground (docs/playground): the library compiled to WebAssembly, served
 # by python3, tested in headless Chromium; curl and bzip2 fetch and unpack

@@ -20,6 +20,7 @@
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
 #include "nn/io.hpp"
+#include "nn/onnx_export.hpp"
 #include "nn/mnist.hpp"
 #include "nn/model.hpp"
 #include "nn/normalize.hpp"
@@ -310,6 +311,8 @@ int main(int argc, char** argv) {
   cli.flag("--nesterov", "Nesterov momentum (with --momentum)", &nesterov);
   cli.option("--save", "DIR", "save the weights as .npy files after every epoch (chapter 11 loads them)", &save);
   cli.flag("--no-save", "do not save the weights", &no_save);
+  std::filesystem::path onnx;
+  cli.option("--export-onnx", "FILE", "also write the trained model as an ONNX file (chapter 11)", &onnx);
   cli.option("--load", "DIR", "start from the weights saved in DIR", &load);
   cli.option("--max-steps", "N", "stop after N batches (0: save the initial weights untouched)", &max_steps,
              "no limit", {0, 1'000'000'000});
@@ -548,6 +551,10 @@ int main(int argc, char** argv) {
     // --max-steps 0 trains nothing and saves the initial (or loaded) weights untouched.
     if (!save.empty() && history.epochs.empty() && !history.nan_loss && !history.interrupted) model.save(save);
     if (!save.empty()) fmt::print("Weights in {}\n", save.string());
+    if (!onnx.empty() && !history.nan_loss) {
+      nn::export_onnx(model, onnx);  // checked by ONNX's checker, written whole
+      fmt::print("ONNX model in {}\n", onnx.string());
+    }
 
     if (!history.epochs.empty()) {
       nn::create_folders(common.plots);

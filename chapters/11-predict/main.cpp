@@ -20,6 +20,7 @@
 #include <optional>
 #include <random>
 
+#include "nn/onnx_export.hpp"
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
 #include "nn/metrics.hpp"
@@ -143,6 +144,9 @@ int main(int argc, char** argv) {
   bool timing = false;
   int threads = 0;
   cli.option("--load", "DIR", "the weights chapter 10 saved", &load);
+  std::filesystem::path onnx;
+  cli.option("--export-onnx", "FILE",
+             "write the loaded model as an ONNX file and stop (ONNX Runtime runs it: tools/onnx-runtime)", &onnx);
   cli.option("--index", "I", "predict test image I", &index, "a random one", nn::cli::kIndexRange);
   cli.option("--image", "FILE", "predict your own 28x28 digit, a PGM file (P2 or P5)", &image);
   cli.option("--probabilities", "FILE",
@@ -172,6 +176,14 @@ int main(int argc, char** argv) {
       throw nn::Error(fmt::format("{}: the test set is empty: there is no image to predict or evaluate",
                                   common.data.string()));
     nn::Sequential model = nn::cli::load_trained_model(load);
+    if (!onnx.empty()) {
+      // [snippet ch11-export]
+      nn::export_onnx(model, onnx);  // Keras 3: model.export("mnist.onnx", format="onnx")
+      // [end snippet ch11-export]
+      fmt::print("{} -> {}: input (N, 28, 28, 1), probabilities (N, 10), ONNX opset {}\n", load.string(),
+                 onnx.string(), nn::kOnnxOpset);
+      return 0;
+    }
     if (timing) {
       const std::size_t i = index ? nn::cli::checked_index("--index", *index, m.x_test.shape[0], "the test set") : 0;
       time_inference(model, m, i, static_cast<std::size_t>(batch_size.value_or(32)),

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/onnx_export.hpp"
 #include "nn/cli.hpp"
 #include "nn/error.hpp"
 #include "nn/io.hpp"
@@ -317,6 +318,8 @@ int main(int argc, char** argv) {
   cli.option("--max-steps", "N", "stop after N batches", &max_steps, "no limit", {0, 1'000'000'000});
   cli.option("--threads", "N", "worker threads (0: one per core)", &threads, {0, 256});
   cli.option("--save", "DIR", "save the trained weights as .npy files in DIR", &save);
+  std::filesystem::path onnx;
+  cli.option("--export-onnx", "FILE", "also write the trained model as an ONNX file (chapter 11)", &onnx);
   cli.flag("--no-save", "save nothing (the default unless --save is given)", &no_save);
   cli.option("--probabilities", "FILE",
              "also write the test set's (N, 10) probabilities after training to FILE as .npy, and print its loss "
@@ -414,6 +417,10 @@ int main(int argc, char** argv) {
     if (!save.empty()) {
       model.save(save, static_cast<int>(history.epochs.size()));
       fmt::print("Weights in {}\n", save.string());
+    }
+    if (!onnx.empty()) {
+      nn::export_onnx(model, onnx);  // checked by ONNX's checker, written whole
+      fmt::print("ONNX model in {}\n", onnx.string());
     }
     // The trained model as saved: before any --refresh-statistics.
     if (!probabilities.empty()) nn::cli::write_probabilities(probabilities, model.predict(x_test), test);

@@ -111,6 +111,7 @@ class Sequential {
  public:
   // The shape of one sample, without the batch axis: (28, 28, 1).
   explicit Sequential(Shape input_shape);
+  const Shape& input_shape() const { return input_shape_; }  // of one sample
 
   // Appends a layer: builds it for the previous layer's output shape
   // (Layer::build, e.g. Dense's kernel for the input width), checks that it
