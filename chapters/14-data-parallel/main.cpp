@@ -43,6 +43,20 @@
 #include "nn/parallel.hpp"
 #include "nn/plot.hpp"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define NN_ADDRESS_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define NN_ADDRESS_SANITIZER 1
+#endif
+#endif
+#ifdef NN_ADDRESS_SANITIZER
+// A sanitizer build: Open MPI keeps some of MPI_Init's allocations for the
+// life of the process, which LeakSanitizer would report at exit. The
+// library's own code is leak-checked by its tests, which never start MPI.
+extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
+#endif
+
 namespace {
 
 // How many processes of this job share this machine.
