@@ -5,7 +5,8 @@
 #
 # The C library and libstdc++ for arm64 come with the cross compiler (in
 # /usr/aarch64-linux-gnu). The course's other libraries (fmt, GoogleTest,
-# Google Benchmark, zlib, Boost) are arm64 Debian packages extracted into
+# Google Benchmark, zlib, Boost, ONNX, protobuf, Open MPI) and, for the runs
+# under qemu, the arm64 C library are arm64 Debian packages extracted into
 # NN_ARM64_SYSROOT by scripts/cross-aarch64.sh, which also runs the tests
 # under qemu-aarch64: installing them with apt next to the amd64 ones would
 # have to match the amd64 versions exactly.
@@ -38,9 +39,33 @@ set(_nn_arm64_libs "${NN_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu:${NN_ARM64_SYS
 string(APPEND CMAKE_EXE_LINKER_FLAGS_INIT " -Wl,-rpath-link,${_nn_arm64_libs}")
 string(APPEND CMAKE_SHARED_LINKER_FLAGS_INIT " -Wl,-rpath-link,${_nn_arm64_libs}")
 
-# ctest (and gtest_discover_tests) run the arm64 programs through qemu, with
-# the cross toolchain's C library and the extracted libraries.
+# ctest (and gtest_discover_tests) run the arm64 programs through qemu. With
+# Debian's arm64 C library in the sysroot (scripts/cross-aarch64.sh puts it
+# there), qemu takes the sysroot as the arm64 root (-L): every library and
+# plugin is found where an arm64 Debian has it, Open MPI's included. Otherwise
+# the cross toolchain's C library and the extracted libraries' folders.
 find_program(NN_QEMU_AARCH64 qemu-aarch64)
 if(NN_QEMU_AARCH64)
-  set(CMAKE_CROSSCOMPILING_EMULATOR "${NN_QEMU_AARCH64};-L;/usr/aarch64-linux-gnu;-E;LD_LIBRARY_PATH=${_nn_arm64_libs}")
+  if(EXISTS "${NN_ARM64_SYSROOT}/lib/ld-linux-aarch64.so.1")
+    set(CMAKE_CROSSCOMPILING_EMULATOR "${NN_QEMU_AARCH64};-L;${NN_ARM64_SYSROOT}")
+  else()
+    set(CMAKE_CROSSCOMPILING_EMULATOR "${NN_QEMU_AARCH64};-L;/usr/aarch64-linux-gnu;-E;LD_LIBRARY_PATH=${_nn_arm64_libs}")
+  endif()
 endif()
+
+# pkg-config (FindMPI asks it for Open MPI) reads the arm64 .pc files only,
+# with their paths moved into the sysroot: the host's would name amd64 libraries.
+set(ENV{PKG_CONFIG_LIBDIR} "${NN_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu/pkgconfig:${NN_ARM64_SYSROOT}/usr/share/pkgconfig")
+set(ENV{PKG_CONFIG_SYSROOT_DIR} "${NN_ARM64_SYSROOT}")
+
+# Open MPI (nn_distributed): FindMPI would ask the host's mpicxx wrapper, which
+# names amd64 libraries, and the arm64 packages, unpacked rather than
+# installed, lack the mpi-cxx.pc link that Debian's alternatives make. So the
+# arm64 headers and libmpi are named here. The course calls MPI's C interface
+# only: no C++ bindings are looked for.
+set(_nn_arm64_ompi "${NN_ARM64_SYSROOT}/usr/lib/aarch64-linux-gnu/openmpi")
+set(MPI_SKIP_COMPILER_WRAPPER ON CACHE BOOL "")
+set(MPI_CXX_SKIP_MPICXX ON CACHE BOOL "")
+set(MPI_CXX_ADDITIONAL_INCLUDE_DIRS "${_nn_arm64_ompi}/include" CACHE STRING "")
+set(MPI_CXX_LIB_NAMES mpi CACHE STRING "")
+set(MPI_mpi_LIBRARY "${_nn_arm64_ompi}/lib/libmpi.so" CACHE FILEPATH "")

@@ -9,16 +9,20 @@
 # (that adds lists only; nothing is installed or upgraded).
 #
 # The arm64 libraries the course links (fmt, GoogleTest, Google Benchmark,
-# zlib, Boost) are downloaded with `apt-get download` and unpacked with
-# `dpkg -x` into the sysroot folder (default /tmp/sysroot-arm64), NOT
-# installed: apt would insist on arm64 versions identical to the amd64 ones.
+# zlib, Boost, ONNX, protobuf, Open MPI) and the arm64 C library are
+# downloaded with `apt-get download` and unpacked with `dpkg -x` into the
+# sysroot folder (default /tmp/sysroot-arm64), NOT installed: apt would insist
+# on arm64 versions identical to the amd64 ones. Chapter 14's tests start the
+# host's mpirun, which starts each arm64 rank through qemu.
 # Then: configure with cmake/aarch64-linux-gnu.cmake, build everything
 # (benchmarks included), and run ctest; the toolchain file makes ctest run
 # each test through qemu-aarch64. Everything after `--` goes to ctest. Under
-# qemu the chapter 10 trainings take minutes each; to leave them out (and the
-# runs of chapters 04, 07 and 11 that load their weights):
+# qemu the chapter 10 trainings take minutes each, and chapter 14's two
+# trainings of hundreds of steps run past their tests' 120 s limit (about
+# 0.7 s a step under qemu); to leave them out (and the runs of chapters 04, 07
+# and 11 that load chapter 10's weights):
 #   scripts/cross-aarch64.sh -- -j2 -FA test-weights \
-#       -E '^ch10-fit\.(runs|default-lr-.*)$|^ch11-predict\.(runs|own-image)$|^ch0[47]-.*\.load$'
+#       -E '^ch10-fit\.(runs|default-lr-.*)$|^ch11-predict\.(runs|own-image)$|^ch0[47]-.*\.load$|^DataParallelMpi\.(TwoProcessesTrainTheWeightsOfOne|OneProcessTrainsChapter10sWeightsBitForBit)$'
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +34,7 @@ while [[ $# -gt 0 ]]; do
     --sysroot) sysroot=$2; shift 2 ;;
     --build) build=$2; shift 2 ;;
     --) shift; ctest_args=("$@"); break ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "cross-aarch64.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -56,8 +60,19 @@ packages=(
   libboost-filesystem1.74-dev libboost-filesystem1.74.0
   libboost-regex1.74-dev libboost-regex1.74.0 libicu72
   libbz2-1.0 liblzma5 libzstd1
+  # nn_onnx: ONNX and protobuf
+  libonnx-dev libonnx1 libonnxifi
+  libprotobuf-dev libprotobuf32 libprotobuf-lite32
+  # nn_distributed: Open MPI and the libraries libmpi needs
+  libopenmpi-dev libopenmpi3
+  libevent-core-2.1-7 libevent-pthreads-2.1-7 libfabric1 libhwloc15
+  libibverbs1 librdmacm1 libnl-3-200 libnl-route-3-200 libpmix2 libucx0
+  libnuma1 libudev1 libmunge2 libatomic1
+  # the arm64 C library, for the programs run under qemu (qemu -L SYSROOT)
+  libc6 libstdc++6 libgcc-s1
 )
-if [[ ! -f "$sysroot/.complete" ]]; then
+# The sysroot is made again (extracted over itself) when the list changes.
+if [[ "$(cat "$sysroot/.complete" 2>/dev/null)" != "${packages[*]}" ]]; then
   echo "== arm64 packages into $sysroot"
   debs=$(mktemp -d)
   (cd "$debs" && apt-get download "${packages[@]/%/:arm64}" libgnuplot-iostream-dev)
@@ -69,7 +84,7 @@ if [[ ! -f "$sysroot/.complete" ]]; then
   find "$sysroot" -type l -lname '/*' | while read -r link; do
     ln -sfn "$sysroot$(readlink "$link")" "$link"
   done
-  touch "$sysroot/.complete"
+  echo "${packages[*]}" > "$sysroot/.complete"
 fi
 
 echo "== configure and build in $build"

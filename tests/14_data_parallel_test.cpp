@@ -195,7 +195,8 @@ testing_nn::ProgramRun mpirun(int processes, std::vector<std::string> args, cons
   std::vector<std::string> all{"120", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np",
                                std::to_string(processes)};
   if (!hostfile.empty()) all.insert(all.end(), {"--hostfile", hostfile});
-  all.push_back(std::string(NN_BIN_DIR) + "/ch14-data-parallel");
+  const std::vector<std::string> program = testing_nn::program_words("ch14-data-parallel");
+  all.insert(all.end(), program.begin(), program.end());
   all.insert(all.end(), args.begin(), args.end());
   return testing_nn::run_command("timeout", all);
 }

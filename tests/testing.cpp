@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <random>
+#include <sstream>
 
 #include "nn/error.hpp"
 #include "nn/idx.hpp"
@@ -141,12 +142,23 @@ ProgramRun run_shell(std::string command, const std::vector<std::string>& args) 
 }
 }  // namespace
 
-ProgramRun run_program(const std::string& program, const std::vector<std::string>& args) {
-  std::string command = shell_quoted((fs::path(NN_BIN_DIR) / program).string());
+std::vector<std::string> program_words(const std::string& program) {
+  std::vector<std::string> words;
 #ifdef NN_EMULATOR
-  command = NN_EMULATOR " " + command;  // a cross build: qemu and its options, words without spaces
+  // A cross build: qemu and its options, words without spaces.
+  std::istringstream emulator(NN_EMULATOR);
+  for (std::string word; emulator >> word;) words.push_back(word);
 #endif
-  return run_shell(command, args);
+  words.push_back((fs::path(NN_BIN_DIR) / program).string());
+  return words;
+}
+
+ProgramRun run_program(const std::string& program, const std::vector<std::string>& args) {
+  std::vector<std::string> words = program_words(program);
+  const std::string command = shell_quoted(words.front());
+  words.erase(words.begin());
+  words.insert(words.end(), args.begin(), args.end());
+  return run_shell(command, words);
 }
 
 ProgramRun run_command(const std::string& command, const std::vector<std::string>& args) {

@@ -62,6 +62,10 @@ struct ProgramRun {
 // Runs build/bin/<program> with `args` and waits for it. (The test target
 // must depend on the program's target: tests/CMakeLists.txt.)
 ProgramRun run_program(const std::string& program, const std::vector<std::string>& args);
+// The words that start build/bin/<program>: its path, after the emulator and
+// its options in a cross build (qemu), for a command such as mpirun that
+// starts the program itself.
+std::vector<std::string> program_words(const std::string& program);
 // Runs `command` (a program on the PATH, or a path) with `args`, quoted for
 // the shell, and waits for it: for the tests that start mpirun.
 ProgramRun run_command(const std::string& command, const std::vector<std::string>& args);
