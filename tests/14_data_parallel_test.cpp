@@ -191,8 +191,15 @@ TEST(DataParallel, TwoShardsGradientsSumToTheBatchsWithinTheReorderingBound) {
 // mpirun with the options a test machine needs: as root (CI runs as root), and
 // ranks on a machine of 2 cores while other tests run.
 testing_nn::ProgramRun mpirun(int processes, std::vector<std::string> args, const std::string& hostfile = "") {
-  // `timeout`: a job that hangs (a rank waiting forever for a dead one) fails the test with 124.
-  std::vector<std::string> all{"120", "mpirun", "--allow-run-as-root", "--oversubscribe", "-np",
+  // `timeout`: a job that hangs (a rank waiting forever for a dead one) fails
+  // the test with 124. Under a cross build's emulator (qemu) a step takes a
+  // few hundred times as long, and the limit grows with it.
+#ifdef NN_EMULATOR
+  const std::string limit_seconds = "3600";
+#else
+  const std::string limit_seconds = "120";
+#endif
+  std::vector<std::string> all{limit_seconds, "mpirun", "--allow-run-as-root", "--oversubscribe", "-np",
                                std::to_string(processes)};
   if (!hostfile.empty()) all.insert(all.end(), {"--hostfile", hostfile});
   const std::vector<std::string> program = testing_nn::program_words("ch14-data-parallel");
